@@ -1,0 +1,19 @@
+/**
+ * `geo-operator`: the one CLI. Subcommands are registered from their own modules so this file
+ * stays a table of contents.
+ */
+import { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { registerCrdsCommand } from "./commands/crds.ts";
+
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+
+const program = new Command()
+  .name("geo-operator")
+  .description("Replicates and verifies application data (S3 blobs, git repositories) from a primary site to secondary sites.")
+  .version(pkg.version)
+  .showHelpAfterError();
+
+registerCrdsCommand(program);
+
+await program.parseAsync(process.argv);

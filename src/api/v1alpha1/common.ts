@@ -1,0 +1,99 @@
+/**
+ * Schema fragments shared by both kinds. Everything here is plain data in the shape of an
+ * apiextensions.k8s.io/v1 structural schema; `crds.ts` assembles the kinds from it.
+ */
+export type JSONSchema = {
+  type?: "object" | "array" | "string" | "integer" | "number" | "boolean";
+  description?: string;
+  properties?: Record<string, JSONSchema>;
+  required?: string[];
+  items?: JSONSchema;
+  enum?: (string | number | boolean)[];
+  default?: unknown;
+  format?: string;
+  pattern?: string;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  additionalProperties?: boolean | JSONSchema;
+  "x-kubernetes-validations"?: { rule: string; message: string; reason?: string; fieldPath?: string }[];
+  "x-kubernetes-list-type"?: "atomic" | "set" | "map";
+  "x-kubernetes-list-map-keys"?: string[];
+  "x-kubernetes-preserve-unknown-fields"?: boolean;
+};
+
+export const GROUP = "geo.replication.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Kubernetes object names for Secrets: RFC 1123 subdomain. */
+export const secretName: JSONSchema = {
+  type: "string",
+  minLength: 1,
+  maxLength: 253,
+  pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+  description: "Name of a Secret in the same namespace.",
+};
+
+export function secretKeyRef(defaultKey: string, description: string): JSONSchema {
+  return {
+    type: "object",
+    description,
+    required: ["name"],
+    properties: {
+      name: secretName,
+      key: {
+        type: "string",
+        default: defaultKey,
+        minLength: 1,
+        maxLength: 253,
+        pattern: "^[-._a-zA-Z0-9]+$",
+        description: `Key inside the Secret (default "${defaultKey}").`,
+      },
+    },
+  };
+}
+
+/** Go-style durations limited to the units that make sense for schedules: "90s", "10m", "1h30m". */
+export function duration(defaultValue: string, description: string): JSONSchema {
+  return {
+    type: "string",
+    default: defaultValue,
+    pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",
+    maxLength: 32,
+    description: `${description} A duration such as "30s", "10m" or "168h" (default "${defaultValue}").`,
+  };
+}
+
+/** SQL identifiers we quote ourselves; still restricted so that a typo cannot reach a database. */
+export function sqlIdentifier(description: string, defaultValue?: string): JSONSchema {
+  return {
+    type: "string",
+    description,
+    pattern: "^[a-z_][a-z0-9_]*$",
+    maxLength: 63,
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+  };
+}
+
+export const conditions: JSONSchema = {
+  type: "array",
+  description: "Standard Kubernetes conditions; `Ready` summarises the others.",
+  "x-kubernetes-list-type": "map",
+  "x-kubernetes-list-map-keys": ["type"],
+  items: {
+    type: "object",
+    required: ["type", "status", "lastTransitionTime", "reason", "message"],
+    properties: {
+      type: { type: "string", maxLength: 316, pattern: "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$" },
+      status: { type: "string", enum: ["True", "False", "Unknown"] },
+      observedGeneration: { type: "integer", format: "int64", minimum: 0 },
+      lastTransitionTime: { type: "string", format: "date-time" },
+      reason: { type: "string", maxLength: 1024, minLength: 1, pattern: "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$" },
+      message: { type: "string", maxLength: 32768 },
+    },
+  },
+};

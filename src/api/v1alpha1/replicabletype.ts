@@ -1,0 +1,192 @@
+import { conditions, duration, sqlIdentifier, type JSONSchema } from "./common.ts";
+
+/**
+ * The longest identifier derived from a type name is the registry's unique index,
+ * `index_<name>_registry_on_<name>_id`: 2·len + 22 bytes, which must fit PostgreSQL's 63.
+ */
+export const MAX_TYPE_NAME_LENGTH = 20;
+export const SNAKE_CASE = "^[a-z][a-z0-9]*(_[a-z0-9]+)*$";
+
+/** `{column}` placeholders in key and path templates. */
+const TEMPLATE = "^([^{}]|\\{[a-z_][a-z0-9_]*\\})+$";
+
+const columnOrTemplate = (what: string, example: string): JSONSchema => ({
+  type: "object",
+  description: `Where each record's ${what} comes from: one column, or a template over columns such as "${example}".`,
+  properties: {
+    column: sqlIdentifier(`Column holding the ${what}.`),
+    template: {
+      type: "string",
+      minLength: 1,
+      maxLength: 1024,
+      pattern: TEMPLATE,
+      description: `Template with {column} placeholders, e.g. "${example}".`,
+    },
+  },
+  "x-kubernetes-validations": [
+    { rule: "has(self.column) != has(self.template)", message: `set exactly one of column or template for the ${what}` },
+  ],
+});
+
+export const replicableTypeSpec: JSONSchema = {
+  type: "object",
+  required: ["name", "strategy", "source"],
+  properties: {
+    name: {
+      type: "string",
+      minLength: 1,
+      maxLength: MAX_TYPE_NAME_LENGTH,
+      pattern: SNAKE_CASE,
+      description:
+        "Singular snake_case name such as cool_widget. Tables <name>_registry and <name>_states are derived from it, so it is at most 20 characters (PostgreSQL's 63-byte identifier limit). Immutable.",
+      "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "name is immutable: it names the registry tables" }],
+    },
+    plural: {
+      type: "string",
+      minLength: 1,
+      maxLength: 64,
+      pattern: SNAKE_CASE,
+      description: "Plural used in metric and status names (geo_<plural>_synced). Defaults to name + \"s\"; set it for irregular plurals (design_repository → design_repositories).",
+    },
+    strategy: {
+      type: "string",
+      enum: ["blob", "repository"],
+      description: "blob: objects in S3-compatible storage. repository: git repositories. Immutable.",
+      "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "strategy is immutable" }],
+    },
+    source: {
+      type: "object",
+      description: "The model table on the primary's main database: one row per replicable.",
+      required: ["table"],
+      properties: {
+        schema: sqlIdentifier("Schema of the model table.", "public"),
+        table: sqlIdentifier("Model table, e.g. cool_widgets."),
+        idColumn: sqlIdentifier("Primary key column (bigint).", "id"),
+        objectKey: columnOrTemplate("object key (blob strategy)", "widgets/{id}/{file_name}"),
+        repositoryPath: columnOrTemplate("repository path (repository strategy)", "{disk_path}.git"),
+        namespaceColumn: sqlIdentifier("Column with the record's namespace id, for selective sync by namespace."),
+        namespaceTable: sqlIdentifier("Table of namespaces (id, parent) so that selective sync includes descendants."),
+        namespaceParentColumn: sqlIdentifier("Parent column in namespaceTable."),
+        shardColumn: sqlIdentifier("Column naming the record's storage shard, for selective sync by shard."),
+      },
+      "x-kubernetes-validations": [
+        { rule: "!has(self.namespaceTable) || (has(self.namespaceColumn) && has(self.namespaceParentColumn))", message: "source.namespaceTable needs both namespaceColumn and namespaceParentColumn" },
+        { rule: "!has(self.namespaceParentColumn) || has(self.namespaceTable)", message: "source.namespaceParentColumn needs source.namespaceTable" },
+      ],
+    },
+    replication: {
+      type: "object",
+      default: {},
+      description: "GitLab's geo_<name>_replication feature flag.",
+      properties: { enabled: { type: "boolean", default: true } },
+    },
+    verification: {
+      type: "object",
+      default: {},
+      description: "GitLab's geo_<name>_verification feature flag and re-verification period.",
+      properties: {
+        enabled: { type: "boolean", default: true },
+        minimumReverificationInterval: duration("168h", "Succeeded checksums older than this are computed again."),
+      },
+    },
+    intervals: {
+      type: "object",
+      default: {},
+      description: "How often each Job runs.",
+      properties: {
+        sync: duration("1m", "Secondary sync."),
+        verification: duration("1m", "Secondary verification."),
+        primaryVerification: duration("1m", "Primary checksumming."),
+        consistency: duration("10m", "Registry consistency (new and deleted records)."),
+      },
+    },
+    batchSizes: {
+      type: "object",
+      default: {},
+      properties: {
+        consistency: { type: "integer", minimum: 100, maximum: 1000000, default: 10000, description: "Ids per keyset batch." },
+        backfill: { type: "integer", minimum: 100, maximum: 1000000, default: 10000, description: "State rows created per batch on the primary." },
+      },
+    },
+    timeouts: {
+      type: "object",
+      default: {},
+      properties: {
+        sync: duration("3h", "A single object or repository sync that runs longer fails and is retried."),
+        stuckStarted: duration("8h", "Rows left in started longer than this return to failed."),
+      },
+    },
+    parallelism: {
+      type: "integer",
+      minimum: 1,
+      maximum: 64,
+      default: 1,
+      description: "Pods per Job; above 1 an Indexed Job whose pods share the work.",
+    },
+    repository: {
+      type: "object",
+      default: {},
+      description: "Repository strategy only.",
+      properties: {
+        housekeepingEveryFetches: { type: "integer", minimum: 0, maximum: 100000, default: 10, description: "Run `git gc --auto` after this many fetches (0 disables it)." },
+      },
+    },
+    deletionPolicy: {
+      type: "string",
+      enum: ["Retain", "Delete"],
+      default: "Retain",
+      description: "Retain keeps registry and state tables when this ReplicableType is deleted; Delete drops them. Replicated data and primary data are never touched either way.",
+    },
+  },
+  "x-kubernetes-validations": [
+    { rule: "self.strategy != 'blob' || has(self.source.objectKey)", message: "strategy blob needs source.objectKey (a column or template that yields each object's key)" },
+    { rule: "self.strategy != 'repository' || has(self.source.repositoryPath)", message: "strategy repository needs source.repositoryPath (a column or template that yields each repository's path)" },
+    { rule: "self.strategy != 'blob' || !has(self.source.repositoryPath)", message: "source.repositoryPath applies to the repository strategy only" },
+    { rule: "self.strategy != 'repository' || !has(self.source.objectKey)", message: "source.objectKey applies to the blob strategy only" },
+  ],
+};
+
+const jobRecord: JSONSchema = {
+  type: "object",
+  required: ["site", "kind"],
+  properties: {
+    site: { type: "string" },
+    kind: { type: "string", enum: ["verify-primary", "sync", "verify", "consistency"] },
+    jobName: { type: "string" },
+    result: { type: "string", enum: ["Running", "Succeeded", "Failed"] },
+    startTime: { type: "string", format: "date-time" },
+    completionTime: { type: "string", format: "date-time" },
+    message: { type: "string" },
+  },
+};
+
+export const replicableTypeStatus: JSONSchema = {
+  type: "object",
+  properties: {
+    observedGeneration: { type: "integer", format: "int64" },
+    sites: {
+      type: "array",
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["name"],
+      items: {
+        type: "object",
+        required: ["name", "ready"],
+        properties: {
+          name: { type: "string" },
+          role: { type: "string", enum: ["primary", "secondary"] },
+          ready: { type: "boolean" },
+          reason: { type: "string" },
+          message: { type: "string" },
+          schemaVersion: { type: "integer" },
+        },
+      },
+    },
+    lastJobs: {
+      type: "array",
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["site", "kind"],
+      items: jobRecord,
+    },
+    conditions,
+  },
+};
