@@ -29,13 +29,25 @@ export const GROUP = "geo.replication.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
+/**
+ * A string rule whose failure message a person can act on. The API server's own message for
+ * `pattern` only repeats the regular expression, so patterns are written as CEL rules instead.
+ */
+export function matches(regex: string, message: string): NonNullable<JSONSchema["x-kubernetes-validations"]> {
+  if (regex.includes("'")) throw new Error("regex must not contain a single quote");
+  return [{ rule: `self.matches(r'${regex}')`, message }];
+}
+
 /** Kubernetes object names for Secrets: RFC 1123 subdomain. */
 export const secretName: JSONSchema = {
   type: "string",
   minLength: 1,
   maxLength: 253,
-  pattern: "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
   description: "Name of a Secret in the same namespace.",
+  "x-kubernetes-validations": matches(
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    "must be a valid Secret name: lower-case letters, digits, '-' and '.'",
+  ),
 };
 
 export function secretKeyRef(defaultKey: string, description: string): JSONSchema {
@@ -62,8 +74,8 @@ export function duration(defaultValue: string, description: string): JSONSchema 
   return {
     type: "string",
     default: defaultValue,
-    pattern: "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$",
     maxLength: 32,
+    "x-kubernetes-validations": matches("^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$", 'must be a duration such as "30s", "10m", "1h30m" or "168h"'),
     description: `${description} A duration such as "30s", "10m" or "168h" (default "${defaultValue}").`,
   };
 }
@@ -73,8 +85,11 @@ export function sqlIdentifier(description: string, defaultValue?: string): JSONS
   return {
     type: "string",
     description,
-    pattern: "^[a-z_][a-z0-9_]*$",
     maxLength: 63,
+    "x-kubernetes-validations": matches(
+      "^[a-z_][a-z0-9_]*$",
+      "must be a lower-case SQL identifier (letters, digits and underscores, not starting with a digit), at most 63 bytes",
+    ),
     ...(defaultValue === undefined ? {} : { default: defaultValue }),
   };
 }

@@ -1,4 +1,4 @@
-import { conditions, duration, secretKeyRef, secretName, type JSONSchema } from "./common.ts";
+import { conditions, duration, matches, secretKeyRef, secretName, type JSONSchema } from "./common.ts";
 
 /** The twelve per-type counters GitLab's GeoNodeStatus reports, camelCased. */
 export const REPLICABLE_STATUS_FIELDS = [
@@ -39,23 +39,25 @@ const s3Storage: JSONSchema = {
     endpoint: {
       type: "string",
       maxLength: 2048,
-      pattern: "^https?://[^\\s/]+(/.*)?$",
+      "x-kubernetes-validations": matches("^https?://[^\\s/]+(/.*)?$", "endpoint must be an http:// or https:// URL"),
       description: "S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com or http://minio.storage:9000.",
     },
     region: { type: "string", default: "us-east-1", minLength: 1, maxLength: 64 },
     bucket: {
       type: "string",
-      minLength: 3,
-      maxLength: 63,
-      pattern: "^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
+      maxLength: 255,
+      "x-kubernetes-validations": matches(
+        "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        "bucket must be a valid S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit",
+      ),
       description: "Bucket name (S3 naming rules: 3-63 lower-case letters, digits, dots and hyphens).",
     },
     prefix: {
       type: "string",
       maxLength: 512,
-      pattern: "^([^/\\\\]+/)*$",
       description: "Optional key prefix every object lives under; must end with '/' when set, e.g. \"uploads/\".",
       "x-kubernetes-validations": [
+        { rule: "self == '' || (self.endsWith('/') && !self.startsWith('/') && !self.contains('//'))", message: "prefix must be empty or a relative path ending in '/', such as \"uploads/\"" },
         { rule: "!self.split('/').exists(s, s == '..' || s == '.')", message: "prefix must not contain '.' or '..' segments" },
       ],
     },
@@ -93,7 +95,7 @@ const git: JSONSchema = {
     baseURL: {
       type: "string",
       maxLength: 2048,
-      pattern: "^(https?|git|ssh|file)://.+$",
+      "x-kubernetes-validations": matches("^(https?|git|ssh|file)://.+$", "baseURL must be an https://, http://, git://, ssh:// or file:// URL"),
       description: "Primary only: base URL that repository paths are appended to, e.g. https://git.example.com or git://gitaly.internal.",
     },
     credentialsSecretRef: {
@@ -105,9 +107,9 @@ const git: JSONSchema = {
     mirrorRoot: {
       type: "string",
       maxLength: 1024,
-      pattern: "^/([^/\\x00]+/?)*$",
       description: "Secondary only: absolute path where mirrors are kept (the mount point of persistentVolumeClaim).",
       "x-kubernetes-validations": [
+        { rule: "self.startsWith('/')", message: "mirrorRoot must be an absolute path" },
         { rule: "!self.split('/').exists(s, s == '..' || s == '.')", message: "mirrorRoot must be an absolute path without '.' or '..' segments" },
       ],
     },

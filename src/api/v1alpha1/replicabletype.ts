@@ -1,4 +1,4 @@
-import { conditions, duration, sqlIdentifier, type JSONSchema } from "./common.ts";
+import { conditions, duration, matches, sqlIdentifier, type JSONSchema } from "./common.ts";
 
 /**
  * The longest identifier derived from a type name is the registry's unique index,
@@ -19,7 +19,7 @@ const columnOrTemplate = (what: string, example: string): JSONSchema => ({
       type: "string",
       minLength: 1,
       maxLength: 1024,
-      pattern: TEMPLATE,
+      "x-kubernetes-validations": matches(TEMPLATE, "template may contain only text and {column} placeholders with lower-case column names"),
       description: `Template with {column} placeholders, e.g. "${example}".`,
     },
   },
@@ -35,17 +35,24 @@ export const replicableTypeSpec: JSONSchema = {
     name: {
       type: "string",
       minLength: 1,
-      maxLength: MAX_TYPE_NAME_LENGTH,
-      pattern: SNAKE_CASE,
+      // The real limit is the CEL rule below; this bound only keeps rule costs estimable.
+      maxLength: 253,
       description:
         "Singular snake_case name such as cool_widget. Tables <name>_registry and <name>_states are derived from it, so it is at most 20 characters (PostgreSQL's 63-byte identifier limit). Immutable.",
-      "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "name is immutable: it names the registry tables" }],
+      "x-kubernetes-validations": [
+        ...matches(SNAKE_CASE, "name must be snake_case: lower-case letters and digits in words joined by single underscores, starting with a letter (e.g. cool_widget)"),
+        {
+          rule: `size(self) <= ${MAX_TYPE_NAME_LENGTH}`,
+          message: `name must be at most ${MAX_TYPE_NAME_LENGTH} characters: the registry index index_<name>_registry_on_<name>_id must fit PostgreSQL's 63-byte identifier limit`,
+        },
+        { rule: "self == oldSelf", message: "name is immutable: it names the registry tables" },
+      ],
     },
     plural: {
       type: "string",
       minLength: 1,
       maxLength: 64,
-      pattern: SNAKE_CASE,
+      "x-kubernetes-validations": matches(SNAKE_CASE, "plural must be snake_case (e.g. design_repositories)"),
       description: "Plural used in metric and status names (geo_<plural>_synced). Defaults to name + \"s\"; set it for irregular plurals (design_repository → design_repositories).",
     },
     strategy: {

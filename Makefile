@@ -1,0 +1,55 @@
+# geo-operator — every target runs on Node 24 from node_modules/.bin (the `node` npm package).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
+REPORTS := .test-reports
+
+.PHONY: help deps tools generate lint typecheck build test test-unit test-integration demo e2e-kind clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: node_modules/.package-lock.json ## Install npm dependencies (and Node 24) with npm ci
+
+tools: ## Provide system packages and the kube-apiserver/etcd/kubectl/helm/MinIO binaries
+	bash hack/tools/ensure-system.sh
+	bash hack/tools/ensure.sh >/dev/null
+
+generate: deps ## Regenerate CRD YAML and TypeScript types from src/api/v1alpha1/crds.ts
+	node hack/generate.ts
+
+lint: deps ## ESLint
+	eslint .
+
+typecheck: deps ## TypeScript strict type check
+	tsc -p tsconfig.json --noEmit
+
+build: deps ## Compile to dist/ (what the container image runs)
+	rm -rf dist && tsc -p tsconfig.build.json
+
+test-unit: deps ## Unit tests of pure logic (no servers)
+	vitest run --project unit
+
+test-integration: deps tools ## Integration tests against real kube-apiserver, PostgreSQL, MinIO and git
+	vitest run --project integration
+
+test: deps tools lint typecheck ## Everything: set-up, lint, typecheck, unit and integration tests
+	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
+	@status=0; \
+	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
+	vitest run --project integration --reporter=default --reporter=json --outputFile.json=$(REPORTS)/integration.json || status=1; \
+	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json || status=1; \
+	exit $$status
+
+demo: deps tools ## Local control plane, databases, object stores and git server with the samples applied
+	node cmd/demo.ts
+
+e2e-kind: ## End to end in a kind cluster (needs Docker)
+	bash test/e2e/kind.sh
+
+clean: ## Remove build output and test reports
+	rm -rf dist $(REPORTS) coverage

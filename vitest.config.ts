@@ -1,0 +1,28 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["src/**/*.test.ts", "test/unit/**/*.test.ts", "hack/**/*.test.ts"],
+          environment: "node",
+        },
+      },
+      {
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/global-setup.ts"],
+          pool: "forks",
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          // Two cores: more workers only queue on the same servers.
+          maxWorkers: 2,
+        },
+      },
+    ],
+  },
+});
