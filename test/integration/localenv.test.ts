@@ -78,7 +78,9 @@ describe("local environment", () => {
     const denied = kubectl(["--server", server, "--token", token, "--insecure-skip-tls-verify", "--kubeconfig", "/dev/null", "get", "secrets", "-n", ns]);
     expect(denied.code).not.toBe(0);
     expect(denied.stderr).toMatch(/forbidden: User "system:serviceaccount:.*:nobody" cannot list resource "secrets"/);
-    kubectlOk(["create", "rolebinding", "nobody-view", "--clusterrole=view", `--serviceaccount=${ns}:nobody`, "-n", ns]);
+    // (No kube-controller-manager runs here, so aggregated roles such as `view` stay empty.)
+    kubectlOk(["create", "role", "pod-reader", "--verb=list", "--resource=pods", "-n", ns]);
+    kubectlOk(["create", "rolebinding", "nobody-pods", "--role=pod-reader", `--serviceaccount=${ns}:nobody`, "-n", ns]);
     // The authorizer sees the new binding through its informer, a moment later.
     await expect
       .poll(() => kubectl(["auth", "can-i", "list", "pods", "-n", ns, `--as=system:serviceaccount:${ns}:nobody`]).stdout.trim(), { timeout: 10_000 })
