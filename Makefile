@@ -46,7 +46,7 @@ test: deps tools lint typecheck ## Everything: set-up, lint, typecheck, unit and
 	exit $$status
 
 demo: deps tools ## Local control plane, databases, object stores and git server with the samples applied
-	node cmd/demo.ts
+	node cmd/demo.ts $(DEMO_ARGS)
 
 e2e-kind: ## End to end in a kind cluster (needs Docker)
 	bash test/e2e/kind.sh

@@ -3,10 +3,12 @@
  * stays a table of contents.
  */
 import { Command } from "commander";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { registerCrdsCommand } from "./commands/crds.ts";
 
-const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+// cmd/ in a checkout, dist/cmd/ in the image: package.json is one or two levels up.
+const pkgURL = [new URL("../package.json", import.meta.url), new URL("../../package.json", import.meta.url)].find((u) => existsSync(u))!;
+const pkg = JSON.parse(readFileSync(pkgURL, "utf8")) as { version: string };
 
 const program = new Command()
   .name("geo-operator")
