@@ -5,6 +5,9 @@
 import { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { registerCrdsCommand } from "./commands/crds.ts";
+import { registerManagerCommand } from "./commands/manager.ts";
+import { registerSchemaCommand } from "./commands/schema.ts";
+import { registerWorkerCommand } from "./commands/worker.ts";
 
 // cmd/ in a checkout, dist/cmd/ in the image: package.json is one or two levels up.
 const pkgURL = [new URL("../package.json", import.meta.url), new URL("../../package.json", import.meta.url)].find((u) => existsSync(u))!;
@@ -17,5 +20,8 @@ const program = new Command()
   .showHelpAfterError();
 
 registerCrdsCommand(program);
+registerSchemaCommand(program);
+registerWorkerCommand(program);
+registerManagerCommand(program);
 
 await program.parseAsync(process.argv);

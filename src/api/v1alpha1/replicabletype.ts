@@ -171,6 +171,7 @@ export const replicableTypeStatus: JSONSchema = {
   type: "object",
   properties: {
     observedGeneration: { type: "integer", format: "int64" },
+    lastTrigger: { type: "string", description: "The geo.replication.dev/trigger annotation value last acted on." },
     sites: {
       type: "array",
       "x-kubernetes-list-type": "map",

@@ -347,6 +347,10 @@ export interface ReplicableTypeSpec {
 
 export interface ReplicableTypeStatus {
   observedGeneration?: number;
+  /**
+   * The geo.replication.dev/trigger annotation value last acted on.
+   */
+  lastTrigger?: string;
   sites?: {
     name: string;
     role?: "primary" | "secondary";

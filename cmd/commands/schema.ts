@@ -1,0 +1,42 @@
+/**
+ * `geo-operator schema print -f <manifest> --role primary|secondary`: the exact DDL the operator
+ * would run for a ReplicableType, printed without touching any database, for a DBA to review.
+ */
+import { Option, type Command } from "commander";
+import { readFileSync } from "node:fs";
+import { parseAllDocuments } from "yaml";
+import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import type { ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
+import { renderSchemaDDL } from "../../src/registry/ddl.ts";
+
+/** The ReplicableType specs in a YAML stream (other kinds are skipped). */
+export function replicableTypeSpecs(text: string): ReplicableTypeSpec[] {
+  return parseAllDocuments(text)
+    .map((d) => d.toJS() as { kind?: string; spec?: ReplicableTypeSpec } | null)
+    .filter((d): d is { kind: string; spec: ReplicableTypeSpec } => d?.kind === "ReplicableType" && !!d.spec)
+    .map((d) => d.spec);
+}
+
+export function registerSchemaCommand(program: Command): void {
+  const schema = program.command("schema").description("database schema derived from ReplicableTypes");
+  schema
+    .command("print")
+    .description("print the DDL for a ReplicableType manifest without connecting to any database")
+    .requiredOption("-f, --filename <file>", "ReplicableType manifest (YAML or JSON; - for stdin)")
+    .addOption(new Option("--role <role>", "which database: primary (the _states table) or secondary (the registry)").choices(["primary", "secondary"]).makeOptionMandatory())
+    .action((opts: { filename: string; role: "primary" | "secondary" }) => {
+      const text = readFileSync(opts.filename === "-" ? 0 : opts.filename, "utf8");
+      const specs = replicableTypeSpecs(text);
+      if (specs.length === 0) {
+        process.stderr.write(`geo-operator schema print: ${opts.filename} holds no ReplicableType\n`);
+        process.exitCode = 2;
+        return;
+      }
+      try {
+        process.stdout.write(specs.map((s) => renderSchemaDDL(typeRuntimeConfig(s).schema, opts.role)).join("\n"));
+      } catch (err) {
+        process.stderr.write(`geo-operator schema print: ${(err as Error).message}\n`);
+        process.exitCode = 2;
+      }
+    });
+}

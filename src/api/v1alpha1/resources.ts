@@ -1,0 +1,42 @@
+/** Typed shapes of the two custom resources as they come from the API server. */
+import type { KubernetesObject, V1ObjectMeta } from "@kubernetes/client-node";
+import type { GeoSiteSpec, GeoSiteStatus, ReplicableTypeSpec, ReplicableTypeStatus } from "./types.generated.ts";
+
+export { API_VERSION, GROUP, VERSION } from "./common.ts";
+
+export interface GeoSite extends KubernetesObject {
+  metadata: V1ObjectMeta & { name: string; namespace: string };
+  spec: GeoSiteSpec;
+  status?: GeoSiteStatus;
+}
+
+export interface ReplicableType extends KubernetesObject {
+  metadata: V1ObjectMeta & { name: string; namespace: string };
+  spec: ReplicableTypeSpec;
+  status?: ReplicableTypeStatus;
+}
+
+export type Condition = NonNullable<GeoSiteStatus["conditions"]>[number];
+
+export const PLURALS = { GeoSite: "geosites", ReplicableType: "replicabletypes" } as const;
+
+/** Finalizer that lets the operator remove Jobs (and, with deletionPolicy Delete, tables) first. */
+export const FINALIZER = "geo.replication.dev/finalizer";
+/** Annotation holding a timestamp; a new value runs the type's Jobs now (as VolSync's trigger.manual). */
+export const TRIGGER_ANNOTATION = "geo.replication.dev/trigger";
+
+export const LABELS = {
+  managedBy: "app.kubernetes.io/managed-by",
+  type: "geo.replication.dev/type",
+  site: "geo.replication.dev/site",
+  kind: "geo.replication.dev/worker",
+  ownerUID: "geo.replication.dev/owner-uid",
+} as const;
+
+/** Sets a condition the way apimachinery's meta.SetStatusCondition does (transition time kept when status is unchanged). */
+export function setCondition(conditions: Condition[], next: Omit<Condition, "lastTransitionTime">, now: Date): Condition[] {
+  const existing = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime = existing && existing.status === next.status ? existing.lastTransitionTime : now.toISOString();
+  const merged: Condition = { ...next, lastTransitionTime };
+  return [...conditions.filter((c) => c.type !== next.type), merged].sort((a, b) => a.type.localeCompare(b.type));
+}

@@ -1,0 +1,183 @@
+/**
+ * Reconciles a GeoSite's status: per type GitLab's twelve counters, overall synced and verified
+ * percentages, health with reasons, conditions; and publishes the same numbers as Prometheus
+ * gauges. Only sites this operator acts for are written. The status is written when it changed,
+ * and otherwise at most every `heartbeatMs` so that lastStatusTime shows the operator is alive.
+ */
+import type { CustomObjectsApi } from "@kubernetes/client-node";
+import { GROUP, PLURALS, VERSION, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
+import { parseDuration } from "../api/v1alpha1/duration.ts";
+import { selectiveSyncOf, typeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import type { GeoSiteStatus } from "../api/v1alpha1/types.generated.ts";
+import type { EventRecorder } from "../k8s/events.ts";
+import type { Informer } from "../k8s/informer.ts";
+import type { OperatorMetrics } from "../metrics/metrics.ts";
+import { primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
+import { tableRefs } from "../registry/tables.ts";
+import { canonicalJSON } from "../util/canonical.ts";
+import type { Logger } from "../util/log.ts";
+import type { ReconcileResult } from "./controller-loop.ts";
+import { ConditionType, Reason } from "./reasons.ts";
+import type { SiteAccess } from "./site-access.ts";
+import { checkTopology } from "./validation.ts";
+
+type TypeStatus = NonNullable<GeoSiteStatus["types"]>[number];
+
+export interface GeoSiteControllerDeps {
+  custom: CustomObjectsApi;
+  sites: Informer<GeoSite>;
+  types: Informer<ReplicableType>;
+  access: SiteAccess;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  site?: string;
+  log: Logger;
+  heartbeatMs?: number;
+  now?: () => Date;
+}
+
+const UNDEFINED_TABLE = "42P01";
+const pct = (n: number) => `${(Math.floor(n * 10) / 10).toFixed(1)}%`;
+
+export class GeoSiteController {
+  private readonly d: GeoSiteControllerDeps;
+
+  constructor(deps: GeoSiteControllerDeps) {
+    this.d = deps;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split("/") as [string, string];
+    const site = this.d.sites.get(name, namespace);
+    if (!site || (this.d.site !== undefined && this.d.site !== name)) return {};
+    const now = this.d.now?.() ?? new Date();
+    const interval = parseDuration(site.spec.statusInterval ?? "1m");
+    let conditions: Condition[] = site.status?.conditions ?? [];
+    const set = (type: string, status: "True" | "False", reason: string, message: string) => {
+      conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: site.metadata.generation ?? 0 }, now);
+    };
+    const reasons: string[] = [];
+
+    const topology = checkTopology(this.d.sites.list(namespace));
+    const finding = topology.problem ?? topology.invalidSecondaries.get(name);
+    if (finding) {
+      set(ConditionType.SitesValid, "False", finding.reason, finding.message);
+      reasons.push(`${finding.reason}: ${finding.message}`);
+    } else {
+      set(ConditionType.SitesValid, "True", Reason.Reconciled, "site topology is valid");
+    }
+
+    const types = this.d.types.list(namespace).filter((t) => !t.metadata.deletionTimestamp);
+    const url = site.spec.url ?? "";
+    const typeStatuses: TypeStatus[] = [];
+    let complete = true;
+    if (site.spec.enabled !== false && !topology.problem) {
+      const counted = await this.collect(site, types, reasons);
+      complete = counted.complete;
+      for (const { type, status, oldestPendingAgeSeconds } of counted.statuses) {
+        typeStatuses.push({ name: type.spec.name, ...status, ...(oldestPendingAgeSeconds === undefined ? {} : { oldestPendingAgeSeconds }) } as TypeStatus);
+        this.d.metrics.setTypeStatus(type.spec.plural ?? `${type.spec.name}s`, { name, url }, status);
+        if (oldestPendingAgeSeconds !== undefined) this.d.metrics.oldestPendingSeconds.set({ type: type.spec.name, site: name }, oldestPendingAgeSeconds);
+      }
+      if (types.some((t) => t.spec.strategy === "blob") && site.spec.objectStorage) {
+        const problem = await this.d.access.bucketProblem(site).catch((err: unknown) => `bucket check failed: ${(err as Error).message}`);
+        if (problem) reasons.push(`${Reason.BucketUnreachable}: ${problem}`);
+      }
+    }
+    for (const t of types) {
+      for (const job of t.status?.lastJobs ?? []) {
+        if (job.site === name && job.result === "Failed") reasons.push(`${Reason.JobsFailing}: ${t.metadata.name} ${job.kind} run ${job.jobName} failed`);
+      }
+    }
+
+    const previous = site.status;
+    const lastStatusTime = previous?.lastStatusTime ? new Date(previous.lastStatusTime) : undefined;
+    if (!complete && lastStatusTime && now.getTime() - lastStatusTime.getTime() > 5 * interval) {
+      reasons.push(`${Reason.StatusStale}: counters last refreshed at ${lastStatusTime.toISOString()}`);
+    }
+    const health = site.spec.enabled === false ? "Unknown" : reasons.length ? "Unhealthy" : "Healthy";
+    set(ConditionType.Healthy, reasons.length ? "False" : "True", reasons.length ? Reason.Unhealthy : Reason.Healthy, reasons.length ? reasons.join("; ") : "databases, storage and worker runs are healthy");
+    set(ConditionType.Ready, reasons.length ? "False" : "True", reasons.length ? Reason.Unhealthy : Reason.Reconciled, reasons.length ? reasons[0]! : "status is current");
+    this.d.metrics.siteHealthy.set({ site: name }, health === "Healthy" ? 1 : 0);
+
+    // When counting failed, keep the last good counters rather than showing zeros.
+    const types_ = complete ? typeStatuses.sort((a, b) => a.name.localeCompare(b.name)) : (previous?.types ?? []);
+    const summary = overall(site, types_);
+    const status: GeoSiteStatus = {
+      observedGeneration: site.metadata.generation ?? 0,
+      health,
+      ...(reasons.length ? { healthReasons: reasons } : {}),
+      ...summary,
+      types: types_,
+      conditions,
+    };
+    const changed = canonicalJSON({ ...status, lastStatusTime: undefined }) !== canonicalJSON({ ...(previous ?? {}), lastStatusTime: undefined });
+    const heartbeatDue = !lastStatusTime || now.getTime() - lastStatusTime.getTime() >= (this.d.heartbeatMs ?? 5 * 60_000);
+    if (changed || (complete && heartbeatDue)) {
+      status.lastStatusTime = complete || !previous?.lastStatusTime ? now.toISOString() : previous.lastStatusTime;
+      if (previous?.health !== health && previous?.health) {
+        await this.d.events.record(site, health === "Healthy" ? "Normal" : "Warning", health === "Healthy" ? Reason.Healthy : Reason.Unhealthy, reasons.join("; ") || "site is healthy again");
+      }
+      await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURALS.GeoSite, name, body: { ...site, status } });
+    }
+    return { requeueAfterMs: interval };
+  }
+
+  private async collect(
+    site: GeoSite,
+    types: ReplicableType[],
+    reasons: string[],
+  ): Promise<{ complete: boolean; statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] }> {
+    const statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] = [];
+    const primary = site.spec.role === "primary";
+    let main, tracking;
+    try {
+      main = await this.d.access.pool(site, primary ? "main" : "primaryReplica");
+      await main.query("select 1");
+      if (!primary) {
+        tracking = await this.d.access.pool(site, "tracking");
+        await tracking.query("select 1");
+      }
+    } catch (err) {
+      reasons.push(`${Reason.DatabaseUnreachable}: ${(err as Error).message}`);
+      return { complete: false, statuses };
+    }
+    for (const t of types) {
+      const config = typeRuntimeConfig(t.spec).schema;
+      try {
+        if (primary) {
+          statuses.push({ type: t, status: await primaryStatus(main, config) });
+        } else {
+          const status = await secondaryStatus(tracking!, main, config, selectiveSyncOf(site.spec));
+          const { registry } = tableRefs(config);
+          const oldest = await tracking!.query<{ age: number | null }>(
+            `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${registry} WHERE state <> 2`,
+          );
+          statuses.push({ type: t, status, oldestPendingAgeSeconds: Math.max(0, Math.round(oldest.rows[0]?.age ?? 0)) });
+        }
+      } catch (err) {
+        // Tables appear once the ReplicableType controller has applied the schema; not an error.
+        if ((err as { code?: string }).code === UNDEFINED_TABLE) continue;
+        reasons.push(`${Reason.DatabaseUnreachable}: status of ${t.spec.name}: ${(err as Error).message}`);
+        return { complete: false, statuses };
+      }
+    }
+    return { complete: true, statuses };
+  }
+}
+
+/** Overall percentages across types, as kubectl shows them. */
+function overall(site: GeoSite, types: TypeStatus[]): Pick<GeoSiteStatus, "synced" | "verified" | "syncedInPercentage" | "verifiedInPercentage"> {
+  if (site.spec.role === "primary") {
+    const total = types.reduce((n, t) => n + (t.checksumTotalCount ?? 0), 0);
+    const done = types.reduce((n, t) => n + (t.checksummedCount ?? 0), 0);
+    const verified = total === 0 ? 0 : (done / total) * 100;
+    return { synced: "-", verified: total === 0 ? "-" : pct(verified), verifiedInPercentage: verified };
+  }
+  const registry = types.reduce((n, t) => n + (t.registryCount ?? 0), 0);
+  const synced = types.reduce((n, t) => n + (t.syncedCount ?? 0), 0);
+  const verified = types.reduce((n, t) => n + (t.verifiedCount ?? 0), 0);
+  const s = registry === 0 ? 0 : (synced / registry) * 100;
+  const v = registry === 0 ? 0 : (verified / registry) * 100;
+  return { synced: registry === 0 ? "-" : pct(s), verified: registry === 0 ? "-" : pct(v), syncedInPercentage: s, verifiedInPercentage: v };
+}

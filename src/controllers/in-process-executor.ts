@@ -1,0 +1,87 @@
+/**
+ * Runs workers inside the manager process instead of as Jobs (`make demo`, small installs): the
+ * same Job object is built, its env resolved from Secrets as the kubelet would, and its command
+ * run through the same worker code. Runs are remembered in memory (the last few per kind).
+ */
+import type { CoreV1Api, V1Job } from "@kubernetes/client-node";
+import { LABELS } from "../api/v1alpha1/resources.ts";
+import { resolveEnv } from "../k8s/env.ts";
+import type { Logger } from "../util/log.ts";
+import { runWorker, WORKER_KINDS, type WorkerKind } from "../workers/run.ts";
+import type { RunExecutor } from "./executor.ts";
+import type { RunRecord } from "./schedule.ts";
+
+const KEEP_PER_KIND = 3;
+
+export class InProcessExecutor implements RunExecutor {
+  private readonly records = new Map<string, RunRecord[]>();
+  private readonly controllers = new Map<string, AbortController>();
+  private readonly core: CoreV1Api;
+  private readonly log: Logger;
+  private readonly onFinished: (namespace: string, typeName: string, run: RunRecord) => void;
+
+  constructor(opts: { core: CoreV1Api; log: Logger; onFinished: (namespace: string, typeName: string, run: RunRecord) => void }) {
+    this.core = opts.core;
+    this.log = opts.log;
+    this.onFinished = opts.onFinished;
+  }
+
+  runs(namespace: string, typeName: string): RunRecord[] {
+    return [...(this.records.get(`${namespace}/${typeName}`) ?? [])];
+  }
+
+  async start(job: V1Job): Promise<void> {
+    const namespace = job.metadata!.namespace!;
+    const labels = job.metadata!.labels ?? {};
+    const typeName = labels[LABELS.type]!;
+    const key = `${namespace}/${typeName}`;
+    const list = this.records.get(key) ?? [];
+    if (list.some((r) => r.name === job.metadata!.name)) return;
+    const container = job.spec!.template.spec!.containers[0]!;
+    const args = container.args ?? [];
+    const kind = args[1] as WorkerKind;
+    if (args[0] !== "worker" || !WORKER_KINDS.includes(kind)) throw new Error(`unexpected worker command: ${args.join(" ")}`);
+    const opt = (name: string) => args[args.indexOf(name) + 1]!;
+    const run: RunRecord = {
+      name: job.metadata!.name!,
+      site: labels[LABELS.site] ?? "",
+      kind,
+      scheduledAt: new Date(job.metadata!.annotations?.["geo.replication.dev/scheduled-at"] ?? Date.now()),
+      active: true,
+      succeeded: false,
+      failed: false,
+      startTime: new Date(),
+    };
+    const kept = [...list.filter((r) => r.kind !== kind), ...list.filter((r) => r.kind === kind).slice(-(KEEP_PER_KIND - 1)), run];
+    this.records.set(key, kept);
+    const env = { ...(await resolveEnv(this.core, namespace, container.env ?? [])), PATH: process.env.PATH ?? "" };
+    const abort = new AbortController();
+    this.controllers.set(run.name, abort);
+    const finish = (code: number, message?: string) => {
+      run.active = false;
+      run.succeeded = code === 0;
+      run.failed = code !== 0;
+      run.completionTime = new Date();
+      if (message) run.message = message;
+      this.controllers.delete(run.name);
+      this.onFinished(namespace, typeName, run);
+    };
+    void runWorker(kind, { type: opt("--type"), site: opt("--site"), maxRun: opt("--max-run"), logLevel: "warn" }, env, {
+      signal: abort.signal,
+      out: (line) => this.log.info({ run: run.name }, line),
+    }).then(
+      (code) => finish(code, code === 0 ? undefined : `worker exited with code ${code}`),
+      (err: unknown) => finish(1, err instanceof Error ? err.message : String(err)),
+    );
+  }
+
+  async deleteAll(namespace: string, typeName: string): Promise<void> {
+    for (const run of this.records.get(`${namespace}/${typeName}`) ?? []) this.controllers.get(run.name)?.abort();
+    this.records.delete(`${namespace}/${typeName}`);
+  }
+
+  /** Aborts every active run (manager shutdown). */
+  stopAll(): void {
+    for (const c of this.controllers.values()) c.abort();
+  }
+}

@@ -1,0 +1,69 @@
+/** Runs workers as Kubernetes Jobs, seen through an informer on the Jobs the operator owns. */
+import { ApiException, type BatchV1Api, type V1Job } from "@kubernetes/client-node";
+import { LABELS } from "../api/v1alpha1/resources.ts";
+import type { Informer } from "../k8s/informer.ts";
+import type { WorkerKind } from "../workers/kinds.ts";
+import type { RunExecutor } from "./executor.ts";
+import type { RunRecord } from "./schedule.ts";
+
+export const MANAGED_JOBS_SELECTOR = `${LABELS.managedBy}=geo-operator`;
+
+export function runRecordOfJob(job: V1Job): RunRecord {
+  const conditions = job.status?.conditions ?? [];
+  const isTrue = (type: string) => conditions.find((c) => c.type === type && c.status === "True");
+  const complete = isTrue("Complete");
+  const failed = isTrue("Failed");
+  const labels = job.metadata?.labels ?? {};
+  const scheduled = job.metadata?.annotations?.["geo.replication.dev/scheduled-at"];
+  const created = job.metadata?.creationTimestamp;
+  const completion = job.status?.completionTime ?? failed?.lastTransitionTime;
+  return {
+    name: job.metadata?.name ?? "",
+    site: labels[LABELS.site] ?? "",
+    kind: labels[LABELS.kind] as WorkerKind,
+    scheduledAt: new Date(scheduled ?? created ?? 0),
+    active: !complete && !failed,
+    succeeded: !!complete,
+    failed: !!failed,
+    ...(job.status?.startTime ? { startTime: new Date(job.status.startTime) } : {}),
+    ...(completion ? { completionTime: new Date(completion) } : {}),
+    ...(failed?.message ? { message: failed.message } : {}),
+  };
+}
+
+export class JobExecutor implements RunExecutor {
+  private readonly batch: BatchV1Api;
+  private readonly jobs: Informer<V1Job>;
+
+  constructor(batch: BatchV1Api, jobs: Informer<V1Job>) {
+    this.batch = batch;
+    this.jobs = jobs;
+  }
+
+  runs(namespace: string, typeName: string): RunRecord[] {
+    return this.jobs
+      .list(namespace)
+      .filter((j) => j.metadata?.labels?.[LABELS.type] === typeName)
+      .map(runRecordOfJob);
+  }
+
+  async start(job: V1Job): Promise<void> {
+    try {
+      await this.batch.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job });
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 409) return; // this run was already created
+      throw err;
+    }
+  }
+
+  async deleteAll(namespace: string, typeName: string): Promise<void> {
+    const list = await this.batch.listNamespacedJob({ namespace, labelSelector: `${MANAGED_JOBS_SELECTOR},${LABELS.type}=${typeName}` });
+    for (const job of list.items) {
+      try {
+        await this.batch.deleteNamespacedJob({ name: job.metadata!.name!, namespace, propagationPolicy: "Background" });
+      } catch (err) {
+        if (!(err instanceof ApiException && err.code === 404)) throw err;
+      }
+    }
+  }
+}

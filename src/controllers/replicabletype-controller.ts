@@ -1,0 +1,307 @@
+/**
+ * Reconciles a ReplicableType: validates it against the sites, prepares the tables on the primary
+ * and on each secondary this operator acts for, starts the worker runs that are due, and reports
+ * per-site readiness and the last run of each kind in status.
+ *
+ *   ensureFinalizer → checkTopology → checkSource → for each site: ensureSchema → scheduleRuns
+ *   → writeStatus (only when it changed)
+ */
+import { ApiException, type CustomObjectsApi } from "@kubernetes/client-node";
+import {
+  FINALIZER,
+  GROUP,
+  PLURALS,
+  TRIGGER_ANNOTATION,
+  VERSION,
+  setCondition,
+  type Condition,
+  type GeoSite,
+  type ReplicableType,
+} from "../api/v1alpha1/resources.ts";
+import { typeRuntimeConfig, type TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import type { ReplicableTypeStatus } from "../api/v1alpha1/types.generated.ts";
+import type { EventRecorder } from "../k8s/events.ts";
+import type { Informer } from "../k8s/informer.ts";
+import { ensureReplicasTable } from "../registry/replicas.ts";
+import { applySchema, dropSchemaForDeletedType } from "../registry/schema-manager.ts";
+import { canonicalJSON } from "../util/canonical.ts";
+import { describeDatabase } from "../util/database.ts";
+import type { Logger } from "../util/log.ts";
+import { PRIMARY_KINDS, SECONDARY_KINDS, type WorkerKind } from "../workers/kinds.ts";
+import type { ReconcileResult } from "./controller-loop.ts";
+import type { RunExecutor } from "./executor.ts";
+import { buildWorkerJob, type JobSettings } from "./job-spec.ts";
+import { ConditionType, Reason } from "./reasons.ts";
+import { decideRuns, latestRun } from "./schedule.ts";
+import type { SiteAccess } from "./site-access.ts";
+import { sourceProblems } from "./source-check.ts";
+import { checkTopology } from "./validation.ts";
+
+type SiteStatus = NonNullable<ReplicableTypeStatus["sites"]>[number];
+type JobStatus = NonNullable<ReplicableTypeStatus["lastJobs"]>[number];
+
+export interface ReplicableTypeControllerDeps {
+  custom: CustomObjectsApi;
+  types: Informer<ReplicableType>;
+  sites: Informer<GeoSite>;
+  executor: RunExecutor;
+  access: SiteAccess;
+  events: EventRecorder;
+  jobSettings: JobSettings;
+  /** The one site this operator acts for; undefined acts for every site. */
+  site?: string;
+  log: Logger;
+  now?: () => Date;
+}
+
+export class ReplicableTypeController {
+  private readonly d: ReplicableTypeControllerDeps;
+  /** Schema already applied per (type uid, site, generation): skips the DDL round trip on every pass. */
+  private readonly schemaDone = new Set<string>();
+
+  constructor(deps: ReplicableTypeControllerDeps) {
+    this.d = deps;
+  }
+
+  private now(): Date {
+    return this.d.now?.() ?? new Date();
+  }
+
+  private inScope(site: GeoSite): boolean {
+    return this.d.site === undefined || site.metadata.name === this.d.site;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split("/") as [string, string];
+    const rt = this.d.types.get(name, namespace);
+    if (!rt) return {};
+    if (rt.metadata.deletionTimestamp) return this.finalize(rt);
+    if (!(rt.metadata.finalizers ?? []).includes(FINALIZER)) {
+      await this.replace({ ...rt, metadata: { ...rt.metadata, finalizers: [...(rt.metadata.finalizers ?? []), FINALIZER] } });
+      return {};
+    }
+
+    const now = this.now();
+    let conditions: Condition[] = rt.status?.conditions ?? [];
+    const set = (type: string, status: "True" | "False" | "Unknown", reason: string, message: string) => {
+      conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: rt.metadata.generation ?? 0 }, now);
+    };
+    const type = typeRuntimeConfig(rt.spec);
+    const sites = this.d.sites.list(namespace);
+    const topology = checkTopology(sites);
+    const siteStatuses: SiteStatus[] = [];
+    let requeueAfterMs = 60_000;
+    const triggerValue = rt.metadata.annotations?.[TRIGGER_ANNOTATION];
+    const triggered = !!triggerValue && triggerValue !== rt.status?.lastTrigger;
+
+    if (topology.problem || !topology.primary) {
+      set(ConditionType.SitesValid, "False", topology.problem!.reason, topology.problem!.message);
+      set(ConditionType.Ready, "False", topology.problem!.reason, topology.problem!.message);
+      return this.writeStatus(rt, { conditions, siteStatuses, triggered: false, requeueAfterMs });
+    }
+    const primary = topology.primary;
+    const invalid = [...topology.invalidSecondaries.values()];
+    set(ConditionType.SitesValid, invalid.length ? "False" : "True", invalid.length ? Reason.PointsAtPrimary : Reason.Reconciled, invalid.length ? invalid.map((f) => f.message).join("; ") : "exactly one primary; secondaries use their own storage");
+
+    const managed = sites.filter((s) => this.inScope(s));
+    const source = await this.checkSource(primary, managed, type);
+    if (source.problems.length) {
+      const message = `${rt.spec.source.table}: ${source.problems.join("; ")}`;
+      set(ConditionType.SourceValid, "False", Reason.SourceMissing, message);
+      set(ConditionType.Ready, "False", Reason.SourceMissing, `nothing is scheduled: ${message}`);
+      if (rt.status?.conditions?.find((c) => c.type === ConditionType.SourceValid)?.status !== "False") {
+        await this.d.events.record(rt, "Warning", Reason.SourceMissing, message);
+      }
+      return this.writeStatus(rt, { conditions, siteStatuses, triggered: false, requeueAfterMs });
+    }
+    if (source.checked) set(ConditionType.SourceValid, "True", Reason.Reconciled, `${rt.spec.source.table} and its columns exist on the primary`);
+
+    for (const site of managed) {
+      const status: SiteStatus = { name: site.metadata.name, role: site.spec.role, ready: false };
+      siteStatuses.push(status);
+      if (site.spec.enabled === false) {
+        Object.assign(status, { reason: Reason.SiteDisabled, message: "spec.enabled is false" });
+        continue;
+      }
+      const finding = topology.invalidSecondaries.get(site.metadata.name);
+      if (finding) {
+        Object.assign(status, { reason: finding.reason, message: finding.message });
+        continue;
+      }
+      try {
+        const version = await this.ensureSchema(rt, type, site);
+        Object.assign(status, { ready: true, reason: Reason.Reconciled, message: "tables ready; worker runs scheduled", schemaVersion: version });
+      } catch (err) {
+        Object.assign(status, { reason: Reason.SchemaFailed, message: err instanceof Error ? err.message : String(err) });
+        continue;
+      }
+      const after = await this.scheduleRuns(rt, type, site, primary, triggered);
+      requeueAfterMs = Math.min(requeueAfterMs, after);
+    }
+
+    const notReady = siteStatuses.filter((s) => !s.ready && s.reason !== Reason.SiteDisabled);
+    set(
+      ConditionType.SchemaReady,
+      notReady.some((s) => s.reason === Reason.SchemaFailed) ? "False" : "True",
+      notReady.some((s) => s.reason === Reason.SchemaFailed) ? Reason.SchemaFailed : Reason.Reconciled,
+      notReady.filter((s) => s.reason === Reason.SchemaFailed).map((s) => `${s.name}: ${s.message}`).join("; ") || "registry and verification-state tables are current",
+    );
+    set(
+      ConditionType.Ready,
+      notReady.length ? "False" : "True",
+      notReady.length ? notReady[0]!.reason! : Reason.Reconciled,
+      notReady.length ? notReady.map((s) => `${s.name}: ${s.message}`).join("; ") : `ready on ${siteStatuses.filter((s) => s.ready).length} site(s)`,
+    );
+    if (triggered) await this.d.events.record(rt, "Normal", Reason.ManualTrigger, `trigger ${triggerValue}: worker runs started now`);
+    return this.writeStatus(rt, { conditions, siteStatuses, triggered, requeueAfterMs });
+  }
+
+  /** Checks the model table through whichever connection to the primary's data this operator has. */
+  private async checkSource(primary: GeoSite, managed: GeoSite[], type: TypeRuntimeConfig): Promise<{ checked: boolean; problems: string[] }> {
+    const viaPrimary = managed.find((s) => s.metadata.name === primary.metadata.name);
+    const viaReplica = managed.find((s) => s.spec.role === "secondary" && s.spec.database.primaryReplicaSecretRef);
+    const site = viaPrimary ?? viaReplica;
+    if (!site) return { checked: false, problems: [] };
+    const pool = await this.d.access.pool(site, viaPrimary ? "main" : "primaryReplica");
+    return { checked: true, problems: await sourceProblems(pool, type) };
+  }
+
+  private async ensureSchema(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite): Promise<number> {
+    const role = site.spec.role;
+    const doneKey = `${rt.metadata.uid}/${site.metadata.name}/${rt.metadata.generation}`;
+    const pool = await this.d.access.pool(site, role === "primary" ? "main" : "tracking");
+    if (this.schemaDone.has(doneKey)) return 1;
+    let client;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      const url = await this.d.access.databaseURL(site, role === "primary" ? "main" : "tracking");
+      throw new Error(`cannot reach the ${role === "primary" ? "primary database" : "tracking database"} at ${describeDatabase(url)}: ${(err as Error).message}`);
+    }
+    try {
+      const result = await applySchema(client, type.schema, role);
+      if (role === "secondary") await ensureReplicasTable(client);
+      if (result.applied.length) {
+        await this.d.events.record(rt, "Normal", Reason.SchemaApplied, `${role === "primary" ? `${type.name}_states` : `${type.name}_registry`} migrated to version ${Math.max(...result.applied)} on site ${site.metadata.name}`);
+      }
+      this.schemaDone.add(doneKey);
+      return result.applied.length ? Math.max(...result.applied) : 1;
+    } finally {
+      client.release();
+    }
+  }
+
+  private kindsFor(type: TypeRuntimeConfig, site: GeoSite): WorkerKind[] {
+    if (site.spec.role === "primary") return [...PRIMARY_KINDS];
+    return SECONDARY_KINDS.filter((k) => (k === "sync" ? type.replicationEnabled : k === "verify" ? type.verificationEnabled : type.replicationEnabled));
+  }
+
+  /** Starts the runs that are due for one site; returns when to look again. */
+  private async scheduleRuns(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite, primary: GeoSite, triggered: boolean): Promise<number> {
+    const now = this.now();
+    const runs = this.d.executor.runs(rt.metadata.namespace, rt.metadata.name).filter((r) => r.site === site.metadata.name);
+    const decision = decideRuns({
+      kinds: this.kindsFor(type, site),
+      intervalsMs: {
+        "verify-primary": type.intervalsMs.primaryVerification,
+        sync: type.intervalsMs.sync,
+        verify: type.intervalsMs.verification,
+        consistency: type.intervalsMs.consistency,
+      },
+      runs,
+      now,
+      triggered,
+    });
+    for (const kind of decision.start) {
+      await this.d.executor.start(buildWorkerJob({ type: rt, site, primary, kind, scheduledAt: now, settings: this.d.jobSettings }));
+    }
+    return decision.requeueAfterMs;
+  }
+
+  private lastJobs(rt: ReplicableType): JobStatus[] {
+    const runs = this.d.executor.runs(rt.metadata.namespace, rt.metadata.name);
+    const out: JobStatus[] = [];
+    for (const site of new Set(runs.map((r) => r.site))) {
+      for (const kind of new Set(runs.filter((r) => r.site === site).map((r) => r.kind))) {
+        const r = latestRun(runs.filter((x) => x.site === site), kind)!;
+        out.push({
+          site,
+          kind,
+          jobName: r.name,
+          result: r.active ? "Running" : r.succeeded ? "Succeeded" : "Failed",
+          ...(r.startTime ? { startTime: r.startTime.toISOString() } : {}),
+          ...(r.completionTime ? { completionTime: r.completionTime.toISOString() } : {}),
+          ...(r.message ? { message: r.message } : {}),
+        });
+      }
+    }
+    return out.sort((a, b) => `${a.site}/${a.kind}`.localeCompare(`${b.site}/${b.kind}`));
+  }
+
+  private async writeStatus(
+    rt: ReplicableType,
+    p: { conditions: Condition[]; siteStatuses: SiteStatus[]; triggered: boolean; requeueAfterMs: number },
+  ): Promise<ReconcileResult> {
+    const lastJobs = this.lastJobs(rt);
+    const previous = new Map((rt.status?.lastJobs ?? []).map((j) => [`${j.site}/${j.kind}`, j]));
+    for (const job of lastJobs) {
+      const before = previous.get(`${job.site}/${job.kind}`);
+      if (job.result === "Failed" && (before?.jobName !== job.jobName || before?.result !== "Failed")) {
+        await this.d.events.record(rt, "Warning", Reason.JobFailed, `${job.kind} run ${job.jobName} on site ${job.site} failed${job.message ? `: ${job.message}` : ""}`);
+      }
+    }
+    const status: ReplicableTypeStatus = {
+      observedGeneration: rt.metadata.generation ?? 0,
+      ...(p.triggered ? { lastTrigger: rt.metadata.annotations?.[TRIGGER_ANNOTATION] } : rt.status?.lastTrigger ? { lastTrigger: rt.status.lastTrigger } : {}),
+      sites: p.siteStatuses.sort((a, b) => a.name.localeCompare(b.name)),
+      lastJobs,
+      conditions: p.conditions,
+    };
+    if (canonicalJSON(status) !== canonicalJSON(rt.status ?? {})) {
+      await this.d.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace: rt.metadata.namespace,
+        plural: PLURALS.ReplicableType,
+        name: rt.metadata.name,
+        body: { ...rt, status },
+      });
+    }
+    return { requeueAfterMs: p.requeueAfterMs };
+  }
+
+  private async replace(rt: ReplicableType): Promise<void> {
+    await this.d.custom.replaceNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace: rt.metadata.namespace,
+      plural: PLURALS.ReplicableType,
+      name: rt.metadata.name,
+      body: rt,
+    });
+  }
+
+  /** Deletion: stop and remove the type's runs, honour deletionPolicy on our sites, release the finalizer. */
+  private async finalize(rt: ReplicableType): Promise<ReconcileResult> {
+    if (!(rt.metadata.finalizers ?? []).includes(FINALIZER)) return {};
+    await this.d.executor.deleteAll(rt.metadata.namespace, rt.metadata.name);
+    const type = typeRuntimeConfig(rt.spec);
+    for (const site of this.d.sites.list(rt.metadata.namespace).filter((s) => this.inScope(s))) {
+      if (type.schema.deletionPolicy !== "Delete") continue;
+      const pool = await this.d.access.pool(site, site.spec.role === "primary" ? "main" : "tracking");
+      const client = await pool.connect();
+      try {
+        const result = await dropSchemaForDeletedType(client, type.schema, site.spec.role);
+        this.d.log.info({ type: type.name, site: site.metadata.name, dropped: result.dropped, reason: result.reason }, "deletion policy applied");
+      } finally {
+        client.release();
+      }
+    }
+    try {
+      await this.replace({ ...rt, metadata: { ...rt.metadata, finalizers: (rt.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 404)) throw err;
+    }
+    return {};
+  }
+}

@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { decideRuns, type RunRecord } from "./schedule.ts";
+
+const t0 = new Date("2026-01-01T00:00:00Z");
+const at = (s: number) => new Date(t0.getTime() + s * 1000);
+const intervals = { "verify-primary": 60_000, sync: 60_000, verify: 60_000, consistency: 600_000 };
+const run = (kind: RunRecord["kind"], s: number, state: "active" | "ok" | "failed", doneAt?: number): RunRecord => ({
+  name: `${kind}-${s}`,
+  site: "tokyo",
+  kind,
+  scheduledAt: at(s),
+  active: state === "active",
+  succeeded: state === "ok",
+  failed: state === "failed",
+  ...(doneAt === undefined ? {} : { completionTime: at(doneAt) }),
+});
+const secondary = ["sync", "verify", "consistency"] as const;
+
+describe("decideRuns", () => {
+  it("starts consistency first and holds sync and verify until it has succeeded once", () => {
+    const d = decideRuns({ kinds: secondary, intervalsMs: intervals, runs: [], now: t0, triggered: false });
+    expect(d.start).toEqual(["consistency"]);
+    const d2 = decideRuns({ kinds: secondary, intervalsMs: intervals, runs: [run("consistency", 0, "ok", 5)], now: at(6), triggered: false });
+    expect(d2.start).toEqual(["sync", "verify"]);
+  });
+
+  it("never starts a kind that is already running, even when triggered", () => {
+    const runs = [run("consistency", 0, "ok", 1), run("sync", 2, "active")];
+    const d = decideRuns({ kinds: secondary, intervalsMs: intervals, runs, now: at(3000), triggered: true });
+    expect(d.start).not.toContain("sync");
+    expect(d.start).toEqual(expect.arrayContaining(["verify", "consistency"]));
+  });
+
+  it("runs again one interval after the previous run finished, and says when to look again", () => {
+    const runs = [run("consistency", 0, "ok", 1), run("sync", 10, "ok", 40), run("verify", 10, "failed", 20)];
+    const early = decideRuns({ kinds: secondary, intervalsMs: intervals, runs, now: at(85), triggered: false });
+    expect(early.start).toEqual(["verify"]);
+    expect(early.requeueAfterMs).toBe(5_000);
+    const later = decideRuns({ kinds: ["sync"], intervalsMs: intervals, runs, now: at(70), triggered: false });
+    expect(later.start).toEqual([]);
+    expect(later.requeueAfterMs).toBe(30_000);
+    expect(decideRuns({ kinds: ["sync"], intervalsMs: intervals, runs, now: at(100), triggered: false }).start).toEqual(["sync"]);
+  });
+
+  it("starts everything idle at once on a manual trigger", () => {
+    const runs = [run("verify-primary", 0, "ok", 1)];
+    expect(decideRuns({ kinds: ["verify-primary"], intervalsMs: intervals, runs, now: at(2), triggered: true }).start).toEqual(["verify-primary"]);
+    expect(decideRuns({ kinds: ["verify-primary"], intervalsMs: intervals, runs, now: at(2), triggered: false }).start).toEqual([]);
+  });
+});

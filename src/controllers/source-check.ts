@@ -1,0 +1,35 @@
+/** Does the ReplicableType's model table, with every column it names, exist on the primary? */
+import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import type { Queryable } from "../registry/db.ts";
+import { templateColumns } from "../strategies/model-records.ts";
+
+/** Every (table, column) a type reads on the primary. `{base}` in repository paths is not a column. */
+export function referencedColumns(type: TypeRuntimeConfig): { table: string; columns: string[] }[] {
+  const src = type.schema.source;
+  const keySource = type.objectKey ?? type.repositoryPath;
+  const fromKey = keySource?.column ? [keySource.column] : keySource?.template ? templateColumns(keySource.template).filter((c) => c !== "base") : [];
+  const model = [src.idColumn ?? "id", ...fromKey, src.namespaceColumn, src.shardColumn].filter((c): c is string => !!c);
+  const tables = [{ table: src.table, columns: [...new Set(model)] }];
+  if (src.namespaceTable) tables.push({ table: src.namespaceTable, columns: ["id", src.namespaceParentColumn!].filter(Boolean) });
+  return tables;
+}
+
+/** Human-readable problems; empty when everything exists. */
+export async function sourceProblems(primary: Queryable, type: TypeRuntimeConfig): Promise<string[]> {
+  const schema = type.schema.source.schema ?? "public";
+  const problems: string[] = [];
+  for (const { table, columns } of referencedColumns(type)) {
+    const { rows } = await primary.query<{ column_name: string }>(
+      `SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1::text AND table_name = $2::text`,
+      [schema, table],
+    );
+    if (rows.length === 0) {
+      problems.push(`table ${schema}.${table} does not exist on the primary`);
+      continue;
+    }
+    const present = new Set(rows.map((r) => r.column_name));
+    const missing = columns.filter((c) => !present.has(c));
+    if (missing.length) problems.push(`table ${schema}.${table} has no column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`);
+  }
+  return problems;
+}

@@ -1,0 +1,72 @@
+/**
+ * Checks that need more than one object, which the CRD schema cannot express. Pure functions over
+ * the GeoSites of a namespace; the controllers turn the findings into conditions and skip
+ * scheduling for whatever is invalid.
+ */
+import type { GeoSite } from "../api/v1alpha1/resources.ts";
+
+export interface Finding {
+  reason: string;
+  message: string;
+}
+
+export interface TopologyCheck {
+  primary?: GeoSite;
+  /** Why the topology as a whole is unusable (no primary, several). */
+  problem?: Finding;
+  /** Per secondary: why that secondary cannot be scheduled. */
+  invalidSecondaries: Map<string, Finding>;
+}
+
+const secretKey = (ref: { name: string; key?: string } | undefined) => (ref ? `${ref.name}/${ref.key ?? "url"}` : undefined);
+
+function sameBucket(a: GeoSite, b: GeoSite): boolean {
+  const x = a.spec.objectStorage;
+  const y = b.spec.objectStorage;
+  if (!x || !y) return false;
+  const endpoint = (e: string) => e.replace(/\/+$/, "").toLowerCase();
+  return endpoint(x.endpoint) === endpoint(y.endpoint) && x.bucket === y.bucket && (x.prefix ?? "") === (y.prefix ?? "");
+}
+
+export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
+  const enabled = sites.filter((s) => s.spec.enabled !== false);
+  const primaries = enabled.filter((s) => s.spec.role === "primary");
+  const invalidSecondaries = new Map<string, Finding>();
+  if (primaries.length === 0) {
+    return { problem: { reason: "NoPrimary", message: "no enabled GeoSite has role primary in this namespace; exactly one is required" }, invalidSecondaries };
+  }
+  if (primaries.length > 1) {
+    const names = primaries.map((p) => p.metadata.name).sort().join(", ");
+    return { problem: { reason: "MultiplePrimaries", message: `GeoSites ${names} all have role primary; exactly one is allowed` }, invalidSecondaries };
+  }
+  const primary = primaries[0]!;
+  for (const s of enabled.filter((x) => x.spec.role === "secondary")) {
+    const problems: string[] = [];
+    if (sameBucket(s, primary)) {
+      problems.push(`its objectStorage is the primary's bucket (${primary.spec.objectStorage!.bucket} at ${primary.spec.objectStorage!.endpoint}); a secondary must write to its own bucket`);
+    }
+    const tracking = secretKey(s.spec.database.secretRef);
+    if (tracking && tracking === secretKey(primary.spec.database.secretRef)) {
+      problems.push(`its tracking database Secret ${tracking} is the primary's main database Secret`);
+    }
+    const root = s.spec.git?.mirrorRoot?.replace(/\/+$/, "");
+    const base = primary.spec.git?.baseURL;
+    if (root && base?.startsWith("file://") && base.slice("file://".length).replace(/\/+$/, "").startsWith(root)) {
+      problems.push(`its git.mirrorRoot ${root} contains the primary's repository root ${base}`);
+    }
+    if (problems.length) invalidSecondaries.set(s.metadata.name, { reason: "PointsAtPrimary", message: `secondary ${s.metadata.name}: ${problems.join("; ")}` });
+  }
+  return { primary, invalidSecondaries };
+}
+
+/** Same check with the resolved connection URLs (different Secrets may hold the same database). */
+export function sameDatabase(a: string, b: string): boolean {
+  try {
+    const x = new URL(a);
+    const y = new URL(b);
+    const port = (u: URL) => u.port || "5432";
+    return x.hostname.toLowerCase() === y.hostname.toLowerCase() && port(x) === port(y) && x.pathname === y.pathname;
+  } catch {
+    return a === b;
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, following client-go's algorithm: a candidate
+ * takes the Lease when it is free or when its holder has not renewed it for a whole lease
+ * duration as observed by this process (clocks of different machines are never compared); the
+ * leader renews every retry period and gives up when it could not renew within the renew
+ * deadline. Updates carry the resourceVersion, so two candidates cannot both win a round.
+ */
+import { ApiException, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import type { Logger } from "../util/log.ts";
+
+export interface LeaderElectionOptions {
+  api: CoordinationV1Api;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  log: Logger;
+  onStartedLeading: () => void;
+  /** Called once when leadership is lost; the process should stop acting (usually exit). */
+  onStoppedLeading: () => void;
+  now?: () => number;
+}
+
+const isStatus = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
+
+export class LeaderElector {
+  private readonly o: Required<Omit<LeaderElectionOptions, "now">> & { now: () => number };
+  private observed: { holder: string; renewTime: string; resourceVersion: string } | undefined;
+  private observedAt = 0;
+  private lastRenew = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  leading = false;
+
+  constructor(opts: LeaderElectionOptions) {
+    this.o = {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      now: Date.now,
+      ...opts,
+    };
+  }
+
+  start(): void {
+    this.stopped = false;
+    void this.tick();
+  }
+
+  /** Stops campaigning; a leader releases the Lease so a successor need not wait it out. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.leading) {
+      this.leading = false;
+      try {
+        const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+        if (lease.spec?.holderIdentity === this.o.identity) {
+          lease.spec.holderIdentity = undefined;
+          lease.spec.leaseDurationSeconds = 1;
+          await this.o.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+        }
+      } catch (err) {
+        this.o.log.warn({ err: String(err) }, "could not release the leader lease");
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    let acquired = false;
+    try {
+      acquired = await this.tryAcquireOrRenew();
+    } catch (err) {
+      this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, "leader election round failed");
+    }
+    if (this.stopped) return;
+    const now = this.o.now();
+    if (acquired) {
+      this.lastRenew = now;
+      if (!this.leading) {
+        this.leading = true;
+        this.o.log.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, "became leader");
+        this.o.onStartedLeading();
+      }
+    } else if (this.leading && now - this.lastRenew > this.o.renewDeadlineMs) {
+      this.leading = false;
+      this.stopped = true;
+      this.o.log.error({ lease: `${this.o.namespace}/${this.o.name}` }, "lost leadership: could not renew the lease in time");
+      this.o.onStoppedLeading();
+      return;
+    }
+    this.schedule();
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { api, name, namespace, identity } = this.o;
+    const now = this.o.now();
+    const nowISO = new Date(now).toISOString();
+    const leaseSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
+    let lease: V1Lease;
+    try {
+      lease = await api.readNamespacedLease({ name, namespace });
+    } catch (err) {
+      if (!isStatus(err, 404)) throw err;
+      const body: V1Lease = {
+        metadata: { name, namespace },
+        spec: { holderIdentity: identity, leaseDurationSeconds: leaseSeconds, acquireTime: nowISO as never, renewTime: nowISO as never, leaseTransitions: 0 },
+      };
+      try {
+        await api.createNamespacedLease({ namespace, body });
+        return true;
+      } catch (createErr) {
+        if (isStatus(createErr, 409)) return false;
+        throw createErr;
+      }
+    }
+    const spec = lease.spec ?? {};
+    const holder = spec.holderIdentity ?? "";
+    const renewTime = String(spec.renewTime ?? "");
+    const rv = lease.metadata?.resourceVersion ?? "";
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime || this.observed.resourceVersion !== rv) {
+      this.observed = { holder, renewTime, resourceVersion: rv };
+      this.observedAt = now;
+    }
+    const duration = (spec.leaseDurationSeconds ?? leaseSeconds) * 1000;
+    if (holder && holder !== identity && now - this.observedAt < duration) return false;
+
+    const taking = holder !== identity;
+    lease.spec = {
+      ...spec,
+      holderIdentity: identity,
+      leaseDurationSeconds: leaseSeconds,
+      renewTime: nowISO as never,
+      ...(taking ? { acquireTime: nowISO as never, leaseTransitions: (spec.leaseTransitions ?? 0) + (holder ? 1 : 0) } : {}),
+    };
+    try {
+      await api.replaceNamespacedLease({ name, namespace, body: lease });
+      return true;
+    } catch (err) {
+      if (isStatus(err, 409)) return false;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,256 @@
+/**
+ * The operator process: informers on GeoSites, ReplicableTypes and the Jobs it owns; one
+ * controller loop per kind; leader election so only one replica acts; /healthz, /readyz and
+ * /metrics; an orderly stop on SIGTERM.
+ */
+import { createServer, type Server } from "node:http";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { KubeConfig, KubernetesListObject, V1Job } from "@kubernetes/client-node";
+import { GROUP, LABELS, PLURALS, VERSION, type GeoSite, type ReplicableType } from "./api/v1alpha1/resources.ts";
+import { ControllerLoop } from "./controllers/controller-loop.ts";
+import type { RunExecutor } from "./controllers/executor.ts";
+import { GeoSiteController } from "./controllers/geosite-controller.ts";
+import { InProcessExecutor } from "./controllers/in-process-executor.ts";
+import { JobExecutor, MANAGED_JOBS_SELECTOR } from "./controllers/job-executor.ts";
+import type { JobSettings } from "./controllers/job-spec.ts";
+import { ReplicableTypeController } from "./controllers/replicabletype-controller.ts";
+import { SiteAccess } from "./controllers/site-access.ts";
+import { createClients, type KubeClients } from "./k8s/client.ts";
+import { EventRecorder } from "./k8s/events.ts";
+import { Informer } from "./k8s/informer.ts";
+import { LeaderElector } from "./k8s/leader-election.ts";
+import { OperatorMetrics } from "./metrics/metrics.ts";
+import type { Logger } from "./util/log.ts";
+
+export interface ManagerOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** The GeoSite this instance acts for; undefined: every site. */
+  site?: string;
+  executor: "jobs" | "in-process";
+  jobSettings: JobSettings;
+  /** 0 picks a free port; undefined disables the server. */
+  metricsPort?: number;
+  healthPort?: number;
+  bindAddress?: string;
+  leaderElection?: { namespace: string; name: string; identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  relistIntervalMs?: number;
+  /** Called when leadership is lost (default: exit the process so a fresh one campaigns). */
+  onLostLeadership?: () => void;
+}
+
+export class Manager {
+  readonly metrics = new OperatorMetrics();
+  readonly clients: KubeClients;
+  readonly sites: Informer<GeoSite>;
+  readonly types: Informer<ReplicableType>;
+  readonly jobs?: Informer<V1Job>;
+  readonly executor: RunExecutor;
+  readonly typeLoop: ControllerLoop;
+  readonly siteLoop: ControllerLoop;
+  private readonly o: ManagerOptions;
+  private readonly access: SiteAccess;
+  private readonly elector?: LeaderElector;
+  private servers: Server[] = [];
+  private controllersStarted = false;
+  metricsURL?: string;
+  healthURL?: string;
+
+  constructor(opts: ManagerOptions) {
+    this.o = opts;
+    const log = opts.log;
+    this.clients = createClients(opts.kubeConfig);
+    const { custom, batch, core } = this.clients;
+    const relist = opts.relistIntervalMs ?? 5 * 60_000;
+    const crInformer = <T extends GeoSite | ReplicableType>(plural: string) =>
+      new Informer<T>({
+        name: plural,
+        kubeConfig: opts.kubeConfig,
+        path: `/apis/${GROUP}/${VERSION}/${plural}`,
+        list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<T>>,
+        relistIntervalMs: relist,
+        log,
+      });
+    this.sites = crInformer<GeoSite>(PLURALS.GeoSite);
+    this.types = crInformer<ReplicableType>(PLURALS.ReplicableType);
+    this.access = new SiteAccess(core);
+    const events = new EventRecorder(core, "geo-operator", log);
+
+    if (opts.executor === "jobs") {
+      this.jobs = new Informer<V1Job>({
+        name: "jobs",
+        kubeConfig: opts.kubeConfig,
+        path: "/apis/batch/v1/jobs",
+        labelSelector: MANAGED_JOBS_SELECTOR,
+        list: () => batch.listJobForAllNamespaces({ labelSelector: MANAGED_JOBS_SELECTOR }),
+        relistIntervalMs: relist,
+        log,
+      });
+      this.executor = new JobExecutor(batch, this.jobs);
+    } else {
+      this.executor = new InProcessExecutor({
+        core,
+        log,
+        onFinished: (namespace, typeName, run) => {
+          this.metrics.jobOutcomes.inc({ type: typeName, site: run.site, kind: run.kind, result: run.succeeded ? "succeeded" : "failed" });
+          this.typeLoop.queue.add(`${namespace}/${typeName}`);
+          this.enqueueSites(namespace);
+        },
+      });
+    }
+
+    const typeController = new ReplicableTypeController({
+      custom,
+      types: this.types,
+      sites: this.sites,
+      executor: this.executor,
+      access: this.access,
+      events,
+      jobSettings: opts.jobSettings,
+      ...(opts.site ? { site: opts.site } : {}),
+      log,
+    });
+    const siteController = new GeoSiteController({
+      custom,
+      sites: this.sites,
+      types: this.types,
+      access: this.access,
+      events,
+      metrics: this.metrics,
+      ...(opts.site ? { site: opts.site } : {}),
+      log,
+    });
+    this.typeLoop = new ControllerLoop({ name: "replicabletype", reconcile: (k) => typeController.reconcile(k), log, metrics: this.metrics });
+    this.siteLoop = new ControllerLoop({ name: "geosite", reconcile: (k) => siteController.reconcile(k), log, metrics: this.metrics });
+
+    const key = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
+    for (const ev of ["add", "update", "delete"] as const) {
+      this.types.on(ev, (t) => {
+        this.typeLoop.queue.add(key(t));
+        this.enqueueSites(t.metadata.namespace);
+      });
+      this.sites.on(ev, (s) => {
+        this.siteLoop.queue.add(key(s));
+        this.enqueueTypes(s.metadata.namespace);
+      });
+      this.jobs?.on(ev, (j) => {
+        const ns = j.metadata?.namespace ?? "";
+        const typeName = j.metadata?.labels?.[LABELS.type];
+        if (typeName) this.typeLoop.queue.add(`${ns}/${typeName}`);
+        if (ev === "update" && j.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True")) {
+          this.enqueueSites(ns);
+        }
+      });
+    }
+
+    if (opts.leaderElection) {
+      const le = opts.leaderElection;
+      this.elector = new LeaderElector({
+        api: this.clients.coordination,
+        namespace: le.namespace,
+        name: le.name,
+        identity: le.identity ?? `${hostname()}-${randomBytes(4).toString("hex")}`,
+        ...(le.leaseDurationMs ? { leaseDurationMs: le.leaseDurationMs } : {}),
+        ...(le.renewDeadlineMs ? { renewDeadlineMs: le.renewDeadlineMs } : {}),
+        ...(le.retryPeriodMs ? { retryPeriodMs: le.retryPeriodMs } : {}),
+        log,
+        onStartedLeading: () => this.startControllers(),
+        onStoppedLeading: () => {
+          void this.stopControllers();
+          (opts.onLostLeadership ?? (() => process.exit(1)))();
+        },
+      });
+    }
+  }
+
+  get leading(): boolean {
+    return this.controllersStarted;
+  }
+
+  private enqueueSites(namespace: string): void {
+    for (const s of this.sites.list(namespace)) this.siteLoop.queue.add(`${namespace}/${s.metadata.name}`);
+  }
+
+  private enqueueTypes(namespace: string): void {
+    for (const t of this.types.list(namespace)) this.typeLoop.queue.add(`${namespace}/${t.metadata.name}`);
+  }
+
+  private get synced(): Promise<unknown> {
+    return Promise.all([this.sites.synced, this.types.synced, this.jobs?.synced]);
+  }
+
+  private startControllers(): void {
+    if (this.controllersStarted) return;
+    this.controllersStarted = true;
+    this.o.log.info({ site: this.o.site ?? "(all)" }, "starting controllers");
+    this.typeLoop.start();
+    this.siteLoop.start();
+    for (const t of this.types.list()) this.typeLoop.queue.add(`${t.metadata.namespace}/${t.metadata.name}`);
+    for (const s of this.sites.list()) this.siteLoop.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
+  }
+
+  private async stopControllers(): Promise<void> {
+    if (!this.controllersStarted) return;
+    this.controllersStarted = false;
+    await Promise.all([this.typeLoop.stop(), this.siteLoop.stop()]);
+  }
+
+  private listen(port: number, handler: (path: string) => Promise<{ code: number; body: string; type?: string }>): Promise<string> {
+    const server = createServer((req, res) => {
+      void handler(new URL(req.url ?? "/", "http://x").pathname).then(
+        ({ code, body, type }) => {
+          res.writeHead(code, { "content-type": type ?? "text/plain; charset=utf-8" });
+          res.end(body);
+        },
+        (err: unknown) => {
+          res.writeHead(500);
+          res.end(String(err));
+        },
+      );
+    });
+    this.servers.push(server);
+    return new Promise((resolve) => {
+      server.listen(port, this.o.bindAddress ?? "127.0.0.1", () => {
+        const addr = server.address();
+        resolve(`http://${this.o.bindAddress ?? "127.0.0.1"}:${typeof addr === "object" && addr ? addr.port : port}`);
+      });
+    });
+  }
+
+  async start(): Promise<void> {
+    let ready = false;
+    if (this.o.healthPort !== undefined) {
+      this.healthURL = await this.listen(this.o.healthPort, async (path) => {
+        if (path === "/healthz") return { code: 200, body: "ok" };
+        if (path === "/readyz") return ready ? { code: 200, body: "ok" } : { code: 503, body: "caches not synced" };
+        return { code: 404, body: "not found" };
+      });
+    }
+    if (this.o.metricsPort !== undefined) {
+      this.metricsURL = await this.listen(this.o.metricsPort, async (path) =>
+        path === "/metrics" ? { code: 200, body: await this.metrics.registry.metrics(), type: this.metrics.registry.contentType } : { code: 404, body: "not found" },
+      );
+    }
+    this.sites.start();
+    this.types.start();
+    this.jobs?.start();
+    await this.synced;
+    ready = true;
+    this.o.log.info("caches synced");
+    if (this.elector) this.elector.start();
+    else this.startControllers();
+  }
+
+  async stop(): Promise<void> {
+    await this.elector?.stop();
+    if (this.executor instanceof InProcessExecutor) this.executor.stopAll();
+    await this.stopControllers();
+    this.sites.stop();
+    this.types.stop();
+    this.jobs?.stop();
+    await this.access.close();
+    await Promise.all(this.servers.map((s) => new Promise((r) => s.close(r))));
+    this.servers = [];
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Where each secondary copy lives, and what an operator needs to know about a mismatch.
+ *
+ * The registry tables match GitLab's schema exactly, and they carry no location: GitLab learns the
+ * blob path of a deleted record from the deletion event. geo-operator also finds deletions by
+ * consistency scans, when the model row (and so its key) is already gone from the primary, so the
+ * sync worker records each copy's location here, in the tracking database, keyed by type and
+ * model id. Mismatch details (e.g. which git refs differ) are kept beside it for `kubectl geo`.
+ */
+import type { Queryable } from "./db.ts";
+import { toNumber } from "./db.ts";
+
+export const REPLICAS_TABLE = "geo_operator_replicas";
+
+export async function ensureReplicasTable(db: Queryable): Promise<void> {
+  await db.query(
+    `CREATE TABLE IF NOT EXISTS public.${REPLICAS_TABLE} (
+       type_name text NOT NULL,
+       model_id bigint NOT NULL,
+       location text,
+       mismatch jsonb,
+       updated_at timestamptz NOT NULL DEFAULT now(),
+       PRIMARY KEY (type_name, model_id)
+     )`,
+  );
+}
+
+export async function recordLocation(db: Queryable, typeName: string, modelId: number, location: string | null): Promise<void> {
+  await db.query(
+    `INSERT INTO public.${REPLICAS_TABLE} (type_name, model_id, location, updated_at)
+     VALUES ($1::text, $2::bigint, $3::text, now())
+     ON CONFLICT (type_name, model_id) DO UPDATE SET location = EXCLUDED.location, mismatch = NULL, updated_at = now()`,
+    [typeName, modelId, location],
+  );
+}
+
+export async function recordMismatch(db: Queryable, typeName: string, modelId: number, details: unknown): Promise<void> {
+  await db.query(
+    `INSERT INTO public.${REPLICAS_TABLE} (type_name, model_id, mismatch, updated_at)
+     VALUES ($1::text, $2::bigint, $3::jsonb, now())
+     ON CONFLICT (type_name, model_id) DO UPDATE SET mismatch = EXCLUDED.mismatch, updated_at = now()`,
+    [typeName, modelId, JSON.stringify(details)],
+  );
+}
+
+export async function locationsOf(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<Map<number, string | null>> {
+  const { rows } = await db.query<{ model_id: string; location: string | null }>(
+    `SELECT model_id, location FROM public.${REPLICAS_TABLE} WHERE type_name = $1::text AND model_id = ANY($2::bigint[])`,
+    [typeName, modelIds],
+  );
+  return new Map(rows.map((r) => [toNumber(r.model_id), r.location]));
+}
+
+export async function mismatchesOf(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<Map<number, unknown>> {
+  const { rows } = await db.query<{ model_id: string; mismatch: unknown }>(
+    `SELECT model_id, mismatch FROM public.${REPLICAS_TABLE}
+     WHERE type_name = $1::text AND model_id = ANY($2::bigint[]) AND mismatch IS NOT NULL`,
+    [typeName, modelIds],
+  );
+  return new Map(rows.map((r) => [toNumber(r.model_id), r.mismatch]));
+}
+
+export async function forgetReplicas(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<void> {
+  await db.query(`DELETE FROM public.${REPLICAS_TABLE} WHERE type_name = $1::text AND model_id = ANY($2::bigint[])`, [typeName, modelIds]);
+}

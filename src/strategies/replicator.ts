@@ -1,0 +1,97 @@
+/**
+ * The one interface every data type implements. The workers and the controller only ever talk to
+ * a Replicator; which storage sits behind it (S3, git) is the strategy's business.
+ *
+ * Every operation acts on one model record and is idempotent: running it twice has the effect of
+ * running it once, so a retried or duplicated Job is harmless.
+ */
+import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import type { Logger } from "../util/log.ts";
+
+/** One row of the model table, with the columns the type's key/path template needs. */
+export interface ModelRecord {
+  id: number;
+  columns: Record<string, unknown>;
+}
+
+export interface SyncResult {
+  /** The primary has no data for this record (GitLab's missing_on_primary). */
+  missingOnPrimary: boolean;
+  bytes: number;
+  /** Where the copy lives on the secondary (object key, mirror path), remembered for deletions. */
+  location: string | null;
+}
+
+export interface ChecksumResult {
+  checksum: Buffer;
+  bytes: number;
+}
+
+export interface Replicator {
+  /** Model columns the strategy reads (beyond the id), e.g. the template's placeholders. */
+  readonly columns: readonly string[];
+  /**
+   * Checks once per run that storage is reachable with the given credentials (bucket exists,
+   * mirror root writable...). Throws an Error whose message says what to fix; the run stops.
+   */
+  preflight(signal: AbortSignal): Promise<void>;
+  /** Checksum of the record's data on the primary. Throws MissingOnPrimaryError when absent. */
+  checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult>;
+  /** Brings the secondary copy up to date with the primary. */
+  sync(record: ModelRecord, signal: AbortSignal): Promise<SyncResult>;
+  /** Checksum of the secondary copy. Throws MissingCopyError when there is none. */
+  checksumSecondary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult>;
+  /** Operator-readable account of how the copy differs, stored on a mismatch (optional). */
+  describeMismatch?(record: ModelRecord, signal: AbortSignal): Promise<unknown>;
+  /** Removes the secondary copy at `location` (never touches the primary). Missing is fine. */
+  removeCopy(location: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a strategy needs to build its Replicator for one type and one secondary (or the primary). */
+export interface ReplicatorContext {
+  type: TypeRuntimeConfig;
+  /** Name of the site this process acts for. */
+  siteName: string;
+  role: "primary" | "secondary";
+  /** Connection settings resolved from the GeoSites and their Secrets (see workers/context.ts). */
+  endpoints: SiteEndpoints;
+  log: Logger;
+}
+
+export interface S3Endpoint {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  forcePathStyle: boolean;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface SiteEndpoints {
+  primaryS3?: S3Endpoint;
+  secondaryS3?: S3Endpoint;
+  primaryGit?: { baseURL: string; username?: string; password?: string };
+  mirrorRoot?: string;
+}
+
+export interface ReplicatorFactory {
+  strategy: "blob" | "repository";
+  create(ctx: ReplicatorContext): Replicator;
+}
+
+/** The record's data does not exist on the primary. */
+export class MissingOnPrimaryError extends Error {
+  override readonly name = "MissingOnPrimaryError";
+}
+
+/** The secondary has no copy to checksum. */
+export class MissingCopyError extends Error {
+  override readonly name = "MissingCopyError";
+}
+
+/** The record's key or path is unusable (hostile or malformed); the row fails, nothing is written. */
+export class InvalidLocationError extends Error {
+  override readonly name = "InvalidLocationError";
+}

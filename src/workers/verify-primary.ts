@@ -1,0 +1,51 @@
+/**
+ * Primary verification: makes sure every model record has a `_states` row, then checksums
+ * pending records, failed ones whose retry is due and succeeded ones older than the
+ * re-verification interval. Reads from primary storage only; writes only `_states`.
+ */
+import { markChecksumFailed, markChecksumSucceeded, claimChecksumWork, failStuckChecksums } from "../registry/checksum-state.ts";
+import { backfillStates } from "../registry/states-backfill.ts";
+import { loadModelRecords } from "../strategies/model-records.ts";
+import { clockOption, itemSignal, type WorkerContext } from "./context.ts";
+import { markPrimaryReverificationDue } from "./reverification.ts";
+import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
+
+export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummary> {
+  const { type, replicator, log, primaryDb } = ctx;
+  const summary = newSummary("verify-primary", type.name, ctx.siteName);
+  const started = Date.now();
+  const backfill = await backfillStates(primaryDb, type.schema, { batchSize: type.batchSizes.backfill });
+  if (backfill.inserted) log.info({ inserted: backfill.inserted }, "created missing verification state rows");
+  if (!type.verificationEnabled) {
+    summary.seconds = (Date.now() - started) / 1000;
+    return summary;
+  }
+  await failStuckChecksums(primaryDb, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
+  await markPrimaryReverificationDue(primaryDb, type.schema, type.minimumReverificationIntervalMs, clockOption(ctx));
+
+  while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
+    const rows = await claimChecksumWork(primaryDb, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });
+    if (rows.length === 0) break;
+    summary.claimed += rows.length;
+    const records = await loadModelRecords(primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
+    await forEachBounded(rows, ctx.concurrency, async (row) => {
+      const record = records.get(row.modelId);
+      try {
+        // The _states row cascades away with its record; a missing record here is a race with a delete.
+        if (!record) throw new Error(`record ${row.modelId} no longer exists`);
+        const result = await replicator.checksumPrimary(record, itemSignal(ctx, type.timeoutsMs.sync));
+        if (ctx.signal.aborted) return;
+        await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { checksum: result.checksum, ...clockOption(ctx) });
+        summary.succeeded++;
+        summary.bytes += result.bytes;
+      } catch (err) {
+        if (ctx.signal.aborted) return;
+        summary.failed++;
+        await markChecksumFailed(primaryDb, type.schema, row.modelId, { message: errorMessage(err), ...clockOption(ctx) });
+        log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "primary checksum failed");
+      }
+    });
+  }
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
+}

@@ -1,0 +1,103 @@
+/**
+ * Secondary verification: for synced rows whose primary checksum is known, checksums the local
+ * copy and compares. Equal → verification succeeded. Different → checksum mismatch: the row is
+ * failed for both verification and sync, so it is copied again with growing backoff, and the
+ * strategy's account of the difference is kept for operators.
+ *
+ * For repository types it also notices primaries whose checksum changed since the copy was
+ * verified (a push) and asks for a resync.
+ */
+import { requestResync } from "../registry/sync-state.ts";
+import { recordMismatch } from "../registry/replicas.ts";
+import { readPrimaryChecksums } from "../registry/verification-state.ts";
+import {
+  claimVerificationWorkFromPrimary,
+  failStuckVerifications,
+  markChecksumMismatch,
+  markVerificationFailed,
+  markVerificationSucceeded,
+} from "../registry/verification-state.ts";
+import { tableRefs } from "../registry/tables.ts";
+import { toNumber, type Queryable } from "../registry/db.ts";
+import { loadModelRecords } from "../strategies/model-records.ts";
+import { clockOption, itemSignal, requireTracking, type WorkerContext } from "./context.ts";
+import { markSecondaryReverificationDue } from "./reverification.ts";
+import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
+
+export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSummary> {
+  const tracking = requireTracking(ctx);
+  const { type, replicator, log } = ctx;
+  const summary = newSummary("verify", type.name, ctx.siteName);
+  const started = Date.now();
+  if (!type.verificationEnabled) {
+    summary.seconds = (Date.now() - started) / 1000;
+    return summary;
+  }
+  await failStuckVerifications(tracking, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
+  await markSecondaryReverificationDue(tracking, type.schema, type.minimumReverificationIntervalMs, clockOption(ctx));
+  if (type.strategy === "repository") {
+    const changed = await resyncChangedOnPrimary(tracking, ctx.primaryDb, ctx);
+    if (changed) log.info({ rows: changed }, "primary checksum changed since the last verification; resync requested");
+  }
+
+  while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
+    const rows = await claimVerificationWorkFromPrimary(tracking, ctx.primaryDb, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });
+    if (rows.length === 0) break;
+    summary.claimed += rows.length;
+    const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
+    await forEachBounded(rows, ctx.concurrency, async (row) => {
+      const record = records.get(row.modelId) ?? { id: row.modelId, columns: {} };
+      try {
+        const result = await replicator.checksumSecondary(record, itemSignal(ctx, type.timeoutsMs.sync));
+        if (ctx.signal.aborted) return;
+        summary.bytes += result.bytes;
+        if (result.checksum.equals(row.primaryChecksum)) {
+          if (await markVerificationSucceeded(tracking, type.schema, row.id, { checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
+          return;
+        }
+        summary.failed++;
+        await markChecksumMismatch(tracking, type.schema, row.id, { checksum: result.checksum, ...clockOption(ctx) });
+        const details = await replicator.describeMismatch?.(record, ctx.signal).catch((err: unknown) => ({ error: errorMessage(err) }));
+        await recordMismatch(tracking, type.name, row.modelId, {
+          primaryChecksum: row.primaryChecksum.toString("hex"),
+          secondaryChecksum: result.checksum.toString("hex"),
+          ...(details === undefined ? {} : { details }),
+        });
+        log.warn({ modelId: row.modelId }, "checksum mismatch: the copy will be synced again");
+      } catch (err) {
+        if (ctx.signal.aborted) return;
+        summary.failed++;
+        await markVerificationFailed(tracking, type.schema, row.id, { message: errorMessage(err), ...clockOption(ctx) });
+        log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "secondary checksum failed");
+      }
+    });
+  }
+  summary.seconds = (Date.now() - started) / 1000;
+  return summary;
+}
+
+/** Verified rows whose primary checksum is no longer the one they were verified against. */
+async function resyncChangedOnPrimary(tracking: Queryable, primary: Queryable, ctx: WorkerContext, batchSize = 1000): Promise<number> {
+  const { registry, modelId } = tableRefs(ctx.type.schema);
+  let after = 0;
+  let changed = 0;
+  for (;;) {
+    const { rows } = await tracking.query<{ id: string; model_id: string; verification_checksum: Buffer }>(
+      `SELECT id, ${modelId} AS model_id, verification_checksum FROM ${registry}
+       WHERE state = 2 AND verification_state = 2 AND ${modelId} > $1::bigint
+       ORDER BY ${modelId} LIMIT $2::integer`,
+      [after, batchSize],
+    );
+    if (rows.length === 0) return changed;
+    after = toNumber(rows[rows.length - 1]!.model_id);
+    const ids = rows.map((r) => toNumber(r.model_id));
+    const primarySums = await readPrimaryChecksums(primary, ctx.type.schema, ids);
+    const stale = rows
+      .filter((r) => {
+        const p = primarySums.get(toNumber(r.model_id));
+        return p !== undefined && !p.equals(r.verification_checksum);
+      })
+      .map((r) => toNumber(r.model_id));
+    if (stale.length) changed += await requestResync(tracking, ctx.type.schema, stale);
+  }
+}
