@@ -1,0 +1,62 @@
+/**
+ * The plain input of the registry layer. The controller builds it from a
+ * ReplicableType custom resource; nothing here knows about Kubernetes.
+ */
+export interface ReplicableTypeSchemaConfig {
+  /** snake_case singular, e.g. "cool_widget"; at most 20 characters. */
+  name: string;
+  /** snake_case plural, e.g. "cool_widgets". Defaults to `${name}s`. */
+  plural?: string;
+  strategy: "blob" | "repository";
+  source: {
+    /** Schema of the model table on the primary. Defaults to "public". */
+    schema?: string;
+    /** The model table on the primary, e.g. "cool_widgets". */
+    table: string;
+    /** bigint primary key of the model table. Defaults to "id". */
+    idColumn?: string;
+    /** Column holding the record's namespace id (selective sync by namespace). */
+    namespaceColumn?: string;
+    /** Table holding the namespace tree, e.g. "namespaces". */
+    namespaceTable?: string;
+    /** Parent column in namespaceTable; when set, selecting a namespace selects its descendants. */
+    namespaceParentColumn?: string;
+    /** text column naming the storage shard (selective sync by shard). */
+    shardColumn?: string;
+  };
+  deletionPolicy: "Retain" | "Delete";
+  /** Whether checksums are computed and compared. Defaults to true. */
+  verificationEnabled?: boolean;
+}
+
+/** A secondary site's selective sync setting, as in GitLab's GeoNode. */
+export interface SelectiveSync {
+  type: "" | "namespaces" | "shards";
+  /** Selected namespace ids (type "namespaces"). */
+  namespaces?: number[];
+  /** Selected shard names (type "shards"). */
+  shards?: string[];
+}
+
+export const SYNC_EVERYTHING: SelectiveSync = { type: "" };
+
+/** Which database a schema belongs to. */
+export type SchemaRole = "primary" | "secondary";
+
+/** The config with every default filled in; produced by `resolveConfig`. */
+export interface ResolvedTypeConfig {
+  name: string;
+  plural: string;
+  strategy: "blob" | "repository";
+  source: {
+    schema: string;
+    table: string;
+    idColumn: string;
+    namespaceColumn?: string;
+    namespaceTable?: string;
+    namespaceParentColumn?: string;
+    shardColumn?: string;
+  };
+  deletionPolicy: "Retain" | "Delete";
+  verificationEnabled: boolean;
+}

@@ -1,0 +1,92 @@
+import type { ClientBase } from "pg";
+import type { ReplicableTypeSchemaConfig, SchemaRole } from "./config.ts";
+import {
+  appliedVersionsQuery,
+  createMigrationsTableStatement,
+  dropStatements,
+  lockStatement,
+  pendingMigrationStatements,
+} from "./ddl.ts";
+import { resolveConfig } from "./identifiers.ts";
+
+export interface ApplySchemaResult {
+  /** Versions applied by this call (empty when the schema was already current). */
+  applied: number[];
+}
+
+async function inTransaction<T>(client: ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query("BEGIN");
+  try {
+    const result = await work();
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK");
+    throw error;
+  }
+}
+
+/**
+ * Brings one type's schema in one database up to date: the registry table for
+ * role "secondary" (tracking DB), `<name>_states` for role "primary" (main DB).
+ *
+ * Idempotent, and safe when several operators run it at once: everything
+ * happens in one transaction behind a transaction-scoped advisory lock, and
+ * applied versions are recorded in geo_operator_schema_migrations. It never
+ * drops anything. `client` must be connected and not inside a transaction.
+ */
+export async function applySchema(client: ClientBase, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<ApplySchemaResult> {
+  const resolved = resolveConfig(config);
+  return inTransaction(client, async () => {
+    await client.query(lockStatement());
+    await client.query(createMigrationsTableStatement());
+    const { rows } = await client.query<{ version: number }>(appliedVersionsQuery(), [resolved.name, role]);
+    const appliedBefore = new Set(rows.map((r) => r.version));
+    for (const statement of pendingMigrationStatements(resolved, role, appliedBefore)) {
+      await client.query(statement);
+    }
+    const versionsNow = await client.query<{ version: number }>(appliedVersionsQuery(), [resolved.name, role]);
+    return { applied: versionsNow.rows.map((r) => r.version).filter((v) => !appliedBefore.has(v)) };
+  });
+}
+
+/** Versions recorded for a type and role, ascending (empty when never applied). */
+export async function appliedSchemaVersions(client: ClientBase, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<number[]> {
+  const resolved = resolveConfig(config);
+  const exists = await client.query<{ present: boolean }>(
+    "SELECT to_regclass('public.geo_operator_schema_migrations') IS NOT NULL AS present",
+  );
+  if (exists.rows[0]?.present !== true) return [];
+  const { rows } = await client.query<{ version: number }>(appliedVersionsQuery(), [resolved.name, role]);
+  return rows.map((r) => r.version);
+}
+
+export interface DropSchemaResult {
+  dropped: boolean;
+  /** Why nothing was dropped, when `dropped` is false. */
+  reason?: string;
+}
+
+/**
+ * Called only when a ReplicableType is being deleted. Drops its table in this
+ * database if, and only if, the type says `deletionPolicy: Delete`; with
+ * Retain it leaves everything in place (a re-created type picks the data up).
+ */
+export async function dropSchemaForDeletedType(
+  client: ClientBase,
+  config: ReplicableTypeSchemaConfig,
+  role: SchemaRole,
+): Promise<DropSchemaResult> {
+  const resolved = resolveConfig(config);
+  if (resolved.deletionPolicy !== "Delete") {
+    return { dropped: false, reason: `deletionPolicy is ${resolved.deletionPolicy}` };
+  }
+  await inTransaction(client, async () => {
+    await client.query(lockStatement());
+    await client.query(createMigrationsTableStatement());
+    for (const statement of dropStatements(resolved, role)) {
+      await client.query(statement);
+    }
+  });
+  return { dropped: true };
+}

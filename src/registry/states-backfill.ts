@@ -1,0 +1,85 @@
+import type { ReplicableTypeSchemaConfig } from "./config.ts";
+import type { Queryable } from "./db.ts";
+import { tableRefs } from "./tables.ts";
+
+/**
+ * Creates the missing `<name>_states` rows on the primary, one keyset batch
+ * of model ids per statement, entirely server-side. New rows start pending,
+ * or disabled when the type has verification switched off.
+ */
+
+export const DEFAULT_BACKFILL_BATCH_SIZE = 10_000;
+const MIN_BIGINT = "-9223372036854775808";
+const FOREIGN_KEY_VIOLATION = "23503";
+const UNIQUE_VIOLATION = "23505";
+const RETRIES_PER_BATCH = 3;
+
+export interface StatesBackfillSummary {
+  scanned: number;
+  inserted: number;
+  batches: number;
+}
+
+function isRetryable(error: unknown): boolean {
+  const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+  return code === FOREIGN_KEY_VIOLATION || code === UNIQUE_VIOLATION;
+}
+
+export async function backfillStates(
+  primary: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  options: { batchSize?: number } = {},
+): Promise<StatesBackfillSummary> {
+  const { states, modelId, source, resolved } = tableRefs(config);
+  const batchSize = options.batchSize ?? DEFAULT_BACKFILL_BATCH_SIZE;
+  const initialState = resolved.verificationEnabled ? 0 : 4;
+  const text = `WITH batch AS (
+      SELECT m.${source.id} AS id FROM ${source.table} AS m WHERE m.${source.id} > $1::bigint ORDER BY m.${source.id} LIMIT $2::integer
+    ), existing AS (
+      -- Only this batch's id range of _states: an index range scan, never the whole table.
+      SELECT s.${modelId} AS id FROM ${states} AS s
+      WHERE s.${modelId} > $1::bigint AND s.${modelId} <= (SELECT max(id) FROM batch)
+    ), inserted AS (
+      INSERT INTO ${states} (${modelId}, verification_state)
+      SELECT b.id, $3::smallint FROM batch AS b
+      WHERE NOT EXISTS (SELECT 1 FROM existing AS e WHERE e.id = b.id)
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM batch)::integer AS scanned,
+           (SELECT max(id) FROM batch)::text AS last_id,
+           (SELECT count(*) FROM inserted)::integer AS inserted`;
+
+  const summary: StatesBackfillSummary = { scanned: 0, inserted: 0, batches: 0 };
+  let after = MIN_BIGINT;
+  for (;;) {
+    const row = await runBatch(primary, text, [after, batchSize, initialState]);
+    summary.scanned += row.scanned;
+    summary.inserted += row.inserted;
+    summary.batches += 1;
+    if (row.scanned < batchSize || row.last_id === null) return summary;
+    after = row.last_id;
+  }
+}
+
+interface BatchRow {
+  scanned: number;
+  last_id: string | null;
+  inserted: number;
+}
+
+/**
+ * A record deleted between the batch read and the insert fails the FK check,
+ * and a state row created concurrently by the application fails the unique
+ * check (no ON CONFLICT: it slows every insert); either way the batch is
+ * simply run again.
+ */
+async function runBatch(primary: Queryable, text: string, params: unknown[]): Promise<BatchRow> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { rows } = await primary.query<BatchRow>(text, params);
+      return rows[0] ?? { scanned: 0, last_id: null, inserted: 0 };
+    } catch (error) {
+      if (!isRetryable(error) || attempt >= RETRIES_PER_BATCH) throw error;
+    }
+  }
+}

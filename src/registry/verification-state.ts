@@ -1,0 +1,238 @@
+import { incrementSmallintSql, jitterParam, jitterSql, retryDelaySql } from "./backoff.ts";
+import type { JitterOption } from "./backoff.ts";
+import type { ReplicableTypeSchemaConfig } from "./config.ts";
+import { nowSql, toNumber } from "./db.ts";
+import type { ClockOption, Queryable } from "./db.ts";
+import { registryColumns, toRegistryRow } from "./registry-row.ts";
+import type { RegistryRow, RegistryRowRecord } from "./registry-row.ts";
+import { CHECKSUM_MISMATCH_MESSAGE, DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
+import type { ClaimOptions, StuckOptions } from "./sync-state.ts";
+import { tableRefs } from "./tables.ts";
+
+/**
+ * Verification on a secondary, kept in the registry (tracking DB):
+ * pending(0) → started(1) → succeeded(2) | failed(3); disabled(4) when the
+ * type has verification switched off. Only synced rows are verified, and only
+ * once the primary has a checksum to compare with. The primary's own state
+ * machine on `<name>_states` is in checksum-state.ts.
+ */
+
+export interface VerificationCandidate {
+  id: number;
+  modelId: number;
+}
+
+/**
+ * Synced rows waiting for verification, without locking them: pending ones
+ * (oldest verification first) then failed ones whose retry time has come.
+ * Both halves are served by the template's partial indexes.
+ */
+export async function findVerificationCandidates(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  options: ClaimOptions,
+): Promise<VerificationCandidate[]> {
+  const { registry, modelId } = tableRefs(config);
+  const { rows } = await db.query<{ id: string; model_id: string }>(
+    `(SELECT id, ${modelId} AS model_id FROM ${registry}
+      WHERE state = 2 AND verification_state = 0
+      ORDER BY verified_at ASC NULLS FIRST LIMIT $1::integer)
+     UNION ALL
+     (SELECT id, ${modelId} AS model_id FROM ${registry}
+      WHERE state = 2 AND verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${nowSql("$2")})
+      ORDER BY verification_retry_at ASC NULLS FIRST LIMIT $1::integer)
+     LIMIT $1::integer`,
+    [options.limit, options.now ?? null],
+  );
+  return rows.map((r) => ({ id: toNumber(r.id), modelId: toNumber(r.model_id) }));
+}
+
+/**
+ * The primary's checksums for these model ids, read from `<name>_states` on
+ * the primary (a different server, so this is its own query). Records whose
+ * checksum has not succeeded yet are absent from the map.
+ */
+export async function readPrimaryChecksums(
+  primary: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  modelIds: readonly number[],
+): Promise<Map<number, Buffer>> {
+  const { states, modelId } = tableRefs(config);
+  const { rows } = await primary.query<{ model_id: string; verification_checksum: Buffer }>(
+    `SELECT ${modelId} AS model_id, verification_checksum FROM ${states}
+     WHERE ${modelId} = ANY($1::bigint[]) AND verification_state = 2 AND verification_checksum IS NOT NULL`,
+    [modelIds],
+  );
+  return new Map(rows.map((r) => [toNumber(r.model_id), r.verification_checksum]));
+}
+
+export interface ClaimedVerification extends RegistryRow {
+  /** What the secondary's checksum must equal. */
+  primaryChecksum: Buffer;
+}
+
+export interface ClaimVerificationOptions extends ClockOption {
+  limit: number;
+  /** Primary checksums by model id (readPrimaryChecksums). Rows without one are not claimed. */
+  primaryChecksums: ReadonlyMap<number, Buffer>;
+}
+
+/**
+ * Claims synced rows needing verification whose primary checksum is known,
+ * moving them to verification started. Skips rows locked by other workers.
+ */
+export async function claimVerificationWork(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  options: ClaimVerificationOptions,
+): Promise<ClaimedVerification[]> {
+  const { registry, modelId } = tableRefs(config);
+  const now = nowSql("$3");
+  const { rows } = await db.query<RegistryRowRecord>(
+    `WITH claimed AS (
+       SELECT id FROM ${registry}
+       WHERE ${modelId} = ANY($1::bigint[]) AND state = 2
+         AND (verification_state = 0
+              OR (verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${now})))
+       LIMIT $2::integer
+       FOR UPDATE SKIP LOCKED
+     )
+     UPDATE ${registry} AS r SET verification_state = 1, verification_started_at = ${now}
+     FROM claimed WHERE r.id = claimed.id
+     RETURNING ${registryColumns("r", modelId)}`,
+    [[...options.primaryChecksums.keys()], options.limit, options.now ?? null],
+  );
+  return rows.map((record) => {
+    const row = toRegistryRow(record);
+    return { ...row, primaryChecksum: options.primaryChecksums.get(row.modelId) as Buffer };
+  });
+}
+
+/**
+ * The whole secondary claim: candidates from the registry, their checksums
+ * from the primary, then the locked claim. Rows whose primary has no
+ * checksum yet stay pending.
+ */
+export async function claimVerificationWorkFromPrimary(
+  tracking: Queryable,
+  primary: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  options: ClaimOptions,
+): Promise<ClaimedVerification[]> {
+  // Over-fetch candidates: some will lack a primary checksum or be taken by another worker.
+  const candidates = await findVerificationCandidates(tracking, config, { ...options, limit: options.limit * 4 });
+  if (candidates.length === 0) return [];
+  const primaryChecksums = await readPrimaryChecksums(primary, config, candidates.map((c) => c.modelId));
+  if (primaryChecksums.size === 0) return [];
+  return claimVerificationWork(tracking, config, { limit: options.limit, primaryChecksums, ...(options.now && { now: options.now }) });
+}
+
+export interface VerifiedOptions extends ClockOption {
+  /** The secondary's checksum, equal to the primary's. */
+  checksum: Buffer;
+}
+
+/**
+ * verification started → succeeded. The only transition that resets
+ * verification_retry_count. False when the row is no longer a synced row in
+ * verification (a resync arrived meanwhile).
+ */
+export async function markVerificationSucceeded(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  id: number,
+  options: VerifiedOptions,
+): Promise<boolean> {
+  const { registry } = tableRefs(config);
+  const result = await db.query(
+    `UPDATE ${registry}
+     SET verification_state = 2, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
+         verification_retry_count = 0, verification_retry_at = NULL, verification_failure = NULL,
+         checksum_mismatch = false, verification_checksum_mismatched = NULL
+     WHERE id = $1::bigint AND state = 2 AND verification_state = 1`,
+    [id, options.checksum, options.now ?? null],
+  );
+  return result.rowCount === 1;
+}
+
+export interface VerificationFailedOptions extends ClockOption, JitterOption {
+  message: string;
+}
+
+/** verification started → failed (the checksum could not be computed); retried with backoff. */
+export async function markVerificationFailed(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  id: number,
+  options: VerificationFailedOptions,
+): Promise<RegistryRow | null> {
+  const { registry, modelId } = tableRefs(config);
+  const newCount = incrementSmallintSql("r.verification_retry_count");
+  const { rows } = await db.query<RegistryRowRecord>(
+    `UPDATE ${registry} AS r
+     SET verification_state = 3, verification_failure = $2::text, verification_retry_count = ${newCount},
+         verification_retry_at = ${nowSql("$4")} + ${retryDelaySql(newCount, jitterSql("$3"), "false")}
+     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1
+     RETURNING ${registryColumns("r", modelId)}`,
+    [id, truncateFailure(options.message), jitterParam(options), options.now ?? null],
+  );
+  return rows[0] ? toRegistryRow(rows[0]) : null;
+}
+
+export interface MismatchOptions extends ClockOption, JitterOption {
+  /** The secondary's checksum, which differs from the primary's. */
+  checksum: Buffer;
+}
+
+/**
+ * verification started → failed because the copy differs from the primary,
+ * and sync → failed so the copy is fetched again.
+ *
+ * GitLab resets verification_retry_count whenever a row goes back to
+ * verification pending, so after a resync it is 1 again and a persistent
+ * mismatch resyncs forever at the shortest delay. Here the count survives
+ * resyncs (only a successful verification resets it) and the sync retry uses
+ * the larger of the two counts, so each repeated mismatch waits longer.
+ */
+export async function markChecksumMismatch(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  id: number,
+  options: MismatchOptions,
+): Promise<RegistryRow | null> {
+  const { registry, modelId } = tableRefs(config);
+  const verificationCount = incrementSmallintSql("r.verification_retry_count");
+  const syncCount = `greatest(${incrementSmallintSql("r.retry_count")}, ${verificationCount})`;
+  const now = nowSql("$5");
+  const delayJitter = jitterSql("$4");
+  const { rows } = await db.query<RegistryRowRecord>(
+    `UPDATE ${registry} AS r
+     SET checksum_mismatch = true, verification_checksum_mismatched = $2::bytea,
+         verification_state = 3, verification_failure = $3::text,
+         verification_retry_count = ${verificationCount},
+         verification_retry_at = ${now} + ${retryDelaySql(verificationCount, delayJitter, "false")},
+         state = 3, retry_count = ${syncCount}, last_sync_failure = $3::text,
+         retry_at = ${now} + ${retryDelaySql(syncCount, delayJitter, "r.missing_on_primary")}
+     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1
+     RETURNING ${registryColumns("r", modelId)}`,
+    [id, options.checksum, CHECKSUM_MISMATCH_MESSAGE, jitterParam(options), options.now ?? null],
+  );
+  return rows[0] ? toRegistryRow(rows[0]) : null;
+}
+
+/** Registry rows in verification started longer than the timeout become failed with backoff. */
+export async function failStuckVerifications(db: Queryable, config: ReplicableTypeSchemaConfig, options: StuckOptions = {}): Promise<number[]> {
+  const { registry } = tableRefs(config);
+  const timeout = options.timeoutSeconds ?? DEFAULT_STARTED_TIMEOUT_SECONDS;
+  const newCount = incrementSmallintSql("verification_retry_count");
+  const now = nowSql("$3");
+  const { rows } = await db.query<{ id: string }>(
+    `UPDATE ${registry}
+     SET verification_state = 3, verification_retry_count = ${newCount}, verification_failure = $4::text,
+         verification_retry_at = ${now} + ${retryDelaySql(newCount, jitterSql("$2"), "false")}
+     WHERE verification_state = 1 AND verification_started_at < ${now} - make_interval(secs => $1::double precision)
+     RETURNING id`,
+    [timeout, jitterParam(options), options.now ?? null, truncateFailure(`Verification timed out after ${timeout} seconds in started`)],
+  );
+  return rows.map((r) => toNumber(r.id));
+}

@@ -1,0 +1,143 @@
+/**
+ * A primary and a secondary site made of the real test servers, for driving the worker commands
+ * as a Job would run them: a fresh database on each PostgreSQL server, a unique key prefix in each
+ * MinIO bucket, a model table on the primary, and the env a Job's pod would get.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
+import pg from "pg";
+import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
+import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { applySchema } from "../../src/registry/schema-manager.ts";
+import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import type { LocalEnvironmentInfo } from "../../hack/localenv/index.ts";
+import { createTestDatabases, type TestDatabases } from "../integration/registry/databases.ts";
+
+export interface WorkerRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface S3Side {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface World {
+  dbs: TestDatabases;
+  type: ReplicableTypeSpec;
+  primarySite: GeoSiteSpec;
+  secondarySite: GeoSiteSpec;
+  prefix: string;
+  primaryS3: S3Client;
+  secondaryS3: S3Client;
+  env(site: "primary" | "secondary", overrides?: Record<string, string>): Record<string, string>;
+  /** Runs `geo-operator worker <kind>` as a child process; resolves when it exits. */
+  run(kind: "verify-primary" | "sync" | "verify" | "consistency", overrides?: Record<string, string>): Promise<WorkerRun>;
+  /** Starts a worker and returns the child, for tests that kill it. */
+  spawnWorker(kind: "verify-primary" | "sync" | "verify" | "consistency", overrides?: Record<string, string>): ReturnType<typeof spawn>;
+  close(): Promise<void>;
+}
+
+export function s3Client(s: Pick<S3Side, "endpoint" | "region" | "accessKeyId" | "secretAccessKey">): S3Client {
+  return new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
+}
+
+/** Blob world: `cool_widgets(id, namespace_id, file_name)` with keys `cool_widgets/{id}/{file_name}`. */
+export async function createBlobWorld(env: LocalEnvironmentInfo, opts: { primaryS3?: S3Side; secondaryS3?: S3Side; typeOverrides?: Partial<ReplicableTypeSpec> } = {}): Promise<World> {
+  const dbs = await createTestDatabases();
+  const prefix = `w-${randomBytes(4).toString("hex")}/`;
+  const p = opts.primaryS3 ?? env.s3!.primary;
+  const s = opts.secondaryS3 ?? env.s3!.secondary;
+  await dbs.primary.query(`CREATE TABLE cool_widgets (id bigserial PRIMARY KEY, namespace_id bigint, file_name text NOT NULL)`);
+  const type: ReplicableTypeSpec = {
+    name: "cool_widget",
+    strategy: "blob",
+    source: { table: "cool_widgets", objectKey: { template: "cool_widgets/{id}/{file_name}" }, namespaceColumn: "namespace_id" },
+    ...opts.typeOverrides,
+  };
+  const schema = typeRuntimeConfig(type).schema;
+  for (const [pool, role] of [[dbs.primary, "primary"], [dbs.tracking, "secondary"]] as const) {
+    const client = await pool.connect();
+    try {
+      await applySchema(client, schema, role);
+    } finally {
+      client.release();
+    }
+  }
+  const primarySite: GeoSiteSpec = {
+    role: "primary",
+    database: { secretRef: { name: "primary-db" } },
+    objectStorage: { endpoint: p.endpoint, region: p.region, bucket: p.bucket, prefix, forcePathStyle: true, credentialsSecretRef: { name: "primary-s3" } },
+  };
+  const secondarySite: GeoSiteSpec = {
+    role: "secondary",
+    database: { secretRef: { name: "tracking-db" }, primaryReplicaSecretRef: { name: "primary-db" } },
+    objectStorage: { endpoint: s.endpoint, region: s.region, bucket: s.bucket, prefix, forcePathStyle: true, credentialsSecretRef: { name: "secondary-s3" } },
+    capacities: { blobs: 4, verification: 8 },
+  };
+  const world: World = {
+    dbs,
+    type,
+    primarySite,
+    secondarySite,
+    prefix,
+    primaryS3: s3Client(p),
+    secondaryS3: s3Client(s),
+    env(site, overrides = {}) {
+      return {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "/tmp",
+        GEO_TYPE_SPEC: JSON.stringify(world.type),
+        GEO_SITE_SPEC: JSON.stringify(site === "primary" ? world.primarySite : world.secondarySite),
+        GEO_PRIMARY_SITE_SPEC: JSON.stringify(world.primarySite),
+        GEO_PRIMARY_DB_URL: dbs.primaryUrl,
+        ...(site === "secondary" ? { GEO_TRACKING_DB_URL: dbs.trackingUrl } : {}),
+        GEO_PRIMARY_S3_ACCESS_KEY_ID: p.accessKeyId,
+        GEO_PRIMARY_S3_SECRET_ACCESS_KEY: p.secretAccessKey,
+        GEO_SECONDARY_S3_ACCESS_KEY_ID: s.accessKeyId,
+        GEO_SECONDARY_S3_SECRET_ACCESS_KEY: s.secretAccessKey,
+        ...overrides,
+      };
+    },
+    spawnWorker(kind, overrides = {}) {
+      const site = kind === "verify-primary" ? "primary" : "secondary";
+      return spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "worker", kind, "--type", world.type.name, "--site", site === "primary" ? "london" : "tokyo"], {
+        env: world.env(site, overrides),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    },
+    run(kind, overrides = {}) {
+      const child = world.spawnWorker(kind, overrides);
+      let stdout = "";
+      let stderr = "";
+      child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+      return new Promise((resolve) => child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr })));
+    },
+    async close() {
+      world.primaryS3.destroy();
+      world.secondaryS3.destroy();
+      await dbs.drop();
+    },
+  };
+  return world;
+}
+
+/** Registry rows by model id. */
+export async function registryRows(db: pg.Pool, name = "cool_widget"): Promise<Map<number, Record<string, any>>> {
+  const { rows } = await db.query(`SELECT * FROM ${name}_registry ORDER BY ${name}_id`);
+  return new Map(rows.map((r) => [Number(r[`${name}_id`]), r]));
+}
+
+/** Makes every failed row's retry due now: stands in for waiting out the backoff. */
+export async function retryNow(db: pg.Pool, name = "cool_widget"): Promise<void> {
+  await db.query(`UPDATE ${name}_registry SET retry_at = now() - interval '1 second' WHERE state = 3`);
+  await db.query(`UPDATE ${name}_registry SET verification_retry_at = now() - interval '1 second' WHERE verification_state = 3`);
+}
