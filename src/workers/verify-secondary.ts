@@ -34,11 +34,13 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
     return summary;
   }
   await failStuckVerifications(tracking, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
-  await markSecondaryReverificationDue(tracking, type.schema, type.minimumReverificationIntervalMs, clockOption(ctx));
+  // A changed primary (a push) is a reason to resync, not a mismatch: look for it before
+  // re-verification would compare the old copy with the new checksum.
   if (type.strategy === "repository") {
     const changed = await resyncChangedOnPrimary(tracking, ctx.primaryDb, ctx);
     if (changed) log.info({ rows: changed }, "primary checksum changed since the last verification; resync requested");
   }
+  await markSecondaryReverificationDue(tracking, type.schema, type.minimumReverificationIntervalMs, clockOption(ctx));
 
   while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
     const rows = await claimVerificationWorkFromPrimary(tracking, ctx.primaryDb, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });

@@ -130,6 +130,35 @@ export async function createBlobWorld(env: LocalEnvironmentInfo, opts: { primary
   return world;
 }
 
+/**
+ * Repository world: `design_repositories(id, namespace_id, disk_path)` whose repositories are bare
+ * repos under the git daemon's root at `<disk_path>.git`; mirrors go to a fresh mirror root.
+ */
+export async function createRepositoryWorld(env: LocalEnvironmentInfo, mirrorRoot: string, opts: { baseURL?: string; typeOverrides?: Partial<ReplicableTypeSpec> } = {}): Promise<World> {
+  const world = await createBlobWorld(env);
+  await world.dbs.primary.query(`CREATE TABLE design_repositories (id bigserial PRIMARY KEY, namespace_id bigint, disk_path text NOT NULL)`);
+  world.type = {
+    name: "design_repository",
+    plural: "design_repositories",
+    strategy: "repository",
+    source: { table: "design_repositories", repositoryPath: { template: "{disk_path}.git" }, namespaceColumn: "namespace_id" },
+    verification: { minimumReverificationInterval: "1s" },
+    ...opts.typeOverrides,
+  };
+  const schema = typeRuntimeConfig(world.type).schema;
+  for (const [pool, role] of [[world.dbs.primary, "primary"], [world.dbs.tracking, "secondary"]] as const) {
+    const client = await pool.connect();
+    try {
+      await applySchema(client, schema, role);
+    } finally {
+      client.release();
+    }
+  }
+  world.primarySite = { ...world.primarySite, git: { baseURL: opts.baseURL ?? env.git!.baseURL } };
+  world.secondarySite = { ...world.secondarySite, git: { mirrorRoot } };
+  return world;
+}
+
 /** Registry rows by model id. */
 export async function registryRows(db: pg.Pool, name = "cool_widget"): Promise<Map<number, Record<string, any>>> {
   const { rows } = await db.query(`SELECT * FROM ${name}_registry ORDER BY ${name}_id`);

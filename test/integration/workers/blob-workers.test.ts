@@ -5,6 +5,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startMinio } from "../../../hack/localenv/minio.ts";
 import { createBlobWorld, registryRows, retryNow, type World } from "../../support/worker-world.ts";
 
 const env = inject("env");
@@ -210,5 +214,55 @@ describe("blob workers", () => {
     expect(row.state).toBe(2);
     expect(Buffer.compare((await secondaryObject(id))!, contents.get(id)!)).toBe(0);
     await world.secondaryS3.send(new DeleteObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: `${world.prefix}cool_widgets/${id}/killed.bin` }));
+  });
+
+  it("an S3 endpoint stopped mid-run gives failures with backoff, and recovery once it is back", async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), "geo-minio-"));
+    let minio = await startMinio({ name: "s3-flaky", stateDir, binary: process.env.GEO_TEST_MINIO!, buckets: ["geo-flaky"] });
+    const flaky = { endpoint: minio.endpoint, region: minio.region, bucket: "geo-flaky", accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey };
+    const local = await createBlobWorld(env, { secondaryS3: flaky });
+    try {
+      const put = async (i: number) => {
+        const { rows } = await local.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (namespace_id, file_name) VALUES (1, $1) RETURNING id`, [`f${i}.bin`]);
+        await local.primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: `${local.prefix}cool_widgets/${rows[0]!.id}/f${i}.bin`, Body: randomBytes(2 * 1024 * 1024) }));
+      };
+      for (let i = 0; i < 30; i++) await put(i);
+      const ok = async (kind: Parameters<World["run"]>[0]) => expect((await local.run(kind)).code).toBe(0);
+      await ok("consistency");
+      const child = local.spawnWorker("sync");
+      let out = "";
+      child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+      // Stop the secondary's S3 server once some objects are copied.
+      for (let i = 0; i < 400; i++) {
+        const { rows } = await local.dbs.tracking.query(`SELECT count(*)::int AS n FROM cool_widget_registry WHERE state = 2`);
+        if (rows[0].n >= 3) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await minio.stop();
+      const code = await new Promise((r) => child.on("close", r));
+      expect(code).toBe(0);
+      const after = [...(await registryRows(local.dbs.tracking)).values()];
+      const failed = after.filter((r) => r.state === 3);
+      expect(failed.length).toBeGreaterThan(0);
+      expect(after.filter((r) => r.state === 1)).toHaveLength(0);
+      for (const r of failed) {
+        expect(r.retry_count).toBe(1);
+        expect(r.retry_at.getTime()).toBeGreaterThan(Date.now());
+        expect(r.last_sync_failure).toBeTruthy();
+      }
+      expect(out).toMatch(/failed=[1-9]/);
+      // Back on the same port and data: once the backoff has passed, everything syncs.
+      minio = await startMinio({ name: "s3-flaky", stateDir, binary: process.env.GEO_TEST_MINIO!, buckets: ["geo-flaky"], port: minio.port });
+      await retryNow(local.dbs.tracking);
+      await ok("sync");
+      await ok("verify-primary");
+      await ok("verify");
+      const healed = [...(await registryRows(local.dbs.tracking)).values()];
+      expect(healed.every((r) => r.state === 2 && r.verification_state === 2)).toBe(true);
+    } finally {
+      await local.close();
+      await minio.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
   });
 });
