@@ -1,0 +1,179 @@
+import { createHash, randomUUID } from "node:crypto";
+import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterEach, describe, expect, it } from "vitest";
+import { PrimaryWriteRefusedError, copyObject, deleteObject } from "../../../src/strategies/blob/copy.ts";
+import { InvalidObjectKeyError } from "../../../src/strategies/blob/object-keys.ts";
+import { sha256Object } from "../../../src/verification/sha256.ts";
+import { countRequests, listKeys, pendingUploads, randomBody, read, s3Env, seed, storeOn, testStores } from "./stores.ts";
+
+const MiB = 1024 * 1024;
+const sha256 = (data: Buffer | string) => createHash("sha256").update(data).digest();
+
+let stores: ReturnType<typeof testStores>;
+afterEach(() => stores?.destroy());
+
+describe("copyObject", () => {
+  it("copies a zero-byte object", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    await seed(src, "empty", "");
+
+    const result = await copyObject(src, dst, "empty");
+
+    expect(result).toEqual({ checksum: sha256(""), bytes: 0, multipart: false });
+    expect(await read(dst, "empty")).toEqual(Buffer.alloc(0));
+    expect(await sha256Object(dst, "empty")).toEqual({ checksum: sha256(""), bytes: 0 });
+  });
+
+  it("copies a multipart-sized object and both sides hash to the source's SHA-256", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const data = randomBody(20 * MiB + 3);
+    await seed(src, "big.bin", data);
+
+    const result = await copyObject(src, dst, "big.bin", { multipartThreshold: 5 * MiB, partSize: 5 * MiB, queueSize: 2 });
+
+    expect(result.multipart).toBe(true);
+    expect(result.bytes).toBe(data.length);
+    expect(result.checksum).toEqual(sha256(data));
+    expect(result.checksum).toHaveLength(32);
+    expect(await sha256Object(src, "big.bin")).toEqual({ checksum: sha256(data), bytes: data.length });
+    expect(await sha256Object(dst, "big.bin")).toEqual({ checksum: sha256(data), bytes: data.length });
+    // Five parts, so a multipart upload really happened and was completed.
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "big.bin" }));
+    expect(head.ETag).toMatch(/-5"$/);
+    expect(await pendingUploads(dst, "big.bin")).toEqual([]);
+  });
+
+  it("uses a single PUT below the threshold and keeps content headers and metadata", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const data = randomBody(MiB);
+    await src.client.send(
+      new PutObjectCommand({
+        Bucket: src.bucket,
+        Key: src.prefix + "doc.txt",
+        Body: data,
+        ContentType: "text/plain; charset=utf-8",
+        ContentDisposition: 'attachment; filename="doc.txt"',
+        Metadata: { origin: "primary" },
+      }),
+    );
+    const requests = countRequests(dst.client);
+
+    const result = await copyObject(src, dst, "doc.txt");
+
+    expect(result).toEqual({ checksum: sha256(data), bytes: data.length, multipart: false });
+    expect(Object.fromEntries(requests)).toEqual({ PutObjectCommand: 1 });
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "doc.txt" }));
+    expect(head.ContentType).toBe("text/plain; charset=utf-8");
+    expect(head.ContentDisposition).toBe('attachment; filename="doc.txt"');
+    expect(head.Metadata).toEqual({ origin: "primary" });
+  });
+
+  it("replaces an outdated copy on the secondary", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    await seed(src, "k", "new content");
+    await seed(dst, "k", "old content that is longer");
+
+    await copyObject(src, dst, "k");
+
+    expect((await read(dst, "k"))?.toString()).toBe("new content");
+  });
+
+  it("places the key under each store's own prefix", async () => {
+    const { primary, secondary } = s3Env();
+    const id = randomUUID();
+    const src = storeOn(primary, "primary", `blob-test/${id}/uploads/`);
+    const dst = storeOn(secondary, "secondary", `blob-test/${id}/geo/replica/`);
+    try {
+      await seed(src, "a/b.txt", "x");
+      await copyObject(src, dst, "a/b.txt");
+      expect(await listKeys(storeOn(secondary, "secondary", `blob-test/${id}/`))).toEqual(["geo/replica/a/b.txt"]);
+    } finally {
+      src.client.destroy();
+      dst.client.destroy();
+    }
+  });
+
+  it("copies keys with spaces, unicode and URL-special characters byte-exact", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const keys = [
+      "with space/file name.txt",
+      "ünïcödé/日本語/ファイル.bin",
+      "emoji/🎉 party.png",
+      "nfc-vs-nfd/e\u0301.txt",
+      "nfc-vs-nfd/\u00e9.txt",
+      "special/+plus%percent?query#hash&amp=eq~tilde!$'()*,;@[].txt",
+      "special/%2e%2e/encoded-dots",
+    ].sort();
+    for (const [i, key] of keys.entries()) await seed(src, key, `content ${i}`);
+
+    for (const [i, key] of keys.entries()) {
+      const result = await copyObject(src, dst, key);
+      expect(result.checksum).toEqual(sha256(`content ${i}`));
+    }
+
+    const copied = await listKeys(dst);
+    expect(copied.map((k) => Buffer.from(k, "utf8").toString("hex"))).toEqual(keys.map((k) => Buffer.from(k, "utf8").toString("hex")));
+    for (const [i, key] of keys.entries()) expect((await read(dst, key))?.toString()).toBe(`content ${i}`);
+  });
+
+  it.each([
+    ["../escape", "dot-segment"],
+    ["a/../../escape", "dot-segment"],
+    ["./here", "dot-segment"],
+    ["/rooted", "leading-slash"],
+    ["", "empty"],
+    ["nul\u0000byte", "control-character"],
+    ["new\nline", "control-character"],
+    ["back\\slash", "backslash"],
+    ["k".repeat(1025), "too-long"],
+  ])("refuses the hostile key %j without sending a request", async (key, reason) => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const srcRequests = countRequests(src.client);
+    const dstRequests = countRequests(dst.client);
+
+    await expect(copyObject(src, dst, key)).rejects.toMatchObject({ name: "InvalidObjectKeyError", reason });
+    await expect(deleteObject(dst, key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+    await expect(sha256Object(src, key)).rejects.toBeInstanceOf(InvalidObjectKeyError);
+
+    expect(srcRequests.size + dstRequests.size).toBe(0);
+    expect(await listKeys(dst)).toEqual([]);
+  });
+});
+
+describe("writes to a primary", () => {
+  it("are refused for copies and deletes before any request, and the primary's object stays", async () => {
+    stores = testStores();
+    const { src: primary, dst: secondary } = stores;
+    await seed(primary, "keep.txt", "primary data");
+    await seed(secondary, "keep.txt", "secondary data");
+    const primaryRequests = countRequests(primary.client);
+    const secondaryRequests = countRequests(secondary.client);
+
+    await expect(copyObject(secondary, primary, "keep.txt")).rejects.toBeInstanceOf(PrimaryWriteRefusedError);
+    await expect(copyObject(primary, primary, "keep.txt")).rejects.toThrow(/refusing to write .*keep\.txt: that bucket belongs to the primary site/);
+    await expect(deleteObject(primary, "keep.txt")).rejects.toThrow(/refusing to delete /);
+
+    expect(primaryRequests.size + secondaryRequests.size).toBe(0);
+    expect((await read(primary, "keep.txt"))?.toString()).toBe("primary data");
+  });
+});
+
+describe("deleteObject", () => {
+  it("removes the object from a secondary and succeeds again when it is gone", async () => {
+    stores = testStores();
+    const { dst } = stores;
+    await seed(dst, "gone.txt", "x");
+    await seed(dst, "stays.txt", "y");
+
+    await deleteObject(dst, "gone.txt");
+    await deleteObject(dst, "gone.txt");
+
+    expect(await listKeys(dst)).toEqual(["stays.txt"]);
+  });
+});

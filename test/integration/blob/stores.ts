@@ -1,0 +1,104 @@
+/**
+ * Object stores on the shared MinIO servers for blob tests. Each test gets its own key prefix so
+ * that files run in parallel on the same buckets.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import {
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { inject } from "vitest";
+import type { LocalEnvironmentInfo } from "../../../hack/localenv/index.ts";
+import { createObjectStore, type ObjectStore, type ObjectStoreOptions } from "../../../src/strategies/blob/object-store.ts";
+
+export type S3Info = NonNullable<LocalEnvironmentInfo["s3"]>["primary"];
+
+export function s3Env(): { primary: S3Info; secondary: S3Info } {
+  const s3 = inject("env").s3;
+  if (!s3) throw new Error("the integration environment was started without MinIO");
+  return s3;
+}
+
+export function storeOn(info: S3Info, role: ObjectStore["role"], prefix: string, options: ObjectStoreOptions = {}): ObjectStore {
+  return createObjectStore(
+    { endpoint: info.endpoint, region: info.region, bucket: info.bucket, prefix, forcePathStyle: true },
+    { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey },
+    role,
+    options,
+  );
+}
+
+/** A primary and a secondary store under a fresh prefix, e.g. `blob-test/<uuid>/`. */
+export function testStores(options: ObjectStoreOptions = {}): { src: ObjectStore; dst: ObjectStore; prefix: string; destroy(): void } {
+  const { primary, secondary } = s3Env();
+  const prefix = `blob-test/${randomUUID()}/`;
+  const src = storeOn(primary, "primary", prefix, options);
+  const dst = storeOn(secondary, "secondary", prefix, options);
+  return {
+    src,
+    dst,
+    prefix,
+    destroy() {
+      src.client.destroy();
+      dst.client.destroy();
+    },
+  };
+}
+
+/** Writes an object under the store's prefix with its own client, bypassing the role check. */
+export async function seed(store: ObjectStore, key: string, body: Buffer | string): Promise<void> {
+  await store.client.send(new PutObjectCommand({ Bucket: store.bucket, Key: store.prefix + key, Body: body }));
+}
+
+export function randomBody(bytes: number): Buffer {
+  return randomBytes(bytes);
+}
+
+/** The object's bytes, or undefined when there is no such key. */
+export async function read(store: ObjectStore, key: string): Promise<Buffer | undefined> {
+  try {
+    const r = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: store.prefix + key }));
+    return Buffer.from(await r.Body!.transformToByteArray());
+  } catch (err) {
+    if ((err as { name?: string }).name === "NoSuchKey") return undefined;
+    throw err;
+  }
+}
+
+/** Every key under the store's prefix, prefix removed. */
+export async function listKeys(store: ObjectStore): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await store.client.send(new ListObjectsV2Command({ Bucket: store.bucket, Prefix: store.prefix, ContinuationToken: token }));
+    for (const o of page.Contents ?? []) keys.push(o.Key!.slice(store.prefix.length));
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys.sort();
+}
+
+/**
+ * Multipart uploads of `key` begun and neither completed nor aborted. MinIO lists uploads only
+ * for an exact object name, not for a prefix, so the key must be given.
+ */
+export async function pendingUploads(store: ObjectStore, key: string): Promise<string[]> {
+  const r = await store.client.send(new ListMultipartUploadsCommand({ Bucket: store.bucket, Prefix: store.prefix + key }));
+  return (r.Uploads ?? []).map((u) => u.UploadId!);
+}
+
+/** Counts the requests a client sends, by command name. */
+export function countRequests(client: S3Client): Map<string, number> {
+  const counts = new Map<string, number>();
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = context.commandName ?? "unknown";
+      counts.set(name, (counts.get(name) ?? 0) + 1);
+      return next(args);
+    },
+    { step: "initialize", name: `countRequests-${randomUUID()}` },
+  );
+  return counts;
+}
