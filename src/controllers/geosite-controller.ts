@@ -5,11 +5,12 @@
  * and otherwise at most every `heartbeatMs` so that lastStatusTime shows the operator is alive.
  */
 import type { CustomObjectsApi } from "@kubernetes/client-node";
-import { GROUP, PLURALS, VERSION, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
+import { PLURALS, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
 import { selectiveSyncOf, typeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
 import type { GeoSiteStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
+import { patchStatus } from "../k8s/status.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
@@ -118,7 +119,7 @@ export class GeoSiteController {
       if (previous?.health !== health && previous?.health) {
         await this.d.events.record(site, health === "Healthy" ? "Normal" : "Warning", health === "Healthy" ? Reason.Healthy : Reason.Unhealthy, reasons.join("; ") || "site is healthy again");
       }
-      await this.d.custom.replaceNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, namespace, plural: PLURALS.GeoSite, name, body: { ...site, status } });
+      await patchStatus(this.d.custom, { plural: PLURALS.GeoSite, namespace, name }, previous, status);
     }
     return { requeueAfterMs: interval };
   }

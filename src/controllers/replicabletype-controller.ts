@@ -7,12 +7,11 @@
  *   → writeStatus (only when it changed)
  */
 import { ApiException, type CustomObjectsApi } from "@kubernetes/client-node";
+import { patchFinalizers, patchStatus } from "../k8s/status.ts";
 import {
   FINALIZER,
-  GROUP,
   PLURALS,
   TRIGGER_ANNOTATION,
-  VERSION,
   setCondition,
   type Condition,
   type GeoSite,
@@ -77,7 +76,7 @@ export class ReplicableTypeController {
     if (!rt) return {};
     if (rt.metadata.deletionTimestamp) return this.finalize(rt);
     if (!(rt.metadata.finalizers ?? []).includes(FINALIZER)) {
-      await this.replace({ ...rt, metadata: { ...rt.metadata, finalizers: [...(rt.metadata.finalizers ?? []), FINALIZER] } });
+      await this.setFinalizers(rt, [...(rt.metadata.finalizers ?? []), FINALIZER]);
       return {};
     }
 
@@ -258,27 +257,14 @@ export class ReplicableTypeController {
       conditions: p.conditions,
     };
     if (canonicalJSON(status) !== canonicalJSON(rt.status ?? {})) {
-      await this.d.custom.replaceNamespacedCustomObjectStatus({
-        group: GROUP,
-        version: VERSION,
-        namespace: rt.metadata.namespace,
-        plural: PLURALS.ReplicableType,
-        name: rt.metadata.name,
-        body: { ...rt, status },
-      });
+      await patchStatus(this.d.custom, { plural: PLURALS.ReplicableType, namespace: rt.metadata.namespace, name: rt.metadata.name }, rt.status, status);
     }
     return { requeueAfterMs: p.requeueAfterMs };
   }
 
-  private async replace(rt: ReplicableType): Promise<void> {
-    await this.d.custom.replaceNamespacedCustomObject({
-      group: GROUP,
-      version: VERSION,
-      namespace: rt.metadata.namespace,
-      plural: PLURALS.ReplicableType,
-      name: rt.metadata.name,
-      body: rt,
-    });
+  private async setFinalizers(rt: ReplicableType, finalizers: string[]): Promise<void> {
+    const { namespace, name, resourceVersion } = rt.metadata;
+    await patchFinalizers(this.d.custom, { plural: PLURALS.ReplicableType, namespace, name, ...(resourceVersion ? { resourceVersion } : {}) }, finalizers);
   }
 
   /** Deletion: stop and remove the type's runs, honour deletionPolicy on our sites, release the finalizer. */
@@ -298,7 +284,7 @@ export class ReplicableTypeController {
       }
     }
     try {
-      await this.replace({ ...rt, metadata: { ...rt.metadata, finalizers: (rt.metadata.finalizers ?? []).filter((f) => f !== FINALIZER) } });
+      await this.setFinalizers(rt, (rt.metadata.finalizers ?? []).filter((f) => f !== FINALIZER));
     } catch (err) {
       if (!(err instanceof ApiException && err.code === 404)) throw err;
     }

@@ -25,6 +25,11 @@ export interface LeaderElectionOptions {
 
 const isStatus = (err: unknown, code: number) => err instanceof ApiException && err.code === code;
 
+/** Lease times are MicroTime: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
 export class LeaderElector {
   private readonly o: Required<Omit<LeaderElectionOptions, "now">> & { now: () => number };
   private observed: { holder: string; renewTime: string; resourceVersion: string } | undefined;
@@ -103,7 +108,7 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<boolean> {
     const { api, name, namespace, identity } = this.o;
     const now = this.o.now();
-    const nowISO = new Date(now).toISOString();
+    const nowISO = microTime(now);
     const leaseSeconds = Math.ceil(this.o.leaseDurationMs / 1000);
     let lease: V1Lease;
     try {

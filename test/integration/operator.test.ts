@@ -18,7 +18,7 @@ import { Manager } from "../../src/manager.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { createTestDatabases, type TestDatabases } from "./registry/databases.ts";
 import { FakeKubelet } from "../support/fake-kubelet.ts";
-import { createNamespace, kubectl, kubectlOk } from "../support/kubectl.ts";
+import { createNamespace, kubectl, kubectlAsync, kubectlOk } from "../support/kubectl.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
 const env = inject("env");
@@ -156,7 +156,7 @@ beforeAll(async () => {
   proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(kubeConfig().getCurrentCluster()!.server).port) });
   manager = new Manager({
     kubeConfig: proxiedKubeConfig(proxy.port),
-    log: createLogger({ name: "test-manager", level: "warn" }),
+    log: createLogger({ name: "test-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "warn" }),
     executor: "jobs",
     jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 60 },
     metricsPort: 0,
@@ -290,7 +290,8 @@ describe("operator", () => {
   it("deleting a ReplicableType removes its Jobs and, with deletionPolicy Delete, its tables", async () => {
     const jobsBefore = kubectlOk(["get", "jobs", "-n", ns, "-l", "geo.replication.dev/type=design-repository", "-o", "name"]).trim();
     expect(jobsBefore).not.toBe("");
-    kubectlOk(["delete", "rtype", "design-repository", "-n", ns, "--wait=true", "--timeout=60s"]);
+    const deleted = await kubectlAsync(["delete", "rtype", "design-repository", "-n", ns, "--wait=true", "--timeout=60s"]);
+    expect(deleted.code, deleted.stderr).toBe(0);
     expect(kubectl(["get", "rtype", "design-repository", "-n", ns]).code).not.toBe(0);
     await until("jobs gone", () => (kubectlOk(["get", "jobs", "-n", ns, "-l", "geo.replication.dev/type=design-repository", "-o", "name"]).trim() === "" ? true : undefined), 30_000);
     const tables = async (db: typeof dbs.primary, name: string) => (await db.query(`SELECT to_regclass($1) AS t`, [name])).rows[0].t;

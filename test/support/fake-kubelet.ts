@@ -29,7 +29,7 @@ export class FakeKubelet {
   private readonly batch: BatchV1Api;
   private readonly core: CoreV1Api;
   private readonly seen = new Set<string>();
-  private readonly active = new Set<Promise<void>>();
+  private readonly active = new Set<Promise<unknown>>();
   private readonly extraEnv: Record<string, string>;
 
   constructor(kubeConfig: KubeConfig, opts: { namespace: string; extraEnv?: Record<string, string> }) {
@@ -60,7 +60,10 @@ export class FakeKubelet {
     const uid = job.metadata?.uid ?? "";
     if (this.seen.has(uid) || job.status?.conditions?.length) return;
     this.seen.add(uid);
-    const p = this.run(job).finally(() => this.active.delete(p));
+    // A status write that fails (the API server going away at teardown) must not crash the run.
+    const p = this.run(job)
+      .catch((err: unknown) => this.runs.push({ job: job.metadata?.name ?? "", args: [], code: -1, stdout: "", stderr: String(err) }))
+      .finally(() => this.active.delete(p));
     this.active.add(p);
   }
 
@@ -75,7 +78,7 @@ export class FakeKubelet {
       env = await resolveEnv(this.core, namespace, container.env ?? []);
     } catch (err) {
       // The kubelet would report CreateContainerConfigError; here the Job simply fails.
-      return this.finish(name, namespace, startTime, 1, `CreateContainerConfigError: ${(err as Error).message}`);
+      return this.finish(name, namespace, 1, `CreateContainerConfigError: ${(err as Error).message}`);
     }
     const [cmd, ...cmdArgs] = container.command ?? [];
     if (cmd !== "geo-operator") throw new Error(`fake kubelet only runs geo-operator, not ${cmd}`);
@@ -90,10 +93,11 @@ export class FakeKubelet {
     child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
     const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
     this.runs.push({ job: name, args: args.slice(1), code, stdout, stderr });
-    await this.finish(name, namespace, startTime, code, code === 0 ? undefined : `exit code ${code}: ${stderr.trim().split("\n").pop() ?? ""}`);
+    await this.finish(name, namespace, code, code === 0 ? undefined : `exit code ${code}: ${stderr.trim().split("\n").pop() ?? ""}`);
   }
 
-  private async finish(name: string, namespace: string, startTime: Date, code: number, message?: string): Promise<void> {
+  /** startTime stays as the server stored it (second precision): a different value is refused. */
+  private async finish(name: string, namespace: string, code: number, message?: string): Promise<void> {
     const now = new Date();
     const cond = (type: string, reason: string, msg?: string): V1JobCondition => ({
       type,
@@ -105,8 +109,8 @@ export class FakeKubelet {
     });
     await this.writeStatus(name, namespace, (s) =>
       code === 0
-        ? { ...s, startTime: startTime as never, active: 0, succeeded: 1, completionTime: now as never, conditions: [cond("SuccessCriteriaMet", "CompletionsReached"), cond("Complete", "CompletionsReached")] }
-        : { ...s, startTime: startTime as never, active: 0, failed: 1, conditions: [cond("FailureTarget", "BackoffLimitExceeded", message), cond("Failed", "BackoffLimitExceeded", message)] },
+        ? { ...s, active: 0, succeeded: 1, completionTime: now as never, conditions: [cond("SuccessCriteriaMet", "CompletionsReached"), cond("Complete", "CompletionsReached")] }
+        : { ...s, active: 0, failed: 1, conditions: [cond("FailureTarget", "BackoffLimitExceeded", message), cond("Failed", "BackoffLimitExceeded", message)] },
     );
   }
 

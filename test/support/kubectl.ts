@@ -1,5 +1,5 @@
 /** Runs the real kubectl against the test API server, as a user would. */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 
 export interface CommandResult {
   code: number;
@@ -34,4 +34,20 @@ export function createNamespace(prefix: string): string {
   const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
   kubectlOk(["create", "namespace", name]);
   return name;
+}
+
+/**
+ * kubectl without blocking the event loop: for tests that run the manager in the same process,
+ * where a synchronous kubectl would freeze the operator it is waiting for.
+ */
+export function kubectlAsync(args: string[], input?: string): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(requireEnv("GEO_TEST_KUBECTL"), ["--kubeconfig", requireEnv("KUBECONFIG"), ...args]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
 }
