@@ -1,21 +1,34 @@
-# syntax=docker/dockerfile:1
-# Multi-stage build: compile TypeScript with dev dependencies, ship production dependencies only.
-FROM node:24-bookworm-slim AS build
+# syntax=docker/dockerfile:1.7
+# geo-operator image: the operator (`geo-operator manager`) and its workers (`geo-operator worker
+# ...`, started by the Jobs the operator creates with command ["geo-operator"]).
+#
+# Layout (hack/check-image.sh rebuilds exactly this in a temp dir and runs it):
+#   /app/package.json  /app/bin/geo-operator.js  /app/dist/{cmd,src}  /app/node_modules (production)
+#   /usr/local/bin/geo-operator -> wrapper that runs node /app/bin/geo-operator.js
+#
+# Pin the base by digest in release builds: --build-arg NODE_IMAGE=node:24-bookworm-slim@sha256:...
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+# --ignore-scripts: the `node` dev dependency would download a second Node; the image has one.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY cmd ./cmd
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
+RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 
-FROM node:24-bookworm-slim AS deps
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts \
+ && npm cache clean --force
 
-FROM node:24-bookworm-slim
-# git: the repository strategy mirrors with it. tini: PID 1 that forwards signals and reaps children.
+FROM ${NODE_IMAGE}
+# git: the repository strategy mirrors with it. tini: PID 1 that forwards signals and reaps the
+# git processes workers start. ca-certificates: TLS to S3 endpoints and git servers.
+# Versions are not pinned (DL3008 in .hadolint.yaml): the base image tag/digest pins the release.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git tini ca-certificates \
  && rm -rf /var/lib/apt/lists/*
@@ -24,7 +37,22 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+# `geo-operator` on PATH: worker Jobs use it as their command, which replaces ENTRYPOINT, so the
+# wrapper hands PID 1 to tini itself when it is started as PID 1.
+# BEGIN geo-operator wrapper (hack/check-image.sh runs this script too)
+RUN printf '%s\n' \
+      '#!/bin/sh' \
+      'if [ "$$" = 1 ] && [ -x /usr/bin/tini ]; then exec /usr/bin/tini -- node /app/bin/geo-operator.js "$@"; fi' \
+      'exec node /app/bin/geo-operator.js "$@"' \
+      > /usr/local/bin/geo-operator \
+ && chmod 0755 /usr/local/bin/geo-operator
+# END geo-operator wrapper
+# 65532: the "nonroot" uid the Deployment and the worker Jobs run as (runAsNonRoot needs a number).
 USER 65532:65532
-ENV NODE_ENV=production
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/geo-operator.js"]
+ENV NODE_ENV=production \
+    HOME=/tmp
+LABEL org.opencontainers.image.title="geo-operator" \
+      org.opencontainers.image.description="Replicates and verifies application data from a primary site to secondary sites" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENTRYPOINT ["/usr/bin/tini", "--", "geo-operator"]
 CMD ["--help"]

@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import { buildWorkerJob, DEFAULT_JOB_SETTINGS, jobName } from "./job-spec.ts";
+
+const meta = (name: string) => ({ name, namespace: "geo", uid: `uid-${name}`, generation: 1 });
+const primary: GeoSite = {
+  apiVersion: "geo.replication.dev/v1alpha1",
+  kind: "GeoSite",
+  metadata: meta("london"),
+  spec: {
+    role: "primary",
+    database: { secretRef: { name: "primary-main-db" } },
+    objectStorage: { endpoint: "https://s3.example", bucket: "london", credentialsSecretRef: { name: "primary-s3" } },
+    git: { baseURL: "https://git.example", credentialsSecretRef: { name: "primary-git" } },
+  },
+};
+const secondary: GeoSite = {
+  apiVersion: "geo.replication.dev/v1alpha1",
+  kind: "GeoSite",
+  metadata: meta("tokyo"),
+  spec: {
+    role: "secondary",
+    database: { secretRef: { name: "tracking-db", key: "dsn" }, primaryReplicaSecretRef: { name: "replica-db" } },
+    objectStorage: { endpoint: "https://s3.tokyo.example", bucket: "tokyo", credentialsSecretRef: { name: "tokyo-s3" } },
+    git: { mirrorRoot: "/var/opt/geo/mirrors", persistentVolumeClaim: { claimName: "tokyo-mirrors" } },
+  },
+};
+const blobType: ReplicableType = {
+  apiVersion: "geo.replication.dev/v1alpha1",
+  kind: "ReplicableType",
+  metadata: meta("cool-widget"),
+  spec: { name: "cool_widget", strategy: "blob", source: { table: "cool_widgets", objectKey: { column: "path" } }, parallelism: 3 },
+};
+const repoType: ReplicableType = {
+  ...blobType,
+  metadata: meta("design-repository"),
+  spec: { name: "design_repository", strategy: "repository", source: { table: "design_repositories", repositoryPath: { template: "{disk_path}.git" } } },
+};
+const at = new Date("2026-05-01T12:00:00Z");
+
+describe("worker Job", () => {
+  it("references Secrets and never contains their values", () => {
+    const job = buildWorkerJob({ type: blobType, site: secondary, primary, kind: "sync", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    const env = job.spec!.template.spec!.containers[0]!.env!;
+    const refs = Object.fromEntries(env.filter((e) => e.valueFrom).map((e) => [e.name, `${e.valueFrom!.secretKeyRef!.name}/${e.valueFrom!.secretKeyRef!.key}`]));
+    expect(refs).toEqual({
+      GEO_PRIMARY_DB_URL: "replica-db/url",
+      GEO_TRACKING_DB_URL: "tracking-db/dsn",
+      GEO_PRIMARY_S3_ACCESS_KEY_ID: "primary-s3/AWS_ACCESS_KEY_ID",
+      GEO_PRIMARY_S3_SECRET_ACCESS_KEY: "primary-s3/AWS_SECRET_ACCESS_KEY",
+      GEO_SECONDARY_S3_ACCESS_KEY_ID: "tokyo-s3/AWS_ACCESS_KEY_ID",
+      GEO_SECONDARY_S3_SECRET_ACCESS_KEY: "tokyo-s3/AWS_SECRET_ACCESS_KEY",
+    });
+    expect(env.filter((e) => e.value !== undefined).map((e) => e.name).sort()).toEqual(["GEO_PRIMARY_SITE_SPEC", "GEO_SITE_SPEC", "GEO_TYPE_SPEC", "HOME"]);
+  });
+
+  it("runs under the restricted Pod Security profile", () => {
+    const job = buildWorkerJob({ type: blobType, site: secondary, primary, kind: "verify", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    const pod = job.spec!.template.spec!;
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers[0]!.securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(pod.containers[0]!.resources!.requests).toBeDefined();
+  });
+
+  it("is owned by its ReplicableType, labelled, bounded and named deterministically", () => {
+    const job = buildWorkerJob({ type: blobType, site: primary, primary, kind: "verify-primary", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    expect(job.metadata!.name).toBe(jobName("cool-widget", "london", "verify-primary", at));
+    expect(job.metadata!.name).toBe(buildWorkerJob({ type: blobType, site: primary, primary, kind: "verify-primary", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS }).metadata!.name);
+    expect(job.metadata!.ownerReferences).toEqual([expect.objectContaining({ kind: "ReplicableType", name: "cool-widget", uid: "uid-cool-widget", controller: true })]);
+    expect(job.metadata!.labels).toMatchObject({ "geo.replication.dev/type": "cool-widget", "geo.replication.dev/site": "london", "geo.replication.dev/worker": "verify-primary", "geo.replication.dev/owner-uid": "uid-cool-widget" });
+    expect(job.spec).toMatchObject({ backoffLimit: 2, ttlSecondsAfterFinished: 3600 });
+    expect(job.spec!.template.spec!.containers[0]!.args).toEqual(["worker", "verify-primary", "--type", "cool_widget", "--site", "london", "--max-run", "600s"]);
+  });
+
+  it("runs parallelism > 1 as an Indexed Job (consistency stays single)", () => {
+    const sync = buildWorkerJob({ type: blobType, site: secondary, primary, kind: "sync", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    expect(sync.spec).toMatchObject({ parallelism: 3, completions: 3, completionMode: "Indexed" });
+    const consistency = buildWorkerJob({ type: blobType, site: secondary, primary, kind: "consistency", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    expect(consistency.spec).toMatchObject({ parallelism: 1, completions: 1 });
+    expect(consistency.spec!.completionMode).toBeUndefined();
+  });
+
+  it("mounts the mirror volume for repository types and passes git credentials by reference", () => {
+    const job = buildWorkerJob({ type: repoType, site: secondary, primary, kind: "sync", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    const pod = job.spec!.template.spec!;
+    expect(pod.volumes).toContainEqual({ name: "mirrors", persistentVolumeClaim: { claimName: "tokyo-mirrors" } });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: "mirrors", mountPath: "/var/opt/geo/mirrors" });
+    const git = pod.containers[0]!.env!.filter((e) => e.name.startsWith("GEO_PRIMARY_GIT_"));
+    expect(git.map((e) => e.valueFrom!.secretKeyRef)).toEqual([
+      { name: "primary-git", key: "username", optional: true },
+      { name: "primary-git", key: "password", optional: true },
+    ]);
+  });
+
+  it("keeps long names within 63 characters and unique", () => {
+    const a = jobName("a-very-long-replicable-type-name-for-testing", "a-secondary-site-with-a-long-name", "verify-primary", at);
+    const b = jobName("a-very-long-replicable-type-name-for-testing", "a-secondary-site-with-a-long-name-2", "verify-primary", at);
+    expect(a.length).toBeLessThanOrEqual(63);
+    expect(a).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    expect(a).not.toBe(b);
+  });
+});
