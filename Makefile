@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools generate lint typecheck build test test-unit test-integration demo e2e-kind clean
+.PHONY: help deps tools generate lint typecheck build test test-unit test-integration demo demo-corrupt e2e-kind clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test: deps tools lint typecheck ## Everything: set-up, lint, typecheck, unit and
 
 demo: deps tools ## Local control plane, databases, object stores and git server with the samples applied
 	node cmd/demo.ts $(DEMO_ARGS)
+
+demo-corrupt: deps ## In a second terminal during `make demo`: corrupt one replicated object and watch it heal
+	node hack/demo/corrupt.ts
 
 e2e-kind: ## End to end in a kind cluster (needs Docker)
 	bash test/e2e/kind.sh

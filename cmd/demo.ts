@@ -1,87 +1,180 @@
 /**
- * `make demo`: starts the local environment (kube-apiserver + etcd, two PostgreSQL servers, two
- * MinIO servers, a git server), installs the CRDs and applies the sample GeoSites and
- * ReplicableTypes wired to those servers. Runs until Ctrl-C, or stops at once with --exit.
+ * `make demo`: a whole Geo setup on this machine, replicating sample data while you watch.
+ *
+ *  1. starts the local environment: kube-apiserver + etcd, two PostgreSQL servers, two MinIO
+ *     servers, a git server (the first run builds the binaries: minutes; later runs: seconds)
+ *  2. installs the CRDs, applies the sample GeoSites (london = primary, tokyo = secondary) wired to
+ *     those servers, and the two sample ReplicableTypes
+ *  3. seeds the primary: ~2,000 blobs of mixed sizes and 20 git repositories
+ *  4. runs the operator in this process (workers in-process, no kubelet needed) and shows a live
+ *     table until everything is synced and verified, then what to try next
+ *
+ * Runs until Ctrl-C; with --exit it stops once everything is replicated (exit 1 on timeout).
+ * DEMO_BLOBS and DEMO_REPOS change the amount of sample data.
  */
 import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { stringify } from "yaml";
+import { KubeConfig } from "@kubernetes/client-node";
+import { S3Client } from "@aws-sdk/client-s3";
+import pg from "pg";
+import { parse, stringify } from "yaml";
+import { readFileSync } from "node:fs";
 import { startLocalEnvironment } from "../hack/localenv/index.ts";
 import { REPO_ROOT } from "../hack/localenv/tools.ts";
+import { everythingReplicated, progressLines } from "../hack/demo/progress.ts";
+import { seedBlobs, seedRepositories } from "../hack/demo/seed.ts";
+import { DEFAULT_JOB_SETTINGS } from "../src/controllers/job-spec.ts";
+import { Manager } from "../src/manager.ts";
+import { createLogger } from "../src/util/log.ts";
 
-const { values } = parseArgs({ options: { exit: { type: "boolean", default: false } } });
+const { values } = parseArgs({ options: { exit: { type: "boolean", default: false }, timeout: { type: "string", default: "600" } } });
+const BLOBS = Number(process.env.DEMO_BLOBS ?? 2000);
+const REPOS = Number(process.env.DEMO_REPOS ?? 20);
+const NS = "geo-demo";
 const started = Date.now();
-const say = (msg: string) => console.log(`[demo ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}`);
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
+const say = (msg: string) => console.log(`[demo ${elapsed().padStart(6)}] ${msg}`);
 
-say("starting the local environment (the first run builds kube-apiserver, etcd, kubectl, helm and MinIO from Go modules: several minutes)");
-const env = await startLocalEnvironment({ log: say });
+// A fixed directory, so `make demo-corrupt` in another terminal finds this demo's servers.
+const dir = process.env.GEO_DEMO_DIR ?? join(tmpdir(), `geo-operator-demo-${process.getuid?.() ?? 0}`);
+rmSync(dir, { recursive: true, force: true });
+mkdirSync(dir, { recursive: true });
+
+say("starting kube-apiserver, etcd, 2× PostgreSQL, 2× MinIO and a git server on 127.0.0.1");
+say("(a machine without the tools cached builds them from Go modules first: 15-25 minutes, once)");
+const env = await startLocalEnvironment({ dir, log: say });
 const { kube, postgres, s3, git } = env.info;
 if (!kube || !postgres || !s3 || !git) throw new Error("local environment incomplete");
+let manager: Manager | undefined;
+const stopAll = async () => {
+  await manager?.stop().catch(() => undefined);
+  await env.stop();
+};
+process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
+process.once("SIGTERM", () => void stopAll().then(() => process.exit(143)));
 
-const kubectl = (args: string[], input?: string) =>
-  execFileSync(kube.kubectl, ["--kubeconfig", kube.kubeconfig, ...args], { input, encoding: "utf8" });
+const kubectl = (args: string[], input?: string) => execFileSync(kube.kubectl, ["--kubeconfig", kube.kubeconfig, ...args], { input, encoding: "utf8" });
 
 try {
+  // 2. CRDs, sites and types.
   kubectl(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
   kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
-  const ns = "geo-demo";
-  kubectl(["create", "namespace", ns]);
-  const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: ns }, stringData: data });
-  const site = (name: string, spec: Record<string, unknown>) => ({
-    apiVersion: "geo.replication.dev/v1alpha1",
-    kind: "GeoSite",
-    metadata: { name, namespace: ns },
-    spec,
-  });
+  kubectl(["create", "namespace", NS]);
+  const mainDb = `${postgres.primaryURL.replace(/\/postgres$/, "")}/gitlabhq_production`;
+  const trackingDb = `${postgres.secondaryURL.replace(/\/postgres$/, "")}/gitlabhq_geo_production`;
+  for (const [url, name] of [[postgres.primaryURL, "gitlabhq_production"], [postgres.secondaryURL, "gitlabhq_geo_production"]] as const) {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    await c.query(`CREATE DATABASE ${name}`);
+    await c.end();
+  }
+  const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: data });
+  const site = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "2s", ...spec } });
   const objects = [
-    secret("primary-main-db", { url: postgres.primaryURL }),
-    secret("secondary-tracking-db", { url: postgres.secondaryURL }),
-    secret("primary-replica-db", { url: postgres.primaryURL }),
+    secret("primary-main-db", { url: mainDb }),
+    secret("secondary-tracking-db", { url: trackingDb }),
+    secret("primary-replica-db", { url: mainDb }),
     secret("primary-object-storage", { AWS_ACCESS_KEY_ID: s3.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.primary.secretAccessKey }),
     secret("secondary-object-storage", { AWS_ACCESS_KEY_ID: s3.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secondary.secretAccessKey }),
     site("london", {
       role: "primary",
+      url: "https://london.geo.example",
       database: { secretRef: { name: "primary-main-db" } },
       objectStorage: { endpoint: s3.primary.endpoint, bucket: s3.primary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "primary-object-storage" } },
       git: { baseURL: git.baseURL },
     }),
     site("tokyo", {
       role: "secondary",
+      url: "https://tokyo.geo.example",
       database: { secretRef: { name: "secondary-tracking-db" }, primaryReplicaSecretRef: { name: "primary-replica-db" } },
       objectStorage: { endpoint: s3.secondary.endpoint, bucket: s3.secondary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "secondary-object-storage" } },
-      git: { mirrorRoot: join(env.info.dir, "mirrors") },
+      git: { mirrorRoot: join(dir, "tokyo-mirrors") },
     }),
   ];
-  kubectl(["apply", "-f", "-"], objects.map((o) => stringify(o)).join("---\n"));
-  kubectl(["apply", "-n", ns, "-f", join(REPO_ROOT, "config/samples/replicabletype-cool-widget.yaml"), "-f", join(REPO_ROOT, "config/samples/replicabletype-design-repository.yaml")]);
-  say("CRDs installed; sample GeoSites and ReplicableTypes applied in namespace geo-demo");
-  console.log(kubectl(["get", "geosites,replicabletypes", "-n", ns]));
-  console.log(`Try:
-  export KUBECONFIG=${kube.kubeconfig}
-  ${kube.kubectl} get geosites -n ${ns}
-  ${kube.kubectl} get rtype -n ${ns}
-  ${kube.kubectl} explain geosite.spec
+  kubectl(["apply", "-n", NS, "-f", "-"], objects.map((o) => stringify(o)).join("---\n"));
 
-Servers (all on 127.0.0.1, state in ${env.info.dir}):
-  primary main DB      ${postgres.primaryURL}
-  secondary tracking   ${postgres.secondaryURL}
-  primary S3           ${s3.primary.endpoint} (bucket ${s3.primary.bucket})
-  secondary S3         ${s3.secondary.endpoint} (bucket ${s3.secondary.bucket})
-  git                  ${git.baseURL}
-`);
+  // 3. Sample data on the primary (before the types, so the first pass finds all of it).
+  const db = new pg.Pool({ connectionString: mainDb });
+  const s3c = new S3Client({ endpoint: s3.primary.endpoint, region: s3.primary.region, forcePathStyle: true, credentials: s3.primary });
+  say(`seeding the primary: ${BLOBS} blobs and ${REPOS} git repositories`);
+  const bytes = await seedBlobs(db, s3c, s3.primary.bucket, "", BLOBS);
+  await seedRepositories(db, git.root, REPOS);
+  s3c.destroy();
+  await db.end();
+  say(`seeded ${(bytes / 1024 / 1024).toFixed(1)} MiB of blobs and ${REPOS} repositories`);
+
+  for (const file of ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml"]) {
+    const doc = parse(readFileSync(join(REPO_ROOT, "config/samples", file), "utf8"));
+    // Demo pace: short intervals, and a re-verification window you can watch.
+    doc.spec.intervals = { sync: "5s", verification: "5s", primaryVerification: "5s", consistency: "10s" };
+    doc.spec.verification = { ...(doc.spec.verification ?? {}), minimumReverificationInterval: "1m" };
+    delete doc.spec.source.namespaceTable;
+    delete doc.spec.source.namespaceParentColumn;
+    delete doc.spec.source.shardColumn;
+    kubectl(["apply", "-n", NS, "-f", "-"], stringify(doc));
+  }
+  say("CRDs installed; GeoSites london (primary) and tokyo (secondary) and two ReplicableTypes applied");
+
+  // 4. The operator, in this process.
+  const kc = new KubeConfig();
+  kc.loadFromFile(kube.kubeconfig);
+  manager = new Manager({
+    kubeConfig: kc,
+    log: createLogger({ name: "geo-operator", level: process.env.DEMO_LOG_LEVEL ?? "error" }),
+    executor: "in-process",
+    jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 300 },
+    metricsPort: 0,
+    healthPort: 0,
+  });
+  await manager.start();
+  writeFileSync(join(dir, "demo.json"), JSON.stringify({ ...env.info, namespace: NS, mainDb, trackingDb, metrics: manager.metricsURL }, null, 2));
+  say(`operator running in-process; metrics at ${manager.metricsURL}/metrics`);
 } catch (err) {
-  await env.stop();
+  await stopAll();
   throw err;
 }
 
-if (values.exit) {
-  await env.stop();
-  say("stopped (--exit)");
-} else {
-  say("running; press Ctrl-C to stop every server");
-  const stop = () => void env.stop().then(() => process.exit(0));
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  setInterval(() => undefined, 1 << 30);
-}
+const tty = process.stdout.isTTY === true;
+let drawn = 0;
+let reported = false;
+const expected = { cool_widget: BLOBS, design_repository: REPOS };
+const deadline = started + Number(values.timeout) * 1000;
+const tick = setInterval(() => {
+  const sites = manager!.sites.list(NS);
+  const lines = progressLines(sites);
+  const done = everythingReplicated(sites, 2, expected);
+  if (tty) {
+    if (drawn) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
+    process.stdout.write(lines.join("\n") + "\n");
+    drawn = lines.length;
+  } else if (done || Math.floor((Date.now() - started) / 1000) % 10 === 0) {
+    console.log(`--- ${elapsed()}\n${lines.join("\n")}`);
+  }
+  if (done && !reported) {
+    reported = true;
+    drawn = 0;
+    say(`everything synced and verified in ${elapsed()}`);
+    console.log(`
+Try next (in another terminal):
+  export KUBECONFIG=${kube.kubeconfig}
+  alias kubectl=${kube.kubectl}
+  kubectl get geosites -n ${NS}                 # ROLE HEALTH SYNCED VERIFIED
+  kubectl describe geosite tokyo -n ${NS}       # per-type counters, conditions, events
+  kubectl get rtype -n ${NS}
+  make demo-corrupt                             # overwrite one object in tokyo's bucket; watch it fail and heal
+  curl -s ${manager!.metricsURL}/metrics | grep '^geo_cool_widgets'
+${values.exit ? "" : "\nPress Ctrl-C to stop every server.\n"}`);
+    if (values.exit) {
+      clearInterval(tick);
+      void stopAll().then(() => process.exit(0));
+    }
+  }
+  if (!reported && values.exit && Date.now() > deadline) {
+    clearInterval(tick);
+    say(`not everything replicated within ${values.timeout}s`);
+    void stopAll().then(() => process.exit(1));
+  }
+}, 1000);

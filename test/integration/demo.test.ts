@@ -1,0 +1,32 @@
+/**
+ * `make demo` on this machine, with less sample data: it must start its own servers, replicate
+ * everything through the in-process operator, print what to try next and stop cleanly.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, it } from "vitest";
+import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+
+it("make demo replicates the sample data and exits with --exit", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "geo-demo-test-"));
+  try {
+    const child = spawn(process.execPath, [join(REPO_ROOT, "cmd/demo.ts"), "--exit", "--timeout", "240"], {
+      env: { ...process.env, DEMO_BLOBS: "120", DEMO_REPOS: "3", GEO_DEMO_DIR: dir },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? -1)));
+    expect(code, out).toBe(0);
+    expect(out).toMatch(/^tokyo\s+secondary\s+Healthy\s+cool_widget\s+120\s+120\s+120\s+0\s+100\.0%\s+100\.0%$/m);
+    expect(out).toMatch(/^tokyo\s+secondary\s+Healthy\s+design_repository\s+3\s+3\s+3\s+0\s+100\.0%\s+100\.0%$/m);
+    expect(out).toMatch(/everything synced and verified in \d+\.\ds/);
+    expect(out).toMatch(/kubectl get geosites -n geo-demo/);
+    expect(out).toMatch(/make demo-corrupt/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 300_000);
