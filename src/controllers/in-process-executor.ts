@@ -7,7 +7,7 @@ import type { CoreV1Api, V1Job } from "@kubernetes/client-node";
 import { LABELS } from "../api/v1alpha1/resources.ts";
 import { resolveEnv } from "../k8s/env.ts";
 import type { Logger } from "../util/log.ts";
-import { runWorker, WORKER_KINDS, type WorkerKind } from "../workers/run.ts";
+import { WORKER_KINDS, type WorkerKind } from "../workers/kinds.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { RunRecord } from "./schedule.ts";
 
@@ -66,6 +66,8 @@ export class InProcessExecutor implements RunExecutor {
       this.controllers.delete(run.name);
       this.onFinished(namespace, typeName, run);
     };
+    // The worker code (storage SDKs, git) is loaded only when a run starts in this process.
+    const { runWorker } = await import("../workers/run.ts");
     void runWorker(kind, { type: opt("--type"), site: opt("--site"), maxRun: opt("--max-run"), logLevel: "warn" }, env, {
       signal: abort.signal,
       out: (line) => this.log.info({ run: run.name }, line),

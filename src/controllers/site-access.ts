@@ -3,7 +3,6 @@
  * status; the data itself is moved by workers). URLs come from the Secrets the GeoSites name; a
  * pool is kept per URL and reused across reconciles.
  */
-import { HeadBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import type { CoreV1Api } from "@kubernetes/client-node";
 import type pg from "pg";
 import type { GeoSite } from "../api/v1alpha1/resources.ts";
@@ -48,6 +47,8 @@ export class SiteAccess {
       { name: "ID", valueFrom: { secretKeyRef: { name: os.credentialsSecretRef.name, key: "AWS_ACCESS_KEY_ID" } } },
       { name: "KEY", valueFrom: { secretKeyRef: { name: os.credentialsSecretRef.name, key: "AWS_SECRET_ACCESS_KEY" } } },
     ]);
+    // Loaded on first use: the SDK costs ~30 MB of memory that a manager without blob types never needs.
+    const { HeadBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
     const client = new S3Client({
       endpoint: os.endpoint,
       region: os.region ?? "us-east-1",

@@ -1,0 +1,134 @@
+/**
+ * Operator benchmark: reconcile latency (ReplicableType applied → registry and state tables exist
+ * and the first Jobs are created) and the manager's memory, with 50 ReplicableTypes and a
+ * registry of 1,000,000 rows whose status the manager recomputes on every pass.
+ *
+ * The manager runs as its own process (`geo-operator manager`), so its RSS is measured alone
+ * (peak from /proc/<pid>/status VmHWM). Targets: ≤ 2 s latency, ≤ 150 MB RSS.
+ *
+ *   node bench/operator/run.ts        GEO_BENCH_TYPES=50 GEO_BENCH_ROWS=1000000 to change sizes
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
+import pg from "pg";
+import { stringify } from "yaml";
+import { startLocalEnvironment } from "../../hack/localenv/index.ts";
+import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { applySchema } from "../../src/registry/schema-manager.ts";
+
+const TYPES = Number(process.env.GEO_BENCH_TYPES ?? 50);
+const ROWS = Number(process.env.GEO_BENCH_ROWS ?? 1_000_000);
+const NS = "bench";
+const log = (m: string) => console.error(`[bench] ${m}`);
+
+const env = await startLocalEnvironment({ components: ["kube", "postgres"], log });
+const { kube, postgres } = env.info;
+let manager: ReturnType<typeof spawn> | undefined;
+try {
+  const exec = (args: string[], input?: string) =>
+    new Promise<string>((resolve, reject) => {
+      const c = spawn(kube!.kubectl, ["--kubeconfig", kube!.kubeconfig, ...args]);
+      let out = "";
+      let err = "";
+      c.stdout.on("data", (d: Buffer) => (out += d));
+      c.stderr.on("data", (d: Buffer) => (err += d));
+      c.on("close", (code) => (code === 0 ? resolve(out) : reject(new Error(err))));
+      c.stdin.end(input ?? "");
+    });
+  await exec(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
+  await exec(["wait", "--for=condition=Established", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
+  await exec(["create", "namespace", NS]);
+  const primary = new pg.Pool({ connectionString: postgres!.primaryURL });
+  const tracking = new pg.Pool({ connectionString: postgres!.secondaryURL });
+
+  // Model tables on the primary; type 0 has ROWS records and a full registry on the secondary.
+  log(`creating ${TYPES} model tables and a ${ROWS}-row registry`);
+  for (let i = 0; i < TYPES; i++) {
+    await primary.query(`CREATE TABLE bench_items_${i} (id bigserial PRIMARY KEY, path text NOT NULL)`);
+  }
+  await primary.query(`INSERT INTO bench_items_0 (path) SELECT 'p/' || g FROM generate_series(1, $1::integer) g`, [ROWS]);
+  const spec = (i: number) => ({ name: `bench_item_${i}`, strategy: "blob", source: { table: `bench_items_${i}`, objectKey: { column: "path" } }, intervals: { sync: "10m", verification: "10m", primaryVerification: "10m", consistency: "10m" } });
+  const big = typeRuntimeConfig(spec(0) as never).schema;
+  for (const [pool, role] of [[primary, "primary"], [tracking, "secondary"]] as const) {
+    const c = await pool.connect();
+    await applySchema(c, big, role);
+    c.release();
+  }
+  await tracking.query(
+    `INSERT INTO bench_item_0_registry (bench_item_0_id, created_at, state, verification_state, last_synced_at, verified_at)
+     SELECT g, now(), CASE WHEN g % 10 = 0 THEN 0 ELSE 2 END, CASE WHEN g % 10 < 2 THEN 0 ELSE 2 END, now(), now() FROM generate_series(1, $1::integer) g`,
+    [ROWS],
+  );
+  await tracking.query(`VACUUM ANALYZE bench_item_0_registry`);
+  await primary.query(`INSERT INTO bench_item_0_states (bench_item_0_id, verification_state) SELECT g, 2 FROM generate_series(1, $1::integer) g`, [ROWS]);
+  await primary.query(`VACUUM ANALYZE bench_items_0, bench_item_0_states`);
+
+  const secrets = [
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "main-db" }, stringData: { url: postgres!.primaryURL } },
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "tracking-db" }, stringData: { url: postgres!.secondaryURL } },
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "s3" }, stringData: { AWS_ACCESS_KEY_ID: "bench-id", AWS_SECRET_ACCESS_KEY: "bench-secret" } },
+  ];
+  const site = (name: string, s: object) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "10s", ...s } });
+  await exec(["apply", "-n", NS, "-f", "-"], [...secrets,
+    site("london", { role: "primary", database: { secretRef: { name: "main-db" } } }),
+    site("tokyo", { role: "secondary", database: { secretRef: { name: "tracking-db" }, primaryReplicaSecretRef: { name: "main-db" } } }),
+  ].map((d) => stringify(d)).join("---\n"));
+
+  manager = spawn(process.execPath, [...(process.env.GEO_BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean), join(REPO_ROOT, "bin/geo-operator.js"), "manager", "--kubeconfig", kube!.kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0", "--log-level", "error"], { stdio: ["ignore", "ignore", "inherit"] });
+  const kc = new KubeConfig();
+  kc.loadFromFile(kube!.kubeconfig);
+  const batch = kc.makeApiClient(BatchV1Api);
+  await new Promise((r) => setTimeout(r, 2000));
+
+  const tableExists = async (pool: pg.Pool, name: string) => (await pool.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [name])).rows[0].ok as boolean;
+  async function ready(i: number): Promise<boolean> {
+    if (!(await tableExists(tracking, `bench_item_${i}_registry`)) || !(await tableExists(primary, `bench_item_${i}_states`))) return false;
+    const jobs = await batch.listNamespacedJob({ namespace: NS, labelSelector: `geo.replication.dev/type=bench-item-${i}` });
+    return jobs.items.length >= 2; // verify-primary on london and consistency on tokyo
+  }
+  async function applyAndWait(indices: number[]): Promise<number[]> {
+    const t0 = performance.now();
+    await exec(["apply", "-n", NS, "-f", "-"], indices.map((i) => stringify({ apiVersion: "geo.replication.dev/v1alpha1", kind: "ReplicableType", metadata: { name: `bench-item-${i}` }, spec: spec(i) })).join("---\n"));
+    const latency = new Map<number, number>();
+    while (latency.size < indices.length) {
+      for (const i of indices) if (!latency.has(i) && (await ready(i))) latency.set(i, performance.now() - t0);
+      if (performance.now() - t0 > 300_000) throw new Error("types not ready after 5 minutes");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return indices.map((i) => latency.get(i)!);
+  }
+
+  const rssAtStart = readFileSync(`/proc/${manager.pid}/status`, "utf8");
+  log("applying the type with the 1M-row registry");
+  const [bigLatency] = await applyAndWait([0]);
+  log(`applying ${TYPES - 1} more types at once`);
+  const burst = await applyAndWait(Array.from({ length: TYPES - 1 }, (_, i) => i + 1));
+  // Let a few status passes run over the big registry, then take one more single-type latency.
+  await new Promise((r) => setTimeout(r, 25_000));
+  await exec(["delete", "rtype", "bench-item-1", "-n", NS, "--wait=true"]);
+  await primary.query(`DROP TABLE IF EXISTS bench_item_1_states`);
+  await tracking.query(`DROP TABLE IF EXISTS bench_item_1_registry; DELETE FROM geo_operator_schema_migrations WHERE type_name = 'bench_item_1'`);
+  await primary.query(`DELETE FROM geo_operator_schema_migrations WHERE type_name = 'bench_item_1'`);
+  const [single] = await applyAndWait([1]);
+  const status = readFileSync(`/proc/${manager.pid}/status`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)![1]);
+  const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+  const ms = (x: number) => `${(x / 1000).toFixed(2)} s`;
+  console.log(`
+| measurement (${TYPES} ReplicableTypes, ${ROWS.toLocaleString("en")}-row registry) | result | target | met |
+|---|---:|---:|---|
+| one type applied on a settled operator → tables + first Jobs | ${ms(single!)} | ≤ 2 s | ${single! <= 2000 ? "yes" : "no"} |
+| type with the ${ROWS.toLocaleString("en")}-row registry → tables + first Jobs | ${ms(bigLatency!)} | ≤ 2 s | ${bigLatency! <= 2000 ? "yes" : "no"} |
+| ${TYPES - 1} types applied at once: p50 / p95 / max | ${ms(pct(burst, 50))} / ${ms(pct(burst, 95))} / ${ms(Math.max(...burst))} | — | — |
+| manager RSS idle at start | ${(Number(/VmRSS:\s+(\d+)/.exec(rssAtStart)![1]) / 1024).toFixed(0)} MB | — | — |
+| manager RSS now / peak (VmRSS / VmHWM) | ${(kb("VmRSS") / 1024).toFixed(0)} MB / ${(kb("VmHWM") / 1024).toFixed(0)} MB | ≤ 150 MB | ${kb("VmHWM") / 1024 <= 150 ? "yes" : "no"} |
+`);
+  await primary.end();
+  await tracking.end();
+} finally {
+  manager?.kill("SIGTERM");
+  await env.stop();
+}
