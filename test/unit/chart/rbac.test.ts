@@ -1,0 +1,73 @@
+/**
+ * The chart's and kustomize's RBAC grant exactly what the operator's code calls: derived from the
+ * source (api-calls.ts), compared verb for verb in both directions.
+ */
+import { describe, expect, it } from "vitest";
+import { apiUses, requiredPermissions } from "./api-calls.ts";
+import { flattenRules, get, helmTemplate, kustomize, type Manifest } from "./render.ts";
+
+/** ClusterRole + Role rules of one rendering, as "group|resource|verb". */
+function granted(manifests: Manifest[]): { cluster: string[]; namespaced: string[] } {
+  const roles = (kind: string) => manifests.filter((m) => m.kind === kind).flatMap((m) => m.rules ?? []);
+  return { cluster: flattenRules(roles("ClusterRole")), namespaced: flattenRules(roles("Role")) };
+}
+
+describe("RBAC derived from the operator's source", () => {
+  const uses = apiUses();
+  const required = requiredPermissions(uses);
+
+  it("finds the API calls the operator is known to make", () => {
+    // A guard for the scanner itself: if it stops seeing calls, the comparisons below prove nothing.
+    expect(required).toEqual(expect.arrayContaining(["batch|jobs|create", "|secrets|get", "geo.replication.dev|replicabletypes/status|patch", "coordination.k8s.io|leases|update"]));
+    for (const u of uses) expect(u.where).toMatch(/^(src|cmd)\/.+\.ts:\d+$/);
+  });
+
+  for (const [name, render] of [
+    ["chart", () => helmTemplate()],
+    ["config/default", () => kustomize()],
+  ] as const) {
+    it(`${name}: ClusterRole + leader-election Role grant exactly the verbs the code uses`, () => {
+      const { cluster, namespaced } = granted(render());
+      const all = [...new Set([...cluster, ...namespaced])].sort();
+      const where = (p: string) => uses.filter((u) => u.permission === p).map((u) => u.where).join(", ");
+      const missing = required.filter((p) => !all.includes(p)).map((p) => `${p} (used at ${where(p)})`);
+      const extra = all.filter((p) => !required.includes(p));
+      expect({ missing, extra }).toEqual({ missing: [], extra: [] });
+    });
+
+    it(`${name}: leases only in the namespaced Role, nothing else there`, () => {
+      const { cluster, namespaced } = granted(render());
+      expect(cluster.filter((p) => p.startsWith("coordination.k8s.io|"))).toEqual([]);
+      expect(namespaced.every((p) => p.startsWith("coordination.k8s.io|leases|"))).toBe(true);
+    });
+  }
+
+  it("the chart binds its roles to its own ServiceAccount", () => {
+    const m = helmTemplate({ release: "geo-a", namespace: "ns-a" });
+    const sa = get(m, "ServiceAccount").metadata.name;
+    for (const kind of ["ClusterRoleBinding", "RoleBinding"]) {
+      const b = get(m, kind);
+      expect(b.subjects).toEqual([{ kind: "ServiceAccount", name: sa, namespace: "ns-a" }]);
+      expect(b.roleRef.name).toBe(get(m, kind.replace("Binding", "")).metadata.name);
+    }
+    expect(get(m, "Deployment").spec.template.spec.serviceAccountName).toBe(sa);
+  });
+
+  it("cluster-scoped names are unique per release and namespace", () => {
+    const names = [
+      ["one", "ns-a"],
+      ["two", "ns-a"],
+      ["one", "ns-b"],
+    ].map(([release, namespace]) => {
+      const m = helmTemplate({ release: release!, namespace: namespace! });
+      return [get(m, "ClusterRole").metadata.name, get(m, "ClusterRoleBinding").metadata.name];
+    });
+    expect(new Set(names.map((n) => n[0])).size).toBe(3);
+    expect(new Set(names.map((n) => n[1])).size).toBe(3);
+  });
+
+  it("rbac.create=false renders no roles", () => {
+    const m = helmTemplate({ set: ["rbac.create=false"] });
+    expect(m.filter((x) => /Role/.test(x.kind)).map((x) => x.kind)).toEqual([]);
+  });
+});
