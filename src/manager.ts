@@ -23,6 +23,12 @@ import { LeaderElector } from "./k8s/leader-election.ts";
 import { OperatorMetrics } from "./metrics/metrics.ts";
 import type { Logger } from "./util/log.ts";
 
+function withoutManagedFields<T extends { metadata?: { managedFields?: unknown } }>(obj: T): T {
+  if (!obj.metadata?.managedFields) return obj;
+  const { managedFields: _dropped, ...metadata } = obj.metadata;
+  return { ...obj, metadata } as T;
+}
+
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
   log: Logger;
@@ -71,6 +77,7 @@ export class Manager {
         list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<T>>,
         relistIntervalMs: relist,
         log,
+        transform: withoutManagedFields,
       });
     this.sites = crInformer<GeoSite>(PLURALS.GeoSite);
     this.types = crInformer<ReplicableType>(PLURALS.ReplicableType);
@@ -86,6 +93,9 @@ export class Manager {
         list: () => batch.listJobForAllNamespaces({ labelSelector: MANAGED_JOBS_SELECTOR }),
         relistIntervalMs: relist,
         log,
+        // The executor reads a Job's labels, annotations and status only; its pod template (with
+        // the type and site specs in env) would be most of the cache.
+        transform: (job) => ({ apiVersion: job.apiVersion, kind: job.kind, metadata: withoutManagedFields(job).metadata, status: job.status }),
       });
       this.executor = new JobExecutor(batch, this.jobs);
     } else {

@@ -76,8 +76,8 @@ export class ReplicableTypeController {
     if (!rt) return {};
     if (rt.metadata.deletionTimestamp) return this.finalize(rt);
     if (!(rt.metadata.finalizers ?? []).includes(FINALIZER)) {
+      // Finalizer first, before anything that would need cleaning up; then carry on in this pass.
       await this.setFinalizers(rt, [...(rt.metadata.finalizers ?? []), FINALIZER]);
-      return {};
     }
 
     const now = this.now();
@@ -115,27 +115,25 @@ export class ReplicableTypeController {
     }
     if (source.checked) set(ConditionType.SourceValid, "True", Reason.Reconciled, `${rt.spec.source.table} and its columns exist on the primary`);
 
-    for (const site of managed) {
-      const status: SiteStatus = { name: site.metadata.name, role: site.spec.role, ready: false };
+    // Sites are independent (their own databases): prepare them concurrently.
+    const perSite = await Promise.all(
+      managed.map(async (site): Promise<{ status: SiteStatus; requeueAfterMs?: number }> => {
+        const status: SiteStatus = { name: site.metadata.name, role: site.spec.role, ready: false };
+        if (site.spec.enabled === false) return { status: { ...status, reason: Reason.SiteDisabled, message: "spec.enabled is false" } };
+        const finding = topology.invalidSecondaries.get(site.metadata.name);
+        if (finding) return { status: { ...status, reason: finding.reason, message: finding.message } };
+        try {
+          const version = await this.ensureSchema(rt, type, site);
+          Object.assign(status, { ready: true, reason: Reason.Reconciled, message: "tables ready; worker runs scheduled", schemaVersion: version });
+        } catch (err) {
+          return { status: { ...status, reason: Reason.SchemaFailed, message: err instanceof Error ? err.message : String(err) } };
+        }
+        return { status, requeueAfterMs: await this.scheduleRuns(rt, type, site, primary, triggered) };
+      }),
+    );
+    for (const { status, requeueAfterMs: after } of perSite) {
       siteStatuses.push(status);
-      if (site.spec.enabled === false) {
-        Object.assign(status, { reason: Reason.SiteDisabled, message: "spec.enabled is false" });
-        continue;
-      }
-      const finding = topology.invalidSecondaries.get(site.metadata.name);
-      if (finding) {
-        Object.assign(status, { reason: finding.reason, message: finding.message });
-        continue;
-      }
-      try {
-        const version = await this.ensureSchema(rt, type, site);
-        Object.assign(status, { ready: true, reason: Reason.Reconciled, message: "tables ready; worker runs scheduled", schemaVersion: version });
-      } catch (err) {
-        Object.assign(status, { reason: Reason.SchemaFailed, message: err instanceof Error ? err.message : String(err) });
-        continue;
-      }
-      const after = await this.scheduleRuns(rt, type, site, primary, triggered);
-      requeueAfterMs = Math.min(requeueAfterMs, after);
+      if (after !== undefined) requeueAfterMs = Math.min(requeueAfterMs, after);
     }
 
     const notReady = siteStatuses.filter((s) => !s.ready && s.reason !== Reason.SiteDisabled);

@@ -24,6 +24,11 @@ export interface InformerOptions<T extends KubernetesObject> {
   log: Logger;
   /** Backoff after a failure: min(maxMs, baseMs · 2^attempt). */
   backoff?: { baseMs: number; maxMs: number };
+  /**
+   * Applied to every object before it is cached (client-go's SetTransform): drop what the
+   * controllers never read, such as managedFields or a Job's pod template, to keep memory flat.
+   */
+  transform?: (obj: T) => T;
 }
 
 const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
@@ -141,7 +146,8 @@ export class Informer<T extends KubernetesObject> {
   private async relist(): Promise<void> {
     const list = await this.opts.list();
     const seen = new Set<string>();
-    for (const obj of list.items) {
+    for (const item of list.items) {
+      const obj = this.opts.transform ? this.opts.transform(item) : item;
       const key = keyOf(obj);
       seen.add(key);
       const old = this.cache.get(key);
@@ -160,12 +166,14 @@ export class Informer<T extends KubernetesObject> {
     this.syncedResolve?.();
   }
 
-  private onWatchEvent(phase: string, obj: T & { code?: number }): void {
+  private onWatchEvent(phase: string, raw: T & { code?: number }): void {
     if (phase === "ERROR") {
+      const obj = raw;
       // 410 Gone: our resource version is too old; the next round relists.
       if (obj.code === 410) this.resourceVersion = "";
       return;
     }
+    const obj = this.opts.transform && phase !== "BOOKMARK" ? this.opts.transform(raw) : raw;
     if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
     if (phase === "BOOKMARK") return;
     const key = keyOf(obj);
