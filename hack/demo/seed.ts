@@ -8,7 +8,8 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type pg from "pg";
 
 /** Mostly small objects, some medium, a few large: 70% ≤ 16 KiB, 25% ≤ 512 KiB, 5% ≤ 4 MiB. */

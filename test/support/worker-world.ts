@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
-import pg from "pg";
+import type pg from "pg";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
 import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
