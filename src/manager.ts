@@ -34,6 +34,8 @@ export interface ManagerOptions {
   log: Logger;
   /** The GeoSite this instance acts for; undefined: every site. */
   site?: string;
+  /** Watch only this namespace; undefined: all namespaces. */
+  namespace?: string;
   executor: "jobs" | "in-process";
   jobSettings: JobSettings;
   /** 0 picks a free port; undefined disables the server. */
@@ -69,12 +71,17 @@ export class Manager {
     this.clients = createClients(opts.kubeConfig);
     const { custom, batch, core } = this.clients;
     const relist = opts.relistIntervalMs ?? 5 * 60_000;
+    const ns = opts.namespace;
+    const scope = ns ? `/namespaces/${ns}` : "";
     const crInformer = <T extends GeoSite | ReplicableType>(plural: string) =>
       new Informer<T>({
         name: plural,
         kubeConfig: opts.kubeConfig,
-        path: `/apis/${GROUP}/${VERSION}/${plural}`,
-        list: () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }) as Promise<KubernetesListObject<T>>,
+        path: `/apis/${GROUP}/${VERSION}${scope}/${plural}`,
+        list: () =>
+          (ns
+            ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace: ns, plural })
+            : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as Promise<KubernetesListObject<T>>,
         relistIntervalMs: relist,
         log,
         transform: withoutManagedFields,
@@ -88,9 +95,12 @@ export class Manager {
       this.jobs = new Informer<V1Job>({
         name: "jobs",
         kubeConfig: opts.kubeConfig,
-        path: "/apis/batch/v1/jobs",
+        path: `/apis/batch/v1${scope}/jobs`,
         labelSelector: MANAGED_JOBS_SELECTOR,
-        list: () => batch.listJobForAllNamespaces({ labelSelector: MANAGED_JOBS_SELECTOR }),
+        list: () =>
+          ns
+            ? batch.listNamespacedJob({ namespace: ns, labelSelector: MANAGED_JOBS_SELECTOR })
+            : batch.listJobForAllNamespaces({ labelSelector: MANAGED_JOBS_SELECTOR }),
         relistIntervalMs: relist,
         log,
         // The executor reads a Job's labels, annotations and status only; its pod template (with

@@ -8,6 +8,7 @@ import { createLogger } from "../../src/util/log.ts";
 interface ManagerCliOptions {
   kubeconfig?: string;
   site?: string;
+  namespace?: string;
   executor: "jobs" | "in-process";
   image: string;
   imagePullPolicy?: string;
@@ -31,6 +32,7 @@ export function registerManagerCommand(program: Command): void {
     .description("run the operator: reconcile GeoSites and ReplicableTypes, schedule workers, serve /metrics")
     .option("--kubeconfig <path>", "kubeconfig file (default: in-cluster, then KUBECONFIG, then ~/.kube/config)")
     .option("--site <name>", "act for this GeoSite only (default: every site)")
+    .option("--namespace <ns>", "watch only this namespace (default: all namespaces)", process.env.WATCH_NAMESPACE || undefined)
     .addOption(new Option("--executor <executor>", "how worker runs are carried out").choices(["jobs", "in-process"]).default("jobs"))
     .option("--image <image>", "worker image for Jobs", process.env.GEO_OPERATOR_IMAGE ?? DEFAULT_JOB_SETTINGS.image)
     .option("--image-pull-policy <policy>", "imagePullPolicy of worker Jobs")
@@ -49,6 +51,7 @@ export function registerManagerCommand(program: Command): void {
         kubeConfig: loadKubeConfig(opts.kubeconfig),
         log,
         ...(opts.site ? { site: opts.site } : {}),
+        ...(opts.namespace ? { namespace: opts.namespace } : {}),
         executor: opts.executor,
         jobSettings: {
           ...DEFAULT_JOB_SETTINGS,

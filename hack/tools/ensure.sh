@@ -30,6 +30,7 @@ version_of() {
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     minio) echo "$MINIO_VERSION" ;;
+    kind) echo "$KIND_VERSION" ;;
     *) log "unknown tool: $1"; exit 2 ;;
   esac
 }
@@ -68,6 +69,8 @@ fetch_release() {
       tar -xzf "$tmp/h.tgz" -C "$tmp" --strip-components=1 "$os-$arch/helm" || return 1 ;;
     minio)
       download "https://dl.min.io/server/minio/release/$os-$arch/archive/minio.$MINIO_RELEASE" "$tmp/minio" || return 1 ;;
+    kind)
+      download "https://kind.sigs.k8s.io/dl/$KIND_VERSION/kind-$os-$arch" "$tmp/kind" || return 1 ;;
   esac
 }
 
@@ -115,6 +118,10 @@ go_build() {
         go mod init geo-operator.local/tools-build >/dev/null 2>&1
         echo "require github.com/minio/minio $MINIO_VERSION" >> go.mod
         pkg=github.com/minio/minio ;;
+      kind)
+        go mod init geo-operator.local/tools-build >/dev/null 2>&1
+        echo "require sigs.k8s.io/kind $KIND_VERSION" >> go.mod
+        pkg=sigs.k8s.io/kind ;;
     esac
     printf 'package tools\n\nimport _ "%s"\n' "$pkg" > tools.go
     go mod tidy >&2

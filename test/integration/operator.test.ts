@@ -156,6 +156,7 @@ beforeAll(async () => {
   proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(kubeConfig().getCurrentCluster()!.server).port) });
   manager = new Manager({
     kubeConfig: proxiedKubeConfig(proxy.port),
+    namespace: ns,
     log: createLogger({ name: "test-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "warn" }),
     executor: "jobs",
     jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 60 },
@@ -269,6 +270,7 @@ describe("operator", () => {
   it("elects one leader when two managers run", async () => {
     const second = new Manager({
       kubeConfig: kubeConfig(),
+      namespace: ns,
       log: createLogger({ name: "test-manager-b", level: "error" }),
       executor: "jobs",
       jobSettings: DEFAULT_JOB_SETTINGS,
@@ -304,6 +306,19 @@ describe("operator", () => {
 
   it("reports invalid topologies and missing source tables in conditions, and schedules nothing for them", async () => {
     const other = createNamespace("invalid");
+    // A manager of its own for this namespace (the main one watches only its namespace).
+    const local = new Manager({ kubeConfig: kubeConfig(), namespace: other, log: createLogger({ name: "test-manager-invalid", level: "error" }), executor: "jobs", jobSettings: DEFAULT_JOB_SETTINGS });
+    await local.start();
+    try {
+      await checkInvalid(other);
+    } finally {
+      await local.stop();
+    }
+  });
+});
+
+async function checkInvalid(other: string): Promise<void> {
+  {
     const site = (name: string, spec: object) => stringify({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec });
     const secrets = ["a-db", "b-db", "c-db"].map((n) => stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: n }, stringData: { url: dbs.primaryUrl } }));
     const s3 = { endpoint: env.s3!.primary.endpoint, bucket: env.s3!.primary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "creds" } };
@@ -348,5 +363,5 @@ describe("operator", () => {
     expect(jobs.filter((l: any) => l["geo.replication.dev/site"] === "s1")).toEqual([]);
     const events = JSON.parse(kubectlOk(["get", "events", "-n", other, "-o", "json"])).items;
     expect(events.some((e: any) => e.reason === "SourceMissing" && e.involvedObject.name === "ghost")).toBe(true);
-  });
-});
+  }
+}
