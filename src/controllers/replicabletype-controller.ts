@@ -34,7 +34,7 @@ import { ConditionType, Reason } from "./reasons.ts";
 import { decideRuns, latestRun } from "./schedule.ts";
 import type { SiteAccess } from "./site-access.ts";
 import { sourceProblems } from "./source-check.ts";
-import { checkTopology } from "./validation.ts";
+import { checkTopology, sameDatabase } from "./validation.ts";
 
 type SiteStatus = NonNullable<ReplicableTypeStatus["sites"]>[number];
 type JobStatus = NonNullable<ReplicableTypeStatus["lastJobs"]>[number];
@@ -120,7 +120,7 @@ export class ReplicableTypeController {
       managed.map(async (site): Promise<{ status: SiteStatus; requeueAfterMs?: number }> => {
         const status: SiteStatus = { name: site.metadata.name, role: site.spec.role, ready: false };
         if (site.spec.enabled === false) return { status: { ...status, reason: Reason.SiteDisabled, message: "spec.enabled is false" } };
-        const finding = topology.invalidSecondaries.get(site.metadata.name);
+        const finding = topology.invalidSecondaries.get(site.metadata.name) ?? (await this.sharedDatabase(site, primary));
         if (finding) return { status: { ...status, reason: finding.reason, message: finding.message } };
         try {
           const version = await this.ensureSchema(rt, type, site);
@@ -161,6 +161,23 @@ export class ReplicableTypeController {
     if (!site) return { checked: false, problems: [] };
     const pool = await this.d.access.pool(site, viaPrimary ? "main" : "primaryReplica");
     return { checked: true, problems: await sourceProblems(pool, type) };
+  }
+
+  /**
+   * Two Secrets may name the same database: compare the resolved URLs (host, port, database) of a
+   * secondary's tracking DB and the primary's main DB, where this operator can read both.
+   */
+  private async sharedDatabase(site: GeoSite, primary: GeoSite): Promise<{ reason: string; message: string } | undefined> {
+    if (site.spec.role !== "secondary") return undefined;
+    const [tracking, main] = await Promise.all([
+      this.d.access.databaseURL(site, "tracking").catch(() => undefined),
+      this.d.access.databaseURL(primary, "main").catch(() => undefined),
+    ]);
+    if (!tracking || !main || !sameDatabase(tracking, main)) return undefined;
+    return {
+      reason: Reason.PointsAtPrimary,
+      message: `secondary ${site.metadata.name}: its tracking database ${describeDatabase(tracking)} is the primary's main database`,
+    };
   }
 
   private async ensureSchema(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite): Promise<number> {

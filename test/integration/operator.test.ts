@@ -346,6 +346,13 @@ async function checkInvalid(other: string): Promise<void> {
     }, 30_000).then((r) => {
       expect(r.status.sites.find((s: any) => s.name === "s1").message).toMatch(/its objectStorage is the primary's bucket/);
     });
+    // A secondary whose tracking-database Secret is another Secret holding the primary's database.
+    kubectlOk(["apply", "-n", other, "-f", "-"], site("s2", { role: "secondary", database: { secretRef: { name: "b-db" }, primaryReplicaSecretRef: { name: "a-db" } } }));
+    await until("shared database", () => {
+      const r = JSON.parse(kubectlOk(["get", "rtype", "cool-widget", "-n", other, "-o", "json"]));
+      const s2 = r.status?.sites?.find((s: any) => s.name === "s2");
+      return s2?.reason === "PointsAtPrimary" ? s2 : undefined;
+    }, 30_000).then((s2) => expect(s2.message).toMatch(/its tracking database 127\.0\.0\.1:\d+\/geo_registry_\w+ is the primary's main database/));
     // A type whose table does not exist on the primary.
     type.metadata.name = "ghost";
     type.spec.name = "ghost_widget";
@@ -360,7 +367,7 @@ async function checkInvalid(other: string): Promise<void> {
     // Nothing was scheduled for the invalid type or the invalid secondary.
     const jobs = JSON.parse(kubectlOk(["get", "jobs", "-n", other, "-o", "json"])).items.map((j: any) => j.metadata.labels);
     expect(jobs.filter((l: any) => l["geo.replication.dev/type"] === "ghost")).toEqual([]);
-    expect(jobs.filter((l: any) => l["geo.replication.dev/site"] === "s1")).toEqual([]);
+    expect(jobs.filter((l: any) => l["geo.replication.dev/site"] === "s1" || l["geo.replication.dev/site"] === "s2")).toEqual([]);
     const events = JSON.parse(kubectlOk(["get", "events", "-n", other, "-o", "json"])).items;
     expect(events.some((e: any) => e.reason === "SourceMissing" && e.involvedObject.name === "ghost")).toBe(true);
   }
