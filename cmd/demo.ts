@@ -157,6 +157,13 @@ const tick = setInterval(() => {
     reported = true;
     drawn = 0;
     say(`everything synced and verified in ${elapsed()}`);
+    // The kubectl plugin, found by kubectl's own plugin discovery, against this demo.
+    const pluginPath = `${join(REPO_ROOT, "hack", "bin")}:${process.env.PATH ?? ""}`;
+    try {
+      console.log(`$ kubectl geo status -n ${NS}\n` + execFileSync(kube.kubectl, ["--kubeconfig", kube.kubeconfig, "geo", "status", "-n", NS], { encoding: "utf8", env: { ...process.env, PATH: pluginPath } }));
+    } catch (err) {
+      console.log(`(kubectl geo status failed: ${(err as Error).message})`);
+    }
     console.log(`
 Try next (in another terminal):
   export KUBECONFIG=${kube.kubeconfig}
@@ -164,6 +171,8 @@ Try next (in another terminal):
   kubectl get geosites -n ${NS}                 # ROLE HEALTH SYNCED VERIFIED
   kubectl describe geosite tokyo -n ${NS}       # per-type counters, conditions, events
   kubectl get rtype -n ${NS}
+  export PATH=${join(REPO_ROOT, "hack", "bin")}:$PATH   # the kubectl geo plugin
+  kubectl geo registries cool-widget --site tokyo -n ${NS} --limit 5
   make demo-corrupt                             # overwrite one object in tokyo's bucket; watch it fail and heal
   curl -s ${manager!.metricsURL}/metrics | grep '^geo_cool_widgets'
 ${values.exit ? "" : "\nPress Ctrl-C to stop every server.\n"}`);

@@ -61,6 +61,7 @@ export class Manager {
   private readonly access: SiteAccess;
   private readonly elector?: LeaderElector;
   private servers: Server[] = [];
+  private readonly finishedJobs = new Set<string>();
   private controllersStarted = false;
   metricsURL?: string;
   healthURL?: string;
@@ -158,7 +159,16 @@ export class Manager {
         const ns = j.metadata?.namespace ?? "";
         const typeName = j.metadata?.labels?.[LABELS.type];
         if (typeName) this.typeLoop.queue.add(`${ns}/${typeName}`);
-        if (ev === "update" && j.status?.conditions?.some((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True")) {
+        const finished = j.status?.conditions?.find((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+        const uid = j.metadata?.uid ?? "";
+        if (ev === "delete") this.finishedJobs.delete(uid);
+        else if (finished && !this.finishedJobs.has(uid)) {
+          this.finishedJobs.add(uid);
+          // Jobs already finished when the cache first filled were counted by an earlier process.
+          if (ev === "update") {
+            const labels = j.metadata?.labels ?? {};
+            this.metrics.jobOutcomes.inc({ type: labels[LABELS.type] ?? "", site: labels[LABELS.site] ?? "", kind: labels[LABELS.kind] ?? "", result: finished.type === "Complete" ? "succeeded" : "failed" });
+          }
           this.enqueueSites(ns);
         }
       });

@@ -15,6 +15,8 @@ import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
 import { tableRefs } from "../registry/tables.ts";
+import { replicatedBytes } from "../registry/replicas.ts";
+import type { Queryable } from "../registry/db.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import type { Logger } from "../util/log.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
@@ -42,6 +44,8 @@ const pct = (n: number) => `${(Math.floor(n * 10) / 10).toFixed(1)}%`;
 
 export class GeoSiteController {
   private readonly d: GeoSiteControllerDeps;
+  /** Last replicated-bytes total seen per type and site; the counter grows by the difference. */
+  private readonly bytesSeen = new Map<string, number>();
 
   constructor(deps: GeoSiteControllerDeps) {
     this.d = deps;
@@ -124,6 +128,15 @@ export class GeoSiteController {
     return { requeueAfterMs: interval };
   }
 
+  private async countReplicatedBytes(tracking: Queryable, typeName: string, site: string): Promise<void> {
+    const total = await replicatedBytes(tracking, typeName, site).catch(() => undefined);
+    if (total === undefined) return;
+    const key = `${typeName}/${site}`;
+    const seen = this.bytesSeen.get(key);
+    if (seen !== undefined && total > seen) this.d.metrics.bytesReplicated.inc({ type: typeName, site }, total - seen);
+    if (seen === undefined || total > seen) this.bytesSeen.set(key, total);
+  }
+
   private async collect(
     site: GeoSite,
     types: ReplicableType[],
@@ -155,6 +168,7 @@ export class GeoSiteController {
             `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${registry} WHERE state <> 2`,
           );
           statuses.push({ type: t, status, oldestPendingAgeSeconds: Math.max(0, Math.round(oldest.rows[0]?.age ?? 0)) });
+          await this.countReplicatedBytes(tracking!, t.spec.name, site.metadata.name);
         }
       } catch (err) {
         // Tables appear once the ReplicableType controller has applied the schema; not an error.

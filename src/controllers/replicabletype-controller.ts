@@ -21,7 +21,7 @@ import { typeRuntimeConfig, type TypeRuntimeConfig } from "../api/v1alpha1/runti
 import type { ReplicableTypeStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import type { Informer } from "../k8s/informer.ts";
-import { ensureReplicasTable } from "../registry/replicas.ts";
+import { ensureReplicasTable, ensureWorkerRunsTable } from "../registry/replicas.ts";
 import { applySchema, dropSchemaForDeletedType } from "../registry/schema-manager.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import { describeDatabase } from "../util/database.ts";
@@ -194,7 +194,10 @@ export class ReplicableTypeController {
     }
     try {
       const result = await applySchema(client, type.schema, role);
-      if (role === "secondary") await ensureReplicasTable(client);
+      if (role === "secondary") {
+        await ensureReplicasTable(client);
+        await ensureWorkerRunsTable(client);
+      }
       if (result.applied.length) {
         await this.d.events.record(rt, "Normal", Reason.SchemaApplied, `${role === "primary" ? `${type.name}_states` : `${type.name}_registry`} migrated to version ${Math.max(...result.applied)} on site ${site.metadata.name}`);
       }

@@ -63,3 +63,56 @@ export async function mismatchesOf(db: Queryable, typeName: string, modelIds: re
 export async function forgetReplicas(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<void> {
   await db.query(`DELETE FROM public.${REPLICAS_TABLE} WHERE type_name = $1::text AND model_id = ANY($2::bigint[])`, [typeName, modelIds]);
 }
+
+/**
+ * One row per finished worker run on a secondary: the run's summary, so the operator can export
+ * bytes replicated and outcomes without reading pod logs. Rows older than 30 days are pruned by
+ * the run that records a new one.
+ */
+export const WORKER_RUNS_TABLE = "geo_operator_worker_runs";
+
+export interface WorkerRunRecord {
+  typeName: string;
+  site: string;
+  kind: string;
+  claimed: number;
+  succeeded: number;
+  failed: number;
+  bytes: number;
+  seconds: number;
+}
+
+export async function ensureWorkerRunsTable(db: Queryable): Promise<void> {
+  await db.query(
+    `CREATE TABLE IF NOT EXISTS public.${WORKER_RUNS_TABLE} (
+       id bigserial PRIMARY KEY,
+       type_name text NOT NULL,
+       site text NOT NULL,
+       kind text NOT NULL,
+       finished_at timestamptz NOT NULL DEFAULT now(),
+       claimed integer NOT NULL,
+       succeeded integer NOT NULL,
+       failed integer NOT NULL,
+       bytes bigint NOT NULL,
+       seconds double precision NOT NULL
+     )`,
+  );
+}
+
+export async function recordWorkerRun(db: Queryable, run: WorkerRunRecord): Promise<void> {
+  await db.query(
+    `INSERT INTO public.${WORKER_RUNS_TABLE} (type_name, site, kind, claimed, succeeded, failed, bytes, seconds)
+     VALUES ($1::text, $2::text, $3::text, $4::integer, $5::integer, $6::integer, $7::bigint, $8::double precision)`,
+    [run.typeName, run.site, run.kind, run.claimed, run.succeeded, run.failed, run.bytes, run.seconds],
+  );
+  await db.query(`DELETE FROM public.${WORKER_RUNS_TABLE} WHERE finished_at < now() - interval '30 days'`);
+}
+
+/** Bytes copied by sync runs of a type on a site, over the retained history. */
+export async function replicatedBytes(db: Queryable, typeName: string, site: string): Promise<number> {
+  const { rows } = await db.query<{ total: string | null }>(
+    `SELECT sum(bytes)::text AS total FROM public.${WORKER_RUNS_TABLE} WHERE type_name = $1::text AND site = $2::text AND kind = 'sync'`,
+    [typeName, site],
+  );
+  return Number(rows[0]?.total ?? 0);
+}

@@ -7,7 +7,7 @@
  */
 import { typeRuntimeConfig, capacitiesOf, selectiveSyncOf } from "../api/v1alpha1/runtime.ts";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
-import { ensureReplicasTable } from "../registry/replicas.ts";
+import { ensureReplicasTable, ensureWorkerRunsTable, recordWorkerRun } from "../registry/replicas.ts";
 import { createReplicator } from "../strategies/catalog.ts";
 import { checkDatabase, createPool, type Pool } from "../util/database.ts";
 import { createLogger } from "../util/log.ts";
@@ -85,6 +85,7 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       pools.push(trackingDb);
       await checkDatabase(trackingDb, trackingURL, "tracking database");
       await ensureReplicasTable(trackingDb);
+      await ensureWorkerRunsTable(trackingDb);
     }
     const endpoints = endpointsFromEnv(env, site, primary, type.strategy);
     const caps = capacitiesOf(site);
@@ -108,6 +109,9 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       const summary = skip ? null : await RUNNERS[kind](ctx);
       if (summary) {
         log.info({ summary }, "worker finished");
+        if (trackingDb) {
+          await recordWorkerRun(trackingDb, { typeName: type.name, site: opts.site, kind, claimed: summary.claimed, succeeded: summary.succeeded, failed: summary.failed, bytes: summary.bytes, seconds: summary.seconds });
+        }
         out(formatSummary(summary));
       } else {
         out(`${kind} ${type.name}@${opts.site}: replication is disabled for this type; nothing to do`);

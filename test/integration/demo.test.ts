@@ -26,6 +26,9 @@ it("make demo replicates the sample data and exits with --exit", async () => {
     expect(out).toMatch(/everything synced and verified in \d+\.\ds/);
     expect(out).toMatch(/kubectl get geosites -n geo-demo/);
     expect(out).toMatch(/make demo-corrupt/);
+    // kubectl found the plugin and it read the demo's status.
+    expect(out).toMatch(/\$ kubectl geo status -n geo-demo\n/);
+    expect(out).toMatch(/^tokyo\s+secondary\s+cool_widget\s+120\s/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
