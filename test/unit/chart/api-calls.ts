@@ -104,9 +104,11 @@ function pluralsPassedTo(fn: string, sources: Map<string, string>): string[] {
 
 /** group/resource of a watch path: a literal /api(s)/... or a template over a plural parameter. */
 function resourcesOfPath(pathExpr: string, text: string, index: number, sources: Map<string, string>): { group: string; resource: string }[] {
-  const literal = /^["'`]\/(?:api\/v1|apis\/([^/]+)\/[^/]+)\/([a-z]+)["'`]$/.exec(pathExpr.trim());
+  // `${scope}` is "" or "/namespaces/<ns>" (a manager watching one namespace): same resource.
+  const path = pathExpr.trim().replace("${scope}", "");
+  const literal = /^["'`]\/(?:api\/v1|apis\/([^/]+)\/[^/]+)\/([a-z]+)["'`]$/.exec(path);
   if (literal) return [{ group: literal[1] ?? "", resource: literal[2]! }];
-  if (/^`\/apis\/\$\{GROUP\}\/\$\{VERSION\}\/\$\{plural\}`$/.test(pathExpr.trim())) {
+  if (/^`\/apis\/\$\{GROUP\}\/\$\{VERSION\}\/\$\{plural\}`$/.test(path)) {
     return pluralsPassedTo(enclosingFunction(text, index), sources).map((resource) => ({ group: GROUP, resource }));
   }
   throw new Error(`cannot read the watch path ${pathExpr}`);
