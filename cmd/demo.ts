@@ -157,10 +157,11 @@ const tick = setInterval(() => {
     reported = true;
     drawn = 0;
     say(`everything synced and verified in ${elapsed()}`);
-    // The kubectl plugin, found by kubectl's own plugin discovery, against this demo.
+    // The kubectl plugin, found by kubectl's own plugin discovery, against this demo (kubectl
+    // refuses flags before a plugin's name, so the kubeconfig goes through the environment).
     const pluginPath = `${join(REPO_ROOT, "hack", "bin")}:${process.env.PATH ?? ""}`;
     try {
-      console.log(`$ kubectl geo status -n ${NS}\n` + execFileSync(kube.kubectl, ["--kubeconfig", kube.kubeconfig, "geo", "status", "-n", NS], { encoding: "utf8", env: { ...process.env, PATH: pluginPath } }));
+      console.log(`$ kubectl geo status -n ${NS}\n` + execFileSync(kube.kubectl, ["geo", "status", "-n", NS], { encoding: "utf8", env: { ...process.env, PATH: pluginPath, KUBECONFIG: kube.kubeconfig } }));
     } catch (err) {
       console.log(`(kubectl geo status failed: ${(err as Error).message})`);
     }

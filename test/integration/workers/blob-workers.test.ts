@@ -265,4 +265,31 @@ describe("blob workers", () => {
       rmSync(stateDir, { recursive: true, force: true });
     }
   });
+
+  it("replicates only the selected namespaces with selective sync, and removes copies that leave the selection", async () => {
+    const local = await createBlobWorld(env);
+    try {
+      const add = async (ns: number, name: string) => {
+        const { rows } = await local.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (namespace_id, file_name) VALUES ($1, $2) RETURNING id`, [ns, name]);
+        await local.primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: `${local.prefix}cool_widgets/${rows[0]!.id}/${name}`, Body: randomBytes(256) }));
+        return Number(rows[0]!.id);
+      };
+      const inSelection = await add(7, "selected.bin");
+      const outside = await add(8, "not-selected.bin");
+      local.secondarySite = { ...local.secondarySite, selectiveSync: { type: "namespaces", namespaces: [7] } };
+      for (const kind of ["consistency", "sync"] as const) expect((await local.run(kind)).code).toBe(0);
+      let rows = await registryRows(local.dbs.tracking);
+      expect([...rows.keys()]).toEqual([inSelection]);
+      expect(rows.get(inSelection)!.state).toBe(2);
+      // Namespace 7 leaves the selection: its copy and registry row go; namespace 8 comes in.
+      local.secondarySite = { ...local.secondarySite, selectiveSync: { type: "namespaces", namespaces: [8] } };
+      for (const kind of ["consistency", "sync"] as const) expect((await local.run(kind)).code).toBe(0);
+      rows = await registryRows(local.dbs.tracking);
+      expect([...rows.keys()]).toEqual([outside]);
+      await expect(local.secondaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: `${local.prefix}cool_widgets/${inSelection}/selected.bin` }))).rejects.toMatchObject({ name: "NotFound" });
+      await expect(local.primaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.primary.bucket, Key: `${local.prefix}cool_widgets/${inSelection}/selected.bin` }))).resolves.toBeDefined();
+    } finally {
+      await local.close();
+    }
+  });
 });
