@@ -31,7 +31,7 @@ const dist = mkdtempSync(join(tmpdir(), "geo-bench-dist-"));
 execFileSync(join(REPO_ROOT, "node_modules/.bin/tsc"), ["-p", join(REPO_ROOT, "tsconfig.build.json"), "--outDir", dist], { stdio: "inherit" });
 symlinkSync(join(REPO_ROOT, "node_modules"), join(dist, "node_modules"));
 copyFileSync(join(REPO_ROOT, "package.json"), join(dist, "package.json"));
-const nodeFlags = (process.env.GEO_BENCH_NODE_FLAGS ?? "--max-old-space-size=96 --max-semi-space-size=1").split(" ").filter(Boolean);
+const nodeFlags = (process.env.GEO_BENCH_NODE_FLAGS ?? "--max-old-space-size=64 --max-semi-space-size=1").split(" ").filter(Boolean);
 
 const env = await startLocalEnvironment({ components: ["kube", "postgres"], log });
 const { kube, postgres } = env.info;

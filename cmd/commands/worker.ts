@@ -1,6 +1,7 @@
 /** `geo-operator worker`: the CLI face of src/workers/run.ts. */
 import { Option, type Command } from "commander";
-import { runWorker, WORKER_KINDS, type WorkerKind, type WorkerOptions } from "../../src/workers/run.ts";
+import { WORKER_KINDS, type WorkerKind } from "../../src/workers/kinds.ts";
+import type { WorkerOptions } from "../../src/workers/run.ts";
 
 export function registerWorkerCommand(program: Command): void {
   program
@@ -12,6 +13,9 @@ export function registerWorkerCommand(program: Command): void {
     .option("--max-run <duration>", "stop claiming new work after this long", "10m")
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]).default("info"))
     .action(async (kind: WorkerKind, opts: WorkerOptions) => {
+      // Loaded here, not at start-up: the storage SDKs and git code are the worker's alone, and
+      // the manager (the same binary) should not carry them in memory.
+      const { runWorker } = await import("../../src/workers/run.ts");
       process.exitCode = await runWorker(kind, opts);
     });
 }
