@@ -114,7 +114,7 @@ export class Manager {
         core,
         log,
         onFinished: (namespace, typeName, run) => {
-          this.metrics.jobOutcomes.inc({ type: typeName, site: run.site, kind: run.kind, result: run.succeeded ? "succeeded" : "failed" });
+          this.metrics.jobOutcomes.inc({ type: this.typeNameOf(namespace, typeName), site: run.site, kind: run.kind, result: run.succeeded ? "succeeded" : "failed" });
           this.typeLoop.queue.add(`${namespace}/${typeName}`);
           this.enqueueSites(namespace);
         },
@@ -167,7 +167,7 @@ export class Manager {
           // Jobs already finished when the cache first filled were counted by an earlier process.
           if (ev === "update") {
             const labels = j.metadata?.labels ?? {};
-            this.metrics.jobOutcomes.inc({ type: labels[LABELS.type] ?? "", site: labels[LABELS.site] ?? "", kind: labels[LABELS.kind] ?? "", result: finished.type === "Complete" ? "succeeded" : "failed" });
+            this.metrics.jobOutcomes.inc({ type: this.typeNameOf(ns, labels[LABELS.type] ?? ""), site: labels[LABELS.site] ?? "", kind: labels[LABELS.kind] ?? "", result: finished.type === "Complete" ? "succeeded" : "failed" });
           }
           this.enqueueSites(ns);
         }
@@ -196,6 +196,11 @@ export class Manager {
 
   get leading(): boolean {
     return this.controllersStarted;
+  }
+
+  /** Metrics label the type by spec.name (as the gauges do); Jobs carry the object's name. */
+  private typeNameOf(namespace: string, objectName: string): string {
+    return this.types.get(objectName, namespace)?.spec.name ?? objectName;
   }
 
   private enqueueSites(namespace: string): void {

@@ -225,7 +225,7 @@ describe("operator", () => {
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     expect(text).toMatch(/^geo_operator_oldest_pending_seconds\{type="cool_widget",site="tokyo"\} 0/m);
     // Worker outcomes seen through the Jobs, bytes from the runs the workers recorded.
-    expect(text).toMatch(/^geo_operator_jobs_total\{type="cool-widget",site="tokyo",kind="sync",result="succeeded"\} [1-9]/m);
+    expect(text).toMatch(/^geo_operator_jobs_total\{type="cool_widget",site="tokyo",kind="sync",result="succeeded"\} [1-9]/m);
     const bytes = Number(/^geo_operator_replicated_bytes_total\{type="cool_widget",site="tokyo"\} (\d+)/m.exec(text)?.[1]);
     expect(bytes).toBe([...bodies.values()].reduce((n, b) => n + b.length, 0));
   });
