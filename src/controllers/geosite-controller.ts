@@ -106,14 +106,14 @@ export class GeoSiteController {
     this.d.metrics.siteHealthy.set({ site: name }, health === "Healthy" ? 1 : 0);
 
     // When counting failed, keep the last good counters rather than showing zeros.
-    const types_ = complete ? typeStatuses.sort((a, b) => a.name.localeCompare(b.name)) : (previous?.types ?? []);
-    const summary = overall(site, types_);
+    const typeCounters = complete ? typeStatuses.sort((a, b) => a.name.localeCompare(b.name)) : (previous?.types ?? []);
+    const summary = overall(site, typeCounters);
     const status: GeoSiteStatus = {
       observedGeneration: site.metadata.generation ?? 0,
       health,
       ...(reasons.length ? { healthReasons: reasons } : {}),
       ...summary,
-      types: types_,
+      types: typeCounters,
       conditions,
     };
     const changed = canonicalJSON({ ...status, lastStatusTime: undefined }) !== canonicalJSON({ ...(previous ?? {}), lastStatusTime: undefined });

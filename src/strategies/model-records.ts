@@ -12,16 +12,6 @@ export function templateColumns(template: string): string[] {
   return [...new Set([...template.matchAll(/\{([a-z_][a-z0-9_]*)\}/g)].map((m) => m[1]!))];
 }
 
-/** Fills a `{column}` template from a record; `extra` supplies non-column placeholders such as {base}. */
-export function renderTemplate(template: string, record: ModelRecord, extra: Record<string, string> = {}): string {
-  return template.replace(/\{([a-z_][a-z0-9_]*)\}/g, (_, name: string) => {
-    if (name in extra) return extra[name]!;
-    const value = name === "id" && !(name in record.columns) ? record.id : record.columns[name];
-    if (value === null || value === undefined) throw new Error(`column ${name} is empty for record ${record.id}`);
-    return String(value);
-  });
-}
-
 export async function loadModelRecords(
   db: Queryable,
   type: TypeRuntimeConfig,

@@ -9,8 +9,8 @@
  */
 import { requestResync } from "../registry/sync-state.ts";
 import { recordMismatch } from "../registry/replicas.ts";
-import { readPrimaryChecksums } from "../registry/verification-state.ts";
 import {
+  readPrimaryChecksums,
   claimVerificationWorkFromPrimary,
   failStuckVerifications,
   markChecksumMismatch,
