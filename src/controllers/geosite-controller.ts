@@ -44,7 +44,7 @@ const pct = (n: number) => `${(Math.floor(n * 10) / 10).toFixed(1)}%`;
 
 export class GeoSiteController {
   private readonly d: GeoSiteControllerDeps;
-  /** Last replicated-bytes total seen per type and site; the counter grows by the difference. */
+  /** Replicated-bytes total already counted per type and site; the counter grows by the difference. */
   private readonly bytesSeen = new Map<string, number>();
 
   constructor(deps: GeoSiteControllerDeps) {
@@ -131,10 +131,14 @@ export class GeoSiteController {
   private async countReplicatedBytes(tracking: Queryable, typeName: string, site: string): Promise<void> {
     const total = await replicatedBytes(tracking, typeName, site).catch(() => undefined);
     if (total === undefined) return;
+    // The counter starts at the recorded total when the manager starts (a new series to
+    // Prometheus, so no spike in rate()), then grows by what later runs record.
     const key = `${typeName}/${site}`;
-    const seen = this.bytesSeen.get(key);
-    if (seen !== undefined && total > seen) this.d.metrics.bytesReplicated.inc({ type: typeName, site }, total - seen);
-    if (seen === undefined || total > seen) this.bytesSeen.set(key, total);
+    const seen = this.bytesSeen.get(key) ?? 0;
+    if (total > seen) {
+      this.d.metrics.bytesReplicated.inc({ type: typeName, site }, total - seen);
+      this.bytesSeen.set(key, total);
+    }
   }
 
   private async collect(
