@@ -2,6 +2,8 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
+    // Stopping the servers (kube-apiserver shuts down gracefully) must not be cut short.
+    teardownTimeout: 60_000,
     projects: [
       {
         test: {

@@ -7,7 +7,7 @@
  *   s3        two MinIO servers: the primary's and the secondary's object storage
  *   git       a git daemon serving the primary's bare repositories
  */
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startGitDaemon, type GitServer } from "./git-server.ts";
@@ -61,6 +61,16 @@ export async function startLocalEnvironment(opts: {
   const tools = needed.length ? ensureTools(needed) : ({} as Record<GoTool, string>);
   log(`tools ready in ${Date.now() - started} ms`);
 
+  const processes = () =>
+    [env.kube?.apiserver, env.kube?.etcd, env.postgres?.primary.process, env.postgres?.secondary.process, env.s3?.primary.process, env.s3?.secondary.process, env.git?.process].filter(
+      (p): p is NonNullable<typeof p> => p !== undefined,
+    );
+  // Last resort when the owner exits without calling stop() (a killed test runner, a timed-out
+  // teardown): the servers must not outlive it.
+  const killOnExit = () => {
+    for (const p of processes()) if (p.running) p.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
   const env: LocalEnvironment = {
     info: { dir },
     async stop() {
@@ -72,6 +82,9 @@ export async function startLocalEnvironment(opts: {
         env.s3?.secondary.stop(),
         env.git?.stop(),
       ]);
+      process.off("exit", killOnExit);
+      // A directory we created is ours to remove; one the caller passed is left for them.
+      if (!opts.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
   try {

@@ -78,6 +78,11 @@ export class ManagedProcess {
     }
   }
 
+  /** Sends a signal now, without waiting (for exit handlers, where nothing can be awaited). */
+  kill(signal: NodeJS.Signals): void {
+    if (!this.exited) this.child.kill(signal);
+  }
+
   /** Pauses the process (SIGSTOP) without losing its state; `resume` continues it. */
   pause(): void {
     this.child.kill("SIGSTOP");
