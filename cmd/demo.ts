@@ -13,7 +13,7 @@
  * DEMO_BLOBS and DEMO_REPOS change the amount of sample data.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -21,7 +21,6 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { parse, stringify } from "yaml";
-import { readFileSync } from "node:fs";
 import { startLocalEnvironment } from "../hack/localenv/index.ts";
 import { REPO_ROOT } from "../hack/localenv/tools.ts";
 import { everythingReplicated, progressLines } from "../hack/demo/progress.ts";

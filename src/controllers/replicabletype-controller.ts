@@ -183,8 +183,9 @@ export class ReplicableTypeController {
   private async ensureSchema(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite): Promise<number> {
     const role = site.spec.role;
     const doneKey = `${rt.metadata.uid}/${site.metadata.name}/${rt.metadata.generation}`;
-    const pool = await this.d.access.pool(site, role === "primary" ? "main" : "tracking");
+    // Checked before the Secret is read: most reconciles find the schema already current.
     if (this.schemaDone.has(doneKey)) return 1;
+    const pool = await this.d.access.pool(site, role === "primary" ? "main" : "tracking");
     let client;
     try {
       client = await pool.connect();

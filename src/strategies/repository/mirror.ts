@@ -94,6 +94,18 @@ type Outcome = Omit<SyncMirrorResult, "durationMs">;
 
 const MISSING: Outcome = { missingOnPrimary: true, outcome: "missing-on-primary", housekept: false };
 
+/**
+ * Runs a git command that talks to the primary. "missing" when the primary says the repository
+ * does not exist; any other failure throws GitCommandError with its category.
+ */
+async function gitAgainstPrimary(command: string, args: string[], options: SyncMirrorOptions, deadline: number): Promise<"ok" | "missing"> {
+  const result = await runGit({ args, url: options.url, credentials: options.credentials, timeoutMs: remaining(deadline), signal: options.signal });
+  if (result.exitCode === 0) return "ok";
+  const category = classifyGitFailure(result.stderr);
+  if (category === "missing") return "missing";
+  throw new GitCommandError({ command, category, exitCode: result.exitCode, stderr: result.stderr });
+}
+
 async function cloneMirror(options: SyncMirrorOptions, deadline: number, replaceExisting: boolean): Promise<Outcome> {
   const parent = dirname(options.mirrorPath);
   const prefix = `${TEMPORARY_PREFIX}${basename(options.mirrorPath)}-`;
@@ -101,18 +113,7 @@ async function cloneMirror(options: SyncMirrorOptions, deadline: number, replace
   await removeLeftoverTemporaries(parent, prefix);
   const temporary = await mkdtemp(join(parent, prefix));
   try {
-    const result = await runGit({
-      args: ["clone", "--mirror", "--quiet", "--", options.url, temporary],
-      url: options.url,
-      credentials: options.credentials,
-      timeoutMs: remaining(deadline),
-      signal: options.signal,
-    });
-    if (result.exitCode !== 0) {
-      const category = classifyGitFailure(result.stderr);
-      if (category === "missing") return MISSING;
-      throw new GitCommandError({ command: "clone", category, exitCode: result.exitCode, stderr: result.stderr });
-    }
+    if ((await gitAgainstPrimary("clone", ["clone", "--mirror", "--quiet", "--", options.url, temporary], options, deadline)) === "missing") return MISSING;
     if (replaceExisting) await rename(options.mirrorPath, `${temporary}-replaced`);
     await rename(temporary, options.mirrorPath);
     return { missingOnPrimary: false, outcome: "cloned", fetchCount: 0, housekept: false };
@@ -129,8 +130,9 @@ async function fetchIntoMirror(options: SyncMirrorOptions, deadline: number, pri
     return { missingOnPrimary: false, outcome: "unchanged", housekept: false };
   }
 
-  const result = await runGit({
-    args: [
+  const fetched = await gitAgainstPrimary(
+    "fetch",
+    [
       `--git-dir=${gitDir}`,
       "fetch",
       "--prune",
@@ -144,16 +146,10 @@ async function fetchIntoMirror(options: SyncMirrorOptions, deadline: number, pri
       options.url,
       "+refs/*:refs/*",
     ],
-    url: options.url,
-    credentials: options.credentials,
-    timeoutMs: remaining(deadline),
-    signal: options.signal,
-  });
-  if (result.exitCode !== 0) {
-    const category = classifyGitFailure(result.stderr);
-    if (category === "missing") return MISSING;
-    throw new GitCommandError({ command: "fetch", category, exitCode: result.exitCode, stderr: result.stderr });
-  }
+    options,
+    deadline,
+  );
+  if (fetched === "missing") return MISSING;
   const git = simpleGit();
   if (head?.target !== undefined) await git.raw([`--git-dir=${gitDir}`, "symbolic-ref", "HEAD", head.target]);
   else if (head?.detachedAt !== undefined) await git.raw([`--git-dir=${gitDir}`, "update-ref", "--no-deref", "HEAD", head.detachedAt]);
