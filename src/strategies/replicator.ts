@@ -22,6 +22,11 @@ export interface SyncResult {
   location: string | null;
 }
 
+export interface SyncOptions {
+  /** Rebuild the copy from the primary instead of updating it incrementally. */
+  repair?: boolean;
+}
+
 export interface ChecksumResult {
   checksum: Buffer;
   bytes: number;
@@ -37,9 +42,18 @@ export interface Replicator {
   preflight(signal: AbortSignal): Promise<void>;
   /** Checksum of the record's data on the primary. Throws MissingOnPrimaryError when absent. */
   checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult>;
-  /** Brings the secondary copy up to date with the primary. */
-  sync(record: ModelRecord, signal: AbortSignal): Promise<SyncResult>;
-  /** Checksum of the secondary copy. Throws MissingCopyError when there is none. */
+  /**
+   * Brings the secondary copy up to date with the primary. With `options.repair` the previous
+   * verification found the copy damaged or different: rebuild it from the primary where an
+   * incremental update could not fix damage (a git fetch never re-downloads objects it thinks it has).
+   * Throws MissingOnPrimaryError only when the primary's answer is unambiguous, and
+   * AmbiguousNotFoundError when "not found" may also mean "not allowed to see it".
+   */
+  sync(record: ModelRecord, signal: AbortSignal, options?: SyncOptions): Promise<SyncResult>;
+  /**
+   * Checksum of the secondary copy. Throws MissingCopyError when there is none, and CopyDamagedError
+   * when the copy exists but is not whole (e.g. a mirror whose refs point at missing objects).
+   */
   checksumSecondary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult>;
   /** Operator-readable account of how the copy differs, stored on a mismatch (optional). */
   describeMismatch?(record: ModelRecord, signal: AbortSignal): Promise<unknown>;
@@ -94,4 +108,18 @@ export class MissingCopyError extends Error {
 /** The record's key or path is unusable (hostile or malformed); the row fails, nothing is written. */
 export class InvalidLocationError extends Error {
   override readonly name = "InvalidLocationError";
+}
+
+/**
+ * The primary answered "not found" in a way that cannot be told apart from "you may not see it"
+ * (GitLab's git HTTP answers 404 for a token without access). A failure with backoff, never
+ * missing_on_primary: a wrong token must not make every row look deleted.
+ */
+export class AmbiguousNotFoundError extends Error {
+  override readonly name = "AmbiguousNotFoundError";
+}
+
+/** The secondary copy exists but is not whole; verification puts the row back into sync with repair. */
+export class CopyDamagedError extends Error {
+  override readonly name = "CopyDamagedError";
 }
