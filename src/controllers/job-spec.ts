@@ -9,6 +9,7 @@
 import { createHash } from "node:crypto";
 import type { V1EnvVar, V1Job, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { API_VERSION, LABELS, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
+import { parseDuration } from "../api/v1alpha1/duration.ts";
 
 import type { WorkerKind } from "../workers/kinds.ts";
 
@@ -53,6 +54,7 @@ export function workerEnv(type: ReplicableType, site: GeoSite, primary: GeoSite)
     { name: "GEO_TYPE_SPEC", value: JSON.stringify(type.spec) },
     { name: "GEO_SITE_SPEC", value: JSON.stringify(site.spec) },
     { name: "GEO_PRIMARY_SITE_SPEC", value: JSON.stringify(primary.spec) },
+    { name: "GEO_PRIMARY_SITE_NAME", value: primary.metadata.name },
     { name: "HOME", value: "/tmp" },
   ];
   const db = site.spec.database;
@@ -73,6 +75,12 @@ export function workerEnv(type: ReplicableType, site: GeoSite, primary: GeoSite)
     if (g) env.push(secretEnv("GEO_PRIMARY_GIT_USERNAME", g, "username", true), secretEnv("GEO_PRIMARY_GIT_PASSWORD", g, "password", true));
   }
   return env;
+}
+
+/** Run time, plus the longest a last item may take, plus slack for start-up and shutdown. */
+export function jobDeadlineSeconds(maxRunSeconds: number, type: ReplicableType): number {
+  const itemSeconds = Math.ceil(parseDuration(type.spec.timeouts?.sync ?? "3h") / 1000);
+  return Math.max(maxRunSeconds * 2, maxRunSeconds + itemSeconds) + 300;
 }
 
 export function buildWorkerJob(params: {
@@ -115,8 +123,9 @@ export function buildWorkerJob(params: {
     spec: {
       backoffLimit: settings.backoffLimit,
       ttlSecondsAfterFinished: settings.ttlSecondsAfterFinished,
-      // The worker stops claiming at --max-run; the deadline only catches a hung pod.
-      activeDeadlineSeconds: settings.maxRunSeconds * 2 + 300,
+      // The worker stops claiming at --max-run, but an item claimed just before may take up to the
+      // type's per-item timeout: the deadline only catches a hung pod, never a large item.
+      activeDeadlineSeconds: jobDeadlineSeconds(settings.maxRunSeconds, type),
       parallelism,
       completions: parallelism,
       ...(parallelism > 1 ? { completionMode: "Indexed" } : {}),

@@ -3,6 +3,7 @@ import type { JitterOption } from "./backoff.ts";
 import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import { nowSql, toNumber } from "./db.ts";
 import type { ClockOption, Queryable } from "./db.ts";
+import { claimMatchesSql, claimTokenSql } from "./registry-row.ts";
 import { DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
 import type { ClaimOptions, StuckOptions } from "./sync-state.ts";
 import { tableRefs } from "./tables.ts";
@@ -25,6 +26,8 @@ export interface ChecksumStateRow {
   verifiedAt: Date | null;
   verificationChecksum: Buffer | null;
   verificationFailure: string | null;
+  /** The claim this row is under (verification_started_at to the microsecond); completions are fenced on it. */
+  claim: string | null;
 }
 
 interface ChecksumStateRecord {
@@ -36,6 +39,7 @@ interface ChecksumStateRecord {
   verified_at: Date | null;
   verification_checksum: Buffer | null;
   verification_failure: string | null;
+  claim: string | null;
 }
 
 function columns(alias: string, modelId: string): string {
@@ -50,6 +54,7 @@ function columns(alias: string, modelId: string): string {
       "verification_checksum",
       "verification_failure",
     ].map((c) => `${alias}.${c}`),
+    `${claimTokenSql(`${alias}.verification_started_at`)} AS claim`,
   ].join(", ");
 }
 
@@ -63,6 +68,7 @@ function toRow(r: ChecksumStateRecord): ChecksumStateRow {
     verifiedAt: r.verified_at,
     verificationChecksum: r.verification_checksum,
     verificationFailure: r.verification_failure,
+    claim: r.claim,
   };
 }
 
@@ -95,9 +101,16 @@ export async function claimChecksumWork(primary: Queryable, config: ReplicableTy
 
 export interface ChecksumSucceededOptions extends ClockOption {
   checksum: Buffer;
+  /** ChecksumStateRow.claim of the claimed row. */
+  claim: string;
 }
 
-/** started → succeeded with the computed checksum; false when the row was not started. */
+/**
+ * started → succeeded with the computed checksum, fenced by the claim: false
+ * when the row is no longer started under it (the data changed and
+ * requestChecksum reset it, or it was claimed again after the stuck timeout),
+ * so a checksum of older data is never published to secondaries.
+ */
 export async function markChecksumSucceeded(
   primary: Queryable,
   config: ReplicableTypeSchemaConfig,
@@ -109,17 +122,19 @@ export async function markChecksumSucceeded(
     `UPDATE ${states}
      SET verification_state = 2, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
          verification_retry_count = 0, verification_retry_at = NULL, verification_failure = NULL
-     WHERE ${modelId} = $1::bigint AND verification_state = 1`,
-    [modelIdValue, options.checksum, options.now ?? null],
+     WHERE ${modelId} = $1::bigint AND verification_state = 1 AND ${claimMatchesSql("verification_started_at", "$4")}`,
+    [modelIdValue, options.checksum, options.now ?? null, options.claim],
   );
   return result.rowCount === 1;
 }
 
 export interface ChecksumFailedOptions extends ClockOption, JitterOption {
   message: string;
+  /** ChecksumStateRow.claim of the claimed row. */
+  claim: string;
 }
 
-/** started → failed; retried after the backoff of the new retry count. */
+/** started → failed, fenced by the claim; retried after the backoff of the new retry count. */
 export async function markChecksumFailed(
   primary: Queryable,
   config: ReplicableTypeSchemaConfig,
@@ -133,9 +148,9 @@ export async function markChecksumFailed(
      SET verification_state = 3, verification_failure = $2::text, verification_checksum = NULL,
          verification_retry_count = ${newCount},
          verification_retry_at = ${nowSql("$4")} + ${retryDelaySql(newCount, jitterSql("$3"), "false")}
-     WHERE s.${modelId} = $1::bigint AND s.verification_state = 1
+     WHERE s.${modelId} = $1::bigint AND s.verification_state = 1 AND ${claimMatchesSql("s.verification_started_at", "$5")}
      RETURNING ${columns("s", modelId)}`,
-    [modelIdValue, truncateFailure(options.message), jitterParam(options), options.now ?? null],
+    [modelIdValue, truncateFailure(options.message), jitterParam(options), options.now ?? null, options.claim],
   );
   return rows[0] ? toRow(rows[0]) : null;
 }

@@ -36,6 +36,11 @@ export interface GoneRegistryRow {
 export interface ConsistencyBatch {
   /** Replicable ids read from the primary in this batch. */
   scanned: number;
+  /** The batch covered model ids in (after, upper]; upper is the walk's next cursor. */
+  after: string;
+  upper: string;
+  /** The batch's primary ids as a PostgreSQL array literal (for statements about the same batch). */
+  ids: string;
   /** Registry rows created (pending) for ids that had none. */
   inserted: number;
   /** Registry rows in this batch's id range with no selected primary record. */
@@ -45,7 +50,17 @@ export interface ConsistencyBatch {
 export interface ConsistencyOptions {
   /** Ids per keyset batch; default 10,000. */
   batchSize?: number;
+  /** Resume a walk: start after this model id (text, bigint range). Default: the lowest bigint. */
+  startAfter?: string;
+  /**
+   * When the walk (or the pass it continues) began, as the tracking DB's timestamptz text.
+   * Registry rows created after it are never reported gone. Default: now.
+   */
+  walkStartedAt?: string;
 }
+
+export const WALK_START = MIN_BIGINT;
+export const WALK_END = MAX_BIGINT;
 
 export interface SelectionSql {
   /** `WITH RECURSIVE ...` prefix (with a trailing space) or "". */
@@ -126,10 +141,9 @@ export async function* registryConsistencyBatches(
     const row = rows[0];
     return { scanned: row?.scanned ?? 0, lastId: row?.last_id ?? null, ids: row?.ids ?? "{}" };
   };
-  const started = await tracking.query<{ at: string }>("SELECT clock_timestamp()::text AS at");
-  const walkStartedAt = started.rows[0]?.at;
+  const walkStartedAt = options.walkStartedAt ?? (await tracking.query<{ at: string }>("SELECT clock_timestamp()::text AS at")).rows[0]?.at;
 
-  let after = MIN_BIGINT;
+  let after = options.startAfter ?? MIN_BIGINT;
   let next: Promise<PrimaryBatch> | null = readBatch(after);
   try {
     while (next !== null) {
@@ -139,7 +153,7 @@ export async function* registryConsistencyBatches(
       next = full ? readBatch(batch.lastId as string) : null;
       const upper = full ? (batch.lastId as string) : MAX_BIGINT;
       const { inserted, gone } = await applyBatch(tracking, refs, after, upper, walkStartedAt, batch.ids);
-      yield { scanned: batch.scanned, inserted, gone };
+      yield { scanned: batch.scanned, after, upper, ids: batch.ids, inserted, gone };
       after = upper;
     }
   } finally {

@@ -20,6 +20,13 @@ export interface RegistryRow {
   verificationChecksumMismatched: Buffer | null;
   verificationFailure: string | null;
   lastSyncFailure: string | null;
+  /**
+   * The sync claim this row is under (last_synced_at, written by the claim, to the microsecond).
+   * Completions are fenced on it, so only the claim that did the work can finish it.
+   */
+  syncClaim: string | null;
+  /** The verification claim (verification_started_at to the microsecond), fenced likewise. */
+  verificationClaim: string | null;
 }
 
 export interface RegistryRowRecord {
@@ -41,6 +48,21 @@ export interface RegistryRowRecord {
   verification_checksum_mismatched: Buffer | null;
   verification_failure: string | null;
   last_sync_failure: string | null;
+  sync_claim: string | null;
+  verification_claim: string | null;
+}
+
+/**
+ * A claim timestamp as an exact, session-independent token (microseconds since the epoch, UTC);
+ * JS Dates keep only milliseconds, which could not tell two claims apart.
+ */
+export function claimTokenSql(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')`;
+}
+
+/** SQL that is true when `column` holds the claim `param` (a claimTokenSql value). */
+export function claimMatchesSql(column: string, param: string): string {
+  return `${column} = (${param}::timestamp AT TIME ZONE 'UTC')`;
 }
 
 /** Column list for RETURNING / SELECT; `alias` is the registry's alias in the query. */
@@ -67,6 +89,8 @@ export function registryColumns(alias: string, modelId: string): string {
       "verification_failure",
       "last_sync_failure",
     ].map((c) => `${a}${c}`),
+    claimTokenSql(`${a}last_synced_at`) + " AS sync_claim",
+    claimTokenSql(`${a}verification_started_at`) + " AS verification_claim",
   ].join(", ");
 }
 
@@ -90,5 +114,7 @@ export function toRegistryRow(r: RegistryRowRecord): RegistryRow {
     verificationChecksumMismatched: r.verification_checksum_mismatched,
     verificationFailure: r.verification_failure,
     lastSyncFailure: r.last_sync_failure,
+    syncClaim: r.sync_claim,
+    verificationClaim: r.verification_claim,
   };
 }

@@ -23,6 +23,7 @@ export async function ensureReplicasTable(db: Queryable): Promise<void> {
        PRIMARY KEY (type_name, model_id)
      )`,
   );
+  await db.query(`CREATE INDEX IF NOT EXISTS ${REPLICAS_TABLE}_location ON public.${REPLICAS_TABLE} (location)`);
 }
 
 export async function recordLocation(db: Queryable, typeName: string, modelId: number, location: string | null): Promise<void> {
@@ -58,6 +59,24 @@ export async function mismatchesOf(db: Queryable, typeName: string, modelIds: re
     [typeName, modelIds],
   );
   return new Map(rows.map((r) => [toNumber(r.model_id), r.mismatch]));
+}
+
+/**
+ * Of these locations, those another record still uses (any type, other than `excludingModelIds`
+ * of `typeName`): a key shared by two records must outlive the first record's deletion.
+ */
+export async function locationsStillUsed(
+  db: Queryable,
+  locations: readonly string[],
+  exclude: { typeName: string; excludingModelIds: readonly number[] },
+): Promise<Set<string>> {
+  if (locations.length === 0) return new Set();
+  const { rows } = await db.query<{ location: string }>(
+    `SELECT DISTINCT location FROM public.${REPLICAS_TABLE}
+     WHERE location = ANY($1::text[]) AND NOT (type_name = $2::text AND model_id = ANY($3::bigint[]))`,
+    [locations, exclude.typeName, exclude.excludingModelIds],
+  );
+  return new Set(rows.map((r) => r.location));
 }
 
 export async function forgetReplicas(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<void> {

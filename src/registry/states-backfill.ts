@@ -28,7 +28,7 @@ function isRetryable(error: unknown): boolean {
 export async function backfillStates(
   primary: Queryable,
   config: ReplicableTypeSchemaConfig,
-  options: { batchSize?: number } = {},
+  options: { batchSize?: number; startAfter?: string } = {},
 ): Promise<StatesBackfillSummary> {
   const { states, modelId, source, resolved } = tableRefs(config);
   const batchSize = options.batchSize ?? DEFAULT_BACKFILL_BATCH_SIZE;
@@ -50,7 +50,7 @@ export async function backfillStates(
            (SELECT count(*) FROM inserted)::integer AS inserted`;
 
   const summary: StatesBackfillSummary = { scanned: 0, inserted: 0, batches: 0 };
-  let after = MIN_BIGINT;
+  let after = options.startAfter ?? MIN_BIGINT;
   for (;;) {
     const row = await runBatch(primary, text, [after, batchSize, initialState]);
     summary.scanned += row.scanned;
@@ -82,4 +82,38 @@ async function runBatch(primary: Queryable, text: string, params: unknown[]): Pr
       if (!isRetryable(error) || attempt >= RETRIES_PER_BATCH) throw error;
     }
   }
+}
+
+export const BACKFILL_WALKS_TABLE = "geo_operator_backfill_walks";
+
+/**
+ * The backfill a verify-primary run does: a whole walk when the last one is older than
+ * `fullWalkEverySeconds` (ids that committed out of order), otherwise only ids above the highest
+ * `_states` row less one batch. Re-walking a large model table every minute would cost more than
+ * the checksums it feeds. The walk times live in the operator's own small table.
+ */
+export async function backfillStatesIncrementally(
+  primary: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  options: { typeName: string; batchSize?: number; fullWalkEverySeconds: number },
+): Promise<StatesBackfillSummary & { full: boolean }> {
+  const { states, modelId } = tableRefs(config);
+  await primary.query(`CREATE TABLE IF NOT EXISTS public.${BACKFILL_WALKS_TABLE} (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`);
+  const { rows } = await primary.query<{ due: boolean; high: string | null }>(
+    `SELECT coalesce((SELECT full_walk_at FROM public.${BACKFILL_WALKS_TABLE} WHERE type_name = $1::text) < now() - make_interval(secs => $2::double precision), true) AS due,
+            (SELECT max(${modelId}) FROM ${states})::text AS high`,
+    [options.typeName, options.fullWalkEverySeconds],
+  );
+  const batchSize = options.batchSize ?? DEFAULT_BACKFILL_BATCH_SIZE;
+  const full = rows[0]!.due || rows[0]!.high === null;
+  const startAfter = full ? MIN_BIGINT : (BigInt(rows[0]!.high!) - BigInt(batchSize)).toString();
+  const summary = await backfillStates(primary, config, { batchSize, startAfter });
+  if (full) {
+    await primary.query(
+      `INSERT INTO public.${BACKFILL_WALKS_TABLE} (type_name, full_walk_at) VALUES ($1::text, now())
+       ON CONFLICT (type_name) DO UPDATE SET full_walk_at = now()`,
+      [options.typeName],
+    );
+  }
+  return { ...summary, full };
 }

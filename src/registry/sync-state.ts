@@ -3,7 +3,7 @@ import type { JitterOption } from "./backoff.ts";
 import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import { nowSql, toNumber } from "./db.ts";
 import type { ClockOption, Queryable } from "./db.ts";
-import { registryColumns, toRegistryRow } from "./registry-row.ts";
+import { claimMatchesSql, registryColumns, toRegistryRow } from "./registry-row.ts";
 import type { RegistryRow, RegistryRowRecord } from "./registry-row.ts";
 import { DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
 import { tableRefs } from "./tables.ts";
@@ -75,15 +75,27 @@ export async function startSync(
   return rows[0] ? toRegistryRow(rows[0]) : null;
 }
 
-export interface SyncedOptions extends ClockOption {
+/** Which claim a completion belongs to: RegistryRow.syncClaim of the claimed row. */
+export interface SyncClaimOption {
+  claim: string;
+}
+
+export interface SyncedOptions extends ClockOption, SyncClaimOption {
   /** The copy succeeded although the primary no longer has the data. */
   missingOnPrimary?: boolean;
+  /**
+   * With missingOnPrimary: when to look again (seconds). Stored in retry_at, which a synced row
+   * does not otherwise use, so requeueMissingOnPrimary finds due rows through the retry_at index.
+   */
+  recheckAfterSeconds?: number;
 }
 
 /**
- * started → synced. Conditional on the row still being started: when a
- * resync was requested during the copy the row is pending again, this
- * returns false and the row stays pending so the newer data is fetched.
+ * started → synced, fenced by the claim: only while the row is still started
+ * under the same claim. When a resync was requested during the copy the row
+ * is pending (or claimed again by someone else), this returns false and the
+ * row is left to the newer claim, so the newer data is fetched and an older
+ * worker never finishes a newer claim.
  * Verification goes back to pending (unless disabled) so the new copy is
  * checked; verification_retry_count is kept, see markChecksumMismatch.
  */
@@ -91,30 +103,32 @@ export async function markSynced(
   db: Queryable,
   config: ReplicableTypeSchemaConfig,
   id: number,
-  options: SyncedOptions = {},
+  options: SyncedOptions,
 ): Promise<boolean> {
   const { registry } = tableRefs(config);
   const result = await db.query(
     `UPDATE ${registry}
-     SET state = 2, retry_count = 0, retry_at = NULL, last_sync_failure = NULL,
+     SET state = 2, retry_count = 0, last_sync_failure = NULL,
+         retry_at = CASE WHEN $2::boolean THEN ${nowSql("$3")} + make_interval(secs => $5::double precision) END,
          last_synced_at = ${nowSql("$3")}, missing_on_primary = $2::boolean,
          verification_state = CASE WHEN verification_state = 4 THEN 4 ELSE 0 END,
          verification_started_at = NULL
-     WHERE id = $1::bigint AND state = 1`,
-    [id, options.missingOnPrimary ?? false, options.now ?? null],
+     WHERE id = $1::bigint AND state = 1 AND ${claimMatchesSql("last_synced_at", "$4")}`,
+    [id, options.missingOnPrimary ?? false, options.now ?? null, options.claim, options.recheckAfterSeconds ?? DEFAULT_MISSING_RECHECK_SECONDS],
   );
   return result.rowCount === 1;
 }
 
-export interface SyncFailedOptions extends ClockOption, JitterOption {
+export interface SyncFailedOptions extends ClockOption, JitterOption, SyncClaimOption {
   message: string;
   missingOnPrimary?: boolean;
 }
 
 /**
  * started → failed: retry_count + 1 and retry_at by backoff on the new count
- * (capped at 4 h instead of 1 h when missing on the primary). Returns the
- * updated row, or null when the row was not started.
+ * (capped at 4 h instead of 1 h when missing on the primary). Fenced by the
+ * claim like markSynced. Returns the updated row, or null when the row was
+ * not started under this claim.
  */
 export async function markSyncFailed(
   db: Queryable,
@@ -129,9 +143,9 @@ export async function markSyncFailed(
      SET state = 3, retry_count = ${newCount},
          retry_at = ${nowSql("$5")} + ${retryDelaySql(newCount, jitterSql("$4"), "$3::boolean")},
          last_sync_failure = $2::text, missing_on_primary = $3::boolean
-     WHERE r.id = $1::bigint AND r.state = 1
+     WHERE r.id = $1::bigint AND r.state = 1 AND ${claimMatchesSql("r.last_synced_at", "$6")}
      RETURNING ${registryColumns("r", modelId)}`,
-    [id, truncateFailure(options.message), options.missingOnPrimary ?? false, jitterParam(options), options.now ?? null],
+    [id, truncateFailure(options.message), options.missingOnPrimary ?? false, jitterParam(options), options.now ?? null, options.claim],
   );
   return rows[0] ? toRegistryRow(rows[0]) : null;
 }
@@ -149,6 +163,55 @@ export async function requestResync(db: Queryable, config: ReplicableTypeSchemaC
      SET state = 0, retry_count = 0, retry_at = NULL
      WHERE ${modelId} = ANY($1::bigint[]) AND state IN (1, 2, 3)`,
     [modelIds],
+  );
+  return result.rowCount ?? 0;
+}
+
+/** How long a row synced as missing on the primary waits before it is looked at again. */
+export const DEFAULT_MISSING_RECHECK_SECONDS = 60 * 60;
+
+/**
+ * Rows synced with missing_on_primary whose re-check time (retry_at, see
+ * markSynced) has come become pending, so the primary's data is copied as
+ * soon as it exists (a record created before its upload finished, storage
+ * restored from a backup). Returns how many rows were requeued.
+ */
+export async function requeueMissingOnPrimary(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  options: ClockOption & { limit?: number } = {},
+): Promise<number> {
+  const { registry } = tableRefs(config);
+  const result = await db.query(
+    `UPDATE ${registry} SET state = 0, retry_count = 0, retry_at = NULL
+     WHERE id IN (
+       SELECT id FROM ${registry}
+       WHERE retry_at <= ${nowSql("$1")} AND state = 2 AND missing_on_primary
+       LIMIT $2::integer FOR UPDATE SKIP LOCKED)`,
+    [options.now ?? null, options.limit ?? 10_000],
+  );
+  return result.rowCount ?? 0;
+}
+
+/**
+ * Synced rows last copied more than `ageSeconds` ago become pending, at most `limit` of them,
+ * oldest first. For data that can change on the primary when nothing else says it changed
+ * (verification off: no primary checksum to compare), a refresh is the only way to follow it.
+ */
+export async function requestResyncOfOldest(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  ageSeconds: number,
+  options: ClockOption & { limit: number },
+): Promise<number> {
+  const { registry } = tableRefs(config);
+  const result = await db.query(
+    `UPDATE ${registry} SET state = 0, retry_count = 0, retry_at = NULL
+     WHERE id IN (
+       SELECT id FROM ${registry}
+       WHERE state = 2 AND last_synced_at < ${nowSql("$2")} - make_interval(secs => $1::double precision)
+       ORDER BY last_synced_at LIMIT $3::integer FOR UPDATE SKIP LOCKED)`,
+    [ageSeconds, options.now ?? null, options.limit],
   );
   return result.rowCount ?? 0;
 }

@@ -3,7 +3,7 @@ import type { JitterOption } from "./backoff.ts";
 import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import { nowSql, toNumber } from "./db.ts";
 import type { ClockOption, Queryable } from "./db.ts";
-import { registryColumns, toRegistryRow } from "./registry-row.ts";
+import { claimMatchesSql, registryColumns, toRegistryRow } from "./registry-row.ts";
 import type { RegistryRow, RegistryRowRecord } from "./registry-row.ts";
 import { CHECKSUM_MISMATCH_MESSAGE, DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
 import type { ClaimOptions, StuckOptions } from "./sync-state.ts";
@@ -22,27 +22,31 @@ export interface VerificationCandidate {
   modelId: number;
 }
 
+export interface CandidateOptions extends ClaimOptions {
+  /** Only rows with a registry id above this one (a keyset cursor kept by the caller). */
+  afterId?: number;
+}
+
 /**
  * Synced rows waiting for verification, without locking them: pending ones
- * (oldest verification first) then failed ones whose retry time has come.
- * Both halves are served by the template's partial indexes.
+ * and failed ones whose retry time has come, in registry id order after the
+ * caller's cursor. Walking by id means rows that cannot be claimed yet (no
+ * primary checksum) are passed over once per run instead of filling every
+ * window and stopping verification of the whole type.
  */
 export async function findVerificationCandidates(
   db: Queryable,
   config: ReplicableTypeSchemaConfig,
-  options: ClaimOptions,
+  options: CandidateOptions,
 ): Promise<VerificationCandidate[]> {
   const { registry, modelId } = tableRefs(config);
   const { rows } = await db.query<{ id: string; model_id: string }>(
-    `(SELECT id, ${modelId} AS model_id FROM ${registry}
-      WHERE state = 2 AND verification_state = 0
-      ORDER BY verified_at ASC NULLS FIRST LIMIT $1::integer)
-     UNION ALL
-     (SELECT id, ${modelId} AS model_id FROM ${registry}
-      WHERE state = 2 AND verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${nowSql("$2")})
-      ORDER BY verification_retry_at ASC NULLS FIRST LIMIT $1::integer)
-     LIMIT $1::integer`,
-    [options.limit, options.now ?? null],
+    `SELECT id, ${modelId} AS model_id FROM ${registry}
+     WHERE state = 2 AND id > $3::bigint
+       AND (verification_state = 0
+            OR (verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${nowSql("$2")})))
+     ORDER BY id LIMIT $1::integer`,
+    [options.limit, options.now ?? null, options.afterId ?? 0],
   );
   return rows.map((r) => ({ id: toNumber(r.id), modelId: toNumber(r.model_id) }));
 }
@@ -94,6 +98,7 @@ export async function claimVerificationWork(
        WHERE ${modelId} = ANY($1::bigint[]) AND state = 2
          AND (verification_state = 0
               OR (verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${now})))
+       ORDER BY id
        LIMIT $2::integer
        FOR UPDATE SKIP LOCKED
      )
@@ -108,34 +113,64 @@ export async function claimVerificationWork(
   });
 }
 
+export interface VerificationClaimBatch {
+  rows: ClaimedVerification[];
+  /** Pass back as `afterId` to continue after the candidates looked at so far. */
+  afterId: number;
+  /** No candidates are left after `afterId`. */
+  exhausted: boolean;
+}
+
 /**
- * The whole secondary claim: candidates from the registry, their checksums
- * from the primary, then the locked claim. Rows whose primary has no
- * checksum yet stay pending.
+ * The whole secondary claim: candidates from the registry in id order after
+ * `afterId`, their checksums from the primary, then the locked claim. Rows
+ * whose primary has no checksum yet stay pending and are stepped over; pages
+ * are read until `limit` rows are claimed or the candidates run out.
  */
 export async function claimVerificationWorkFromPrimary(
   tracking: Queryable,
   primary: Queryable,
   config: ReplicableTypeSchemaConfig,
-  options: ClaimOptions,
-): Promise<ClaimedVerification[]> {
-  // Over-fetch candidates: some will lack a primary checksum or be taken by another worker.
-  const candidates = await findVerificationCandidates(tracking, config, { ...options, limit: options.limit * 4 });
-  if (candidates.length === 0) return [];
-  const primaryChecksums = await readPrimaryChecksums(primary, config, candidates.map((c) => c.modelId));
-  if (primaryChecksums.size === 0) return [];
-  return claimVerificationWork(tracking, config, { limit: options.limit, primaryChecksums, ...(options.now && { now: options.now }) });
+  options: CandidateOptions,
+): Promise<VerificationClaimBatch> {
+  let afterId = options.afterId ?? 0;
+  const claimed: ClaimedVerification[] = [];
+  const pageSize = Math.max(options.limit * 4, 100);
+  for (;;) {
+    const candidates = await findVerificationCandidates(tracking, config, { ...options, afterId, limit: pageSize });
+    if (candidates.length === 0) return { rows: claimed, afterId, exhausted: true };
+    const primaryChecksums = await readPrimaryChecksums(primary, config, candidates.map((c) => c.modelId));
+    const wanted = options.limit - claimed.length;
+    let rows: ClaimedVerification[] = [];
+    if (primaryChecksums.size > 0) {
+      rows = await claimVerificationWork(tracking, config, { limit: wanted, primaryChecksums, ...(options.now && { now: options.now }) });
+      claimed.push(...rows);
+    }
+    // Only step past what this page settled: when the claim filled up, later candidates of the
+    // page may still be unclaimed, so the cursor stops at the last row claimed.
+    const full = claimed.length >= options.limit;
+    afterId = full ? Math.max(afterId, ...rows.map((r) => r.id)) : candidates[candidates.length - 1]!.id;
+    if (full) return { rows: claimed, afterId, exhausted: false };
+    if (candidates.length < pageSize) return { rows: claimed, afterId, exhausted: true };
+  }
 }
 
-export interface VerifiedOptions extends ClockOption {
+/** Which verification claim a completion belongs to: RegistryRow.verificationClaim of the claimed row. */
+export interface VerificationClaimOption {
+  claim: string;
+}
+
+export interface VerifiedOptions extends ClockOption, VerificationClaimOption {
   /** The secondary's checksum, equal to the primary's. */
   checksum: Buffer;
 }
 
 /**
  * verification started → succeeded. The only transition that resets
- * verification_retry_count. False when the row is no longer a synced row in
- * verification (a resync arrived meanwhile).
+ * verification_retry_count. Fenced by the claim: false when the row is no
+ * longer a synced row in this verification (a resync arrived meanwhile, or
+ * the row was claimed again after the stuck timeout), so a checksum of an
+ * older copy can never mark a newer one verified.
  */
 export async function markVerificationSucceeded(
   db: Queryable,
@@ -149,13 +184,13 @@ export async function markVerificationSucceeded(
      SET verification_state = 2, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
          verification_retry_count = 0, verification_retry_at = NULL, verification_failure = NULL,
          checksum_mismatch = false, verification_checksum_mismatched = NULL
-     WHERE id = $1::bigint AND state = 2 AND verification_state = 1`,
-    [id, options.checksum, options.now ?? null],
+     WHERE id = $1::bigint AND state = 2 AND verification_state = 1 AND ${claimMatchesSql("verification_started_at", "$4")}`,
+    [id, options.checksum, options.now ?? null, options.claim],
   );
   return result.rowCount === 1;
 }
 
-export interface VerificationFailedOptions extends ClockOption, JitterOption {
+export interface VerificationFailedOptions extends ClockOption, JitterOption, VerificationClaimOption {
   message: string;
 }
 
@@ -172,14 +207,14 @@ export async function markVerificationFailed(
     `UPDATE ${registry} AS r
      SET verification_state = 3, verification_failure = $2::text, verification_retry_count = ${newCount},
          verification_retry_at = ${nowSql("$4")} + ${retryDelaySql(newCount, jitterSql("$3"), "false")}
-     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1
+     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1 AND ${claimMatchesSql("r.verification_started_at", "$5")}
      RETURNING ${registryColumns("r", modelId)}`,
-    [id, truncateFailure(options.message), jitterParam(options), options.now ?? null],
+    [id, truncateFailure(options.message), jitterParam(options), options.now ?? null, options.claim],
   );
   return rows[0] ? toRegistryRow(rows[0]) : null;
 }
 
-export interface MismatchOptions extends ClockOption, JitterOption {
+export interface MismatchOptions extends ClockOption, JitterOption, VerificationClaimOption {
   /** The secondary's checksum, which differs from the primary's. */
   checksum: Buffer;
 }
@@ -213,9 +248,44 @@ export async function markChecksumMismatch(
          verification_retry_at = ${now} + ${retryDelaySql(verificationCount, delayJitter, "false")},
          state = 3, retry_count = ${syncCount}, last_sync_failure = $3::text,
          retry_at = ${now} + ${retryDelaySql(syncCount, delayJitter, "r.missing_on_primary")}
-     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1
+     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1 AND ${claimMatchesSql("r.verification_started_at", "$6")}
      RETURNING ${registryColumns("r", modelId)}`,
-    [id, options.checksum, CHECKSUM_MISMATCH_MESSAGE, jitterParam(options), options.now ?? null],
+    [id, options.checksum, CHECKSUM_MISMATCH_MESSAGE, jitterParam(options), options.now ?? null, options.claim],
+  );
+  return rows[0] ? toRegistryRow(rows[0]) : null;
+}
+
+export interface CopyUnusableOptions extends ClockOption, JitterOption, VerificationClaimOption {
+  /** What verification found, e.g. "no object at key ..." or "mirror is missing objects". */
+  message: string;
+}
+
+/**
+ * Verification found no copy, or a copy that is not whole: the row goes back
+ * into sync at once (pending, with checksum_mismatch set so the sync rebuilds
+ * the copy rather than updating it), and verification fails with the finding.
+ * Fenced by the claim. GitLab resyncs on a mismatch; a missing copy is the
+ * extreme mismatch, and leaving the row synced would hide the loss forever.
+ */
+export async function markCopyUnusable(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  id: number,
+  options: CopyUnusableOptions,
+): Promise<RegistryRow | null> {
+  const { registry, modelId } = tableRefs(config);
+  const verificationCount = incrementSmallintSql("r.verification_retry_count");
+  const now = nowSql("$4");
+  const { rows } = await db.query<RegistryRowRecord>(
+    `UPDATE ${registry} AS r
+     SET checksum_mismatch = true, verification_checksum_mismatched = NULL,
+         verification_state = 3, verification_failure = $2::text,
+         verification_retry_count = ${verificationCount},
+         verification_retry_at = ${now} + ${retryDelaySql(verificationCount, jitterSql("$3"), "false")},
+         state = 0, retry_at = NULL, last_sync_failure = $2::text
+     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1 AND ${claimMatchesSql("r.verification_started_at", "$5")}
+     RETURNING ${registryColumns("r", modelId)}`,
+    [id, truncateFailure(options.message), jitterParam(options), options.now ?? null, options.claim],
   );
   return rows[0] ? toRegistryRow(rows[0]) : null;
 }

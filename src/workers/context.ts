@@ -8,6 +8,10 @@ import type { Logger } from "../util/log.ts";
 export interface WorkerContext {
   type: TypeRuntimeConfig;
   siteName: string;
+  /** The primary GeoSite's name: the identity its heartbeat must carry on the replica. */
+  primarySiteName: string;
+  /** Deletions wait while the primary's heartbeat on the replica is older than this. */
+  maxReplicationLagSeconds: number;
   selectiveSync: SelectiveSync;
   /** Items handled at once: the site's blob/repository capacity for sync, verification capacity otherwise. */
   concurrency: number;

@@ -4,6 +4,7 @@
  *   GEO_TYPE_SPEC            ReplicableType spec (JSON or YAML)            not secret
  *   GEO_SITE_SPEC            the GeoSite spec of the site this run acts for not secret
  *   GEO_PRIMARY_SITE_SPEC    the primary GeoSite's spec (secondary runs)   not secret
+ *   GEO_PRIMARY_SITE_NAME    the primary GeoSite's name (secondary runs)   not secret
  *   GEO_PRIMARY_DB_URL       primary main DB; on a secondary its read replica   secret
  *   GEO_TRACKING_DB_URL      the secondary's tracking DB                         secret
  *   GEO_PRIMARY_S3_ACCESS_KEY_ID / GEO_PRIMARY_S3_SECRET_ACCESS_KEY             secret

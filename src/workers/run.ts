@@ -5,9 +5,10 @@
  * Exit codes: 0 done (per-row failures are recorded in the registry, not fatal), 1 fatal error
  * (unreachable database, bad credentials, missing bucket), 2 invalid configuration.
  */
-import { typeRuntimeConfig, capacitiesOf, selectiveSyncOf } from "../api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig, capacitiesOf, maxReplicationLagSecondsOf, selectiveSyncOf } from "../api/v1alpha1/runtime.ts";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
-import { ensureReplicasTable, ensureWorkerRunsTable, recordWorkerRun } from "../registry/replicas.ts";
+import { recordWorkerRun } from "../registry/replicas.ts";
+import { ensureTrackingSideTables } from "../registry/side-tables.ts";
 import { createReplicator } from "../strategies/catalog.ts";
 import { checkDatabase, createPool, type Pool } from "../util/database.ts";
 import { createLogger } from "../util/log.ts";
@@ -71,6 +72,8 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
     if (!site) throw new ConfigurationError("GEO_SITE_SPEC is required: the GeoSite spec of --site");
     const primary = site.role === "primary" ? site : siteSpecFromEnv(env, "GEO_PRIMARY_SITE_SPEC");
     if (!primary) throw new ConfigurationError("GEO_PRIMARY_SITE_SPEC is required on a secondary: the primary GeoSite's spec");
+    const primarySiteName = site.role === "primary" ? opts.site : env.GEO_PRIMARY_SITE_NAME;
+    if (!primarySiteName) throw new ConfigurationError("GEO_PRIMARY_SITE_NAME is required on a secondary: the primary GeoSite's name, whose heartbeat proves the replica is its database");
     if (kind === "verify-primary" && site.role !== "primary") throw new ConfigurationError(`verify-primary runs on the primary site; ${opts.site} is a secondary`);
     if (kind !== "verify-primary" && site.role !== "secondary") throw new ConfigurationError(`${kind} runs on a secondary site; ${opts.site} is the primary`);
 
@@ -84,8 +87,7 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       trackingDb = createPool(trackingURL, { applicationName: `geo-operator worker ${kind}` });
       pools.push(trackingDb);
       await checkDatabase(trackingDb, trackingURL, "tracking database");
-      await ensureReplicasTable(trackingDb);
-      await ensureWorkerRunsTable(trackingDb);
+      await ensureTrackingSideTables(trackingDb);
     }
     const endpoints = endpointsFromEnv(env, site, primary, type.strategy);
     const caps = capacitiesOf(site);
@@ -96,6 +98,8 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       const ctx: WorkerContext = {
         type,
         siteName: opts.site,
+        primarySiteName,
+        maxReplicationLagSeconds: maxReplicationLagSecondsOf(site),
         selectiveSync: selectiveSyncOf(site),
         concurrency,
         primaryDb,

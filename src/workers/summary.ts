@@ -9,12 +9,14 @@ export interface WorkerSummary {
   /** Rows left pending because the primary changed mid-copy (their resync is still due). */
   requeued: number;
   deleted: number;
+  /** Copies whose deletion a consistency pass held (see deletion-policy.ts). */
+  held: number;
   bytes: number;
   seconds: number;
 }
 
 export function newSummary(worker: string, type: string, site: string): WorkerSummary {
-  return { worker, type, site, claimed: 0, succeeded: 0, failed: 0, requeued: 0, deleted: 0, bytes: 0, seconds: 0 };
+  return { worker, type, site, claimed: 0, succeeded: 0, failed: 0, requeued: 0, deleted: 0, held: 0, bytes: 0, seconds: 0 };
 }
 
 export function formatSummary(s: WorkerSummary): string {
@@ -23,6 +25,7 @@ export function formatSummary(s: WorkerSummary): string {
     `${s.worker} ${s.type}@${s.site}: claimed=${s.claimed} ${verb}=${s.succeeded} failed=${s.failed}` +
     (s.requeued ? ` requeued=${s.requeued}` : "") +
     (s.deleted ? ` deleted=${s.deleted}` : "") +
+    (s.held ? ` held=${s.held}` : "") +
     ` bytes=${s.bytes} seconds=${s.seconds.toFixed(2)}`
   );
 }

@@ -2,16 +2,36 @@
  * Secondary sync: claims rows that need a copy (pending, or failed and due), copies each from the
  * primary through the type's Replicator and records the outcome in the registry.
  *
- * A row becomes synced only through the conditional started → synced update, after the copy is
- * complete: a crash, a timeout or a SIGTERM leaves it started (the stuck-started timeout returns
- * it to failed), never synced with partial data.
+ * A row becomes synced only through the started → synced update fenced by its claim, after the
+ * copy is complete: a crash, a timeout or a SIGTERM leaves it started (the stuck-started timeout
+ * returns it to failed), never synced with partial data, and a worker whose claim was superseded
+ * (a resync, a re-claim after the timeout, another pod) cannot finish the newer claim.
+ *
+ * A run in which nearly every item is "not found" on the primary stops: that is a wrong bucket,
+ * base URL, prefix or token far more often than data that is really gone.
  */
-import { failStuckSyncs, claimSyncWork, markSynced, markSyncFailed } from "../registry/sync-state.ts";
+import {
+  failStuckSyncs,
+  claimSyncWork,
+  markSynced,
+  markSyncFailed,
+  requeueMissingOnPrimary,
+  requestResyncOfOldest,
+} from "../registry/sync-state.ts";
 import { recordLocation } from "../registry/replicas.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
-import { InvalidLocationError, MissingOnPrimaryError } from "../strategies/replicator.ts";
+import { AmbiguousNotFoundError, InvalidLocationError, MissingOnPrimaryError } from "../strategies/replicator.ts";
 import { clockOption, itemSignal, requireTracking, type WorkerContext } from "./context.ts";
 import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
+
+/** A run stops once at least this many items were tried and nearly all of them were not found. */
+export const NOT_FOUND_MIN_ITEMS = 20;
+export const NOT_FOUND_SHARE = 0.9;
+
+/** The run stopped because its outcome says the configuration, not the data, is wrong. */
+export class SuspiciousRunError extends Error {
+  override readonly name = "SuspiciousRunError";
+}
 
 export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
   const tracking = requireTracking(ctx);
@@ -20,7 +40,17 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
   const started = Date.now();
   const stuck = await failStuckSyncs(tracking, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
   if (stuck.length) log.warn({ rows: stuck.length }, "rows stuck in started returned to failed");
+  const recheck = await requeueMissingOnPrimary(tracking, type.schema, clockOption(ctx));
+  if (recheck) log.info({ rows: recheck }, "rows missing on the primary are looked at again");
+  if (type.strategy === "repository" && !type.verificationEnabled) {
+    // No primary checksums to notice a push by: refresh the longest-unrefreshed mirrors instead
+    // (a fetch of an unchanged repository is one ls-remote).
+    const refreshed = await requestResyncOfOldest(tracking, type.schema, type.intervalsMs.verification / 1000, { limit: ctx.concurrency * 10, ...clockOption(ctx) });
+    if (refreshed) log.info({ rows: refreshed }, "verification is off: mirrors refreshed to follow pushes");
+  }
 
+  let tried = 0;
+  let notFound = 0;
   while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
     const rows = await claimSyncWork(tracking, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });
     if (rows.length === 0) break;
@@ -28,35 +58,58 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
     const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
 
     await forEachBounded(rows, ctx.concurrency, async (row) => {
-      const record = records.get(row.modelId);
+      const claim = row.syncClaim!;
       const fail = async (message: string, missingOnPrimary = false) => {
         summary.failed++;
-        await markSyncFailed(tracking, type.schema, row.id, { message, missingOnPrimary, ...clockOption(ctx) });
+        await markSyncFailed(tracking, type.schema, row.id, { claim, message, missingOnPrimary, ...clockOption(ctx) });
         log.warn({ modelId: row.modelId, missingOnPrimary, reason: message }, "sync failed");
       };
+      const record = records.get(row.modelId);
       if (!record) {
         // Deleted on the primary since the registry row was made; consistency removes the row.
         return fail(`record ${row.modelId} no longer exists on the primary`, true);
       }
+      tried++;
       try {
-        const result = await replicator.sync(record, itemSignal(ctx, type.timeoutsMs.sync));
+        const result = await replicator.sync(record, itemSignal(ctx, type.timeoutsMs.sync), { repair: row.checksumMismatch });
         if (ctx.signal.aborted) return; // stopping: leave the row started rather than guess
         await recordLocation(tracking, type.name, row.modelId, result.location);
-        const marked = await markSynced(tracking, type.schema, row.id, { missingOnPrimary: result.missingOnPrimary, ...clockOption(ctx) });
+        if (result.missingOnPrimary) notFound++;
+        const marked = await markSynced(tracking, type.schema, row.id, {
+          claim,
+          missingOnPrimary: result.missingOnPrimary,
+          recheckAfterSeconds: type.timeoutsMs.missingOnPrimaryRecheck / 1000,
+          ...clockOption(ctx),
+        });
         if (marked) {
           summary.succeeded++;
           summary.bytes += result.bytes;
         } else {
           summary.requeued++;
-          log.info({ modelId: row.modelId }, "resync requested during the copy; the row stays pending");
+          log.info({ modelId: row.modelId }, "the row was resynced or claimed again during the copy; the newer claim decides");
         }
       } catch (err) {
         if (ctx.signal.aborted) return;
-        if (err instanceof MissingOnPrimaryError) return fail(err.message, true);
+        if (err instanceof MissingOnPrimaryError) {
+          notFound++;
+          return fail(err.message, true);
+        }
+        if (err instanceof AmbiguousNotFoundError) {
+          notFound++;
+          return fail(err.message);
+        }
         if (err instanceof InvalidLocationError) return fail(err.message);
         return fail(errorMessage(err));
       }
     });
+    if (tried >= NOT_FOUND_MIN_ITEMS && notFound >= tried * NOT_FOUND_SHARE) {
+      summary.seconds = (Date.now() - started) / 1000;
+      throw new SuspiciousRunError(
+        `${notFound} of ${tried} items were not found on the primary: the configuration is probably wrong ` +
+          `(the primary's bucket, prefix or credentials, git.baseURL or its token, source.objectKey or source.repositoryPath); ` +
+          `stopping this run. The rows are failed with backoff, not deleted or marked synced.`,
+      );
+    }
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;

@@ -1,10 +1,11 @@
 /**
- * Primary verification: makes sure every model record has a `_states` row, then checksums
+ * Primary verification: makes sure every model record has a `_states` row (new ids every run, a
+ * whole walk once per consistency interval, for ids that committed late), then checksums
  * pending records, failed ones whose retry is due and succeeded ones older than the
  * re-verification interval. Reads from primary storage only; writes only `_states`.
  */
-import { markChecksumFailed, markChecksumSucceeded, claimChecksumWork, failStuckChecksums } from "../registry/checksum-state.ts";
-import { backfillStates } from "../registry/states-backfill.ts";
+import { markChecksumFailed, markChecksumSucceeded, claimChecksumWork, failStuckChecksums, setVerificationEnabled } from "../registry/checksum-state.ts";
+import { backfillStatesIncrementally } from "../registry/states-backfill.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
 import { clockOption, itemSignal, type WorkerContext } from "./context.ts";
 import { markPrimaryReverificationDue } from "./reverification.ts";
@@ -14,8 +15,15 @@ export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummar
   const { type, replicator, log, primaryDb } = ctx;
   const summary = newSummary("verify-primary", type.name, ctx.siteName);
   const started = Date.now();
-  const backfill = await backfillStates(primaryDb, type.schema, { batchSize: type.batchSizes.backfill });
+  const backfill = await backfillStatesIncrementally(primaryDb, type.schema, {
+    typeName: type.name,
+    batchSize: type.batchSizes.backfill,
+    fullWalkEverySeconds: type.intervalsMs.consistency / 1000,
+  });
   if (backfill.inserted) log.info({ inserted: backfill.inserted }, "created missing verification state rows");
+  // Follow the switch both ways, so rows created while it was off are checksummed once it is on.
+  const switched = await setVerificationEnabled(primaryDb, type.schema, "primary", type.verificationEnabled);
+  if (switched) log.info({ rows: switched, enabled: type.verificationEnabled }, "verification state rows follow the type's verification switch");
   if (!type.verificationEnabled) {
     summary.seconds = (Date.now() - started) / 1000;
     return summary;
@@ -35,13 +43,12 @@ export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummar
         if (!record) throw new Error(`record ${row.modelId} no longer exists`);
         const result = await replicator.checksumPrimary(record, itemSignal(ctx, type.timeoutsMs.sync));
         if (ctx.signal.aborted) return;
-        await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { checksum: result.checksum, ...clockOption(ctx) });
-        summary.succeeded++;
+        if (await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { claim: row.claim!, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
         summary.bytes += result.bytes;
       } catch (err) {
         if (ctx.signal.aborted) return;
         summary.failed++;
-        await markChecksumFailed(primaryDb, type.schema, row.modelId, { message: errorMessage(err), ...clockOption(ctx) });
+        await markChecksumFailed(primaryDb, type.schema, row.modelId, { claim: row.claim!, message: errorMessage(err), ...clockOption(ctx) });
         log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "primary checksum failed");
       }
     });

@@ -4,6 +4,11 @@
  * failed for both verification and sync, so it is copied again with growing backoff, and the
  * strategy's account of the difference is kept for operators.
  *
+ * No copy, or a copy that is not whole (MissingCopyError, CopyDamagedError), puts the row back
+ * into sync at once with repair: leaving it "synced" would hide the loss until someone looked.
+ * Every completion is fenced by the verification claim, so a hash of a copy that was replaced
+ * meanwhile (a resync) never marks the new copy verified.
+ *
  * For repository types it also notices primaries whose checksum changed since the copy was
  * verified (a push) and asks for a resync.
  */
@@ -14,9 +19,12 @@ import {
   claimVerificationWorkFromPrimary,
   failStuckVerifications,
   markChecksumMismatch,
+  markCopyUnusable,
   markVerificationFailed,
   markVerificationSucceeded,
 } from "../registry/verification-state.ts";
+import { setVerificationEnabled } from "../registry/checksum-state.ts";
+import { CopyDamagedError, MissingCopyError } from "../strategies/replicator.ts";
 import { tableRefs } from "../registry/tables.ts";
 import { toNumber, type Queryable } from "../registry/db.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
@@ -33,6 +41,9 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
     summary.seconds = (Date.now() - started) / 1000;
     return summary;
   }
+  // Rows disabled while verification was off are verified again now that it is on.
+  const reenabled = await setVerificationEnabled(tracking, type.schema, "secondary", true);
+  if (reenabled) log.info({ rows: reenabled }, "verification is on again: disabled rows are pending");
   await failStuckVerifications(tracking, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
   // A changed primary (a push) is a reason to resync, not a mismatch: look for it before
   // re-verification would compare the old copy with the new checksum.
@@ -42,23 +53,27 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
   }
   await markSecondaryReverificationDue(tracking, type.schema, type.minimumReverificationIntervalMs, clockOption(ctx));
 
+  let afterId = 0;
   while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
-    const rows = await claimVerificationWorkFromPrimary(tracking, ctx.primaryDb, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });
+    const batch = await claimVerificationWorkFromPrimary(tracking, ctx.primaryDb, type.schema, { limit: ctx.concurrency, afterId, ...clockOption(ctx) });
+    afterId = batch.afterId;
+    const rows = batch.rows;
     if (rows.length === 0) break;
     summary.claimed += rows.length;
     const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
     await forEachBounded(rows, ctx.concurrency, async (row) => {
       const record = records.get(row.modelId) ?? { id: row.modelId, columns: {} };
+      const claim = row.verificationClaim!;
       try {
         const result = await replicator.checksumSecondary(record, itemSignal(ctx, type.timeoutsMs.sync));
         if (ctx.signal.aborted) return;
         summary.bytes += result.bytes;
         if (result.checksum.equals(row.primaryChecksum)) {
-          if (await markVerificationSucceeded(tracking, type.schema, row.id, { checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
+          if (await markVerificationSucceeded(tracking, type.schema, row.id, { claim, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
           return;
         }
         summary.failed++;
-        await markChecksumMismatch(tracking, type.schema, row.id, { checksum: result.checksum, ...clockOption(ctx) });
+        if (!(await markChecksumMismatch(tracking, type.schema, row.id, { claim, checksum: result.checksum, ...clockOption(ctx) }))) return;
         const details = await replicator.describeMismatch?.(record, ctx.signal).catch((err: unknown) => ({ error: errorMessage(err) }));
         await recordMismatch(tracking, type.name, row.modelId, {
           primaryChecksum: row.primaryChecksum.toString("hex"),
@@ -69,7 +84,13 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
       } catch (err) {
         if (ctx.signal.aborted) return;
         summary.failed++;
-        await markVerificationFailed(tracking, type.schema, row.id, { message: errorMessage(err), ...clockOption(ctx) });
+        if (err instanceof MissingCopyError || err instanceof CopyDamagedError) {
+          if (await markCopyUnusable(tracking, type.schema, row.id, { claim, message: errorMessage(err), ...clockOption(ctx) })) {
+            log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "the copy is missing or damaged: the row is synced again");
+          }
+          return;
+        }
+        await markVerificationFailed(tracking, type.schema, row.id, { claim, message: errorMessage(err), ...clockOption(ctx) });
         log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "secondary checksum failed");
       }
     });

@@ -11,6 +11,7 @@ import type pg from "pg";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
 import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
+import { writeHeartbeat } from "../../src/registry/heartbeat.ts";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
 import type { LocalEnvironmentInfo } from "../../hack/localenv/index.ts";
 import { createTestDatabases, type TestDatabases } from "../integration/registry/databases.ts";
@@ -45,6 +46,9 @@ export interface World {
   close(): Promise<void>;
 }
 
+/** The primary GeoSite's name in every world ("london"), as its heartbeat carries it. */
+export const PRIMARY_SITE_NAME = "london";
+
 export function s3Client(s: Pick<S3Side, "endpoint" | "region" | "accessKeyId" | "secretAccessKey">): S3Client {
   return new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
 }
@@ -71,6 +75,9 @@ export async function createBlobWorld(env: LocalEnvironmentInfo, opts: { primary
       client.release();
     }
   }
+  // What the primary's operator does: its heartbeat proves to secondaries that the replica they
+  // read (here the primary database itself) is this primary's.
+  await writeHeartbeat(dbs.primary, PRIMARY_SITE_NAME);
   const primarySite: GeoSiteSpec = {
     role: "primary",
     database: { secretRef: { name: "primary-db" } },
@@ -97,6 +104,7 @@ export async function createBlobWorld(env: LocalEnvironmentInfo, opts: { primary
         GEO_TYPE_SPEC: JSON.stringify(world.type),
         GEO_SITE_SPEC: JSON.stringify(site === "primary" ? world.primarySite : world.secondarySite),
         GEO_PRIMARY_SITE_SPEC: JSON.stringify(world.primarySite),
+        GEO_PRIMARY_SITE_NAME: PRIMARY_SITE_NAME,
         GEO_PRIMARY_DB_URL: dbs.primaryUrl,
         ...(site === "secondary" ? { GEO_TRACKING_DB_URL: dbs.trackingUrl } : {}),
         GEO_PRIMARY_S3_ACCESS_KEY_ID: p.accessKeyId,
@@ -108,7 +116,7 @@ export async function createBlobWorld(env: LocalEnvironmentInfo, opts: { primary
     },
     spawnWorker(kind, overrides = {}) {
       const site = kind === "verify-primary" ? "primary" : "secondary";
-      return spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "worker", kind, "--type", world.type.name, "--site", site === "primary" ? "london" : "tokyo"], {
+      return spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "worker", kind, "--type", world.type.name, "--site", site === "primary" ? PRIMARY_SITE_NAME : "tokyo"], {
         env: world.env(site, overrides),
         stdio: ["ignore", "pipe", "pipe"],
       });

@@ -85,6 +85,10 @@ const database: JSONSchema = {
       "url",
       "Secondary only: how this site reads the primary's main database, usually a read replica.",
     ),
+    maxReplicationLag: duration(
+      "10m",
+      "Secondary only: deletions wait, and the site is Unhealthy, while the primary's heartbeat read through the replica is older than this.",
+    ),
   },
 };
 
@@ -205,6 +209,11 @@ export const geoSiteStatus: JSONSchema = {
     syncedInPercentage: percentField,
     verifiedInPercentage: percentField,
     lastStatusTime: { type: "string", format: "date-time" },
+    replicationLagSeconds: {
+      type: "number",
+      minimum: 0,
+      description: "Secondary: age of the primary's heartbeat read through the replica (GitLab's db_replication_lag_seconds).",
+    },
     types: {
       type: "array",
       "x-kubernetes-list-type": "map",

@@ -119,8 +119,9 @@ export const replicableTypeSpec: JSONSchema = {
       type: "object",
       default: {},
       properties: {
-        sync: duration("3h", "A single object or repository sync that runs longer fails and is retried."),
+        sync: duration("3h", "A single object or repository sync that runs longer fails and is retried. Worker Jobs get a deadline of at least this plus their run time, so a large item is never killed mid-copy."),
         stuckStarted: duration("8h", "Rows left in started longer than this return to failed."),
+        missingOnPrimaryRecheck: duration("1h", "Rows synced as missing on the primary are synced again after this long, in case the data has appeared."),
       },
     },
     parallelism: {
@@ -136,6 +137,23 @@ export const replicableTypeSpec: JSONSchema = {
       description: "Repository strategy only.",
       properties: {
         housekeepingEveryFetches: { type: "integer", minimum: 0, maximum: 100000, default: 10, description: "Run `git gc --auto` after this many fetches (0 disables it)." },
+      },
+    },
+    deletion: {
+      type: "object",
+      default: {},
+      description:
+        "When a secondary may remove a copy whose record is gone from the primary. A copy is removed only when two consistency passes at least gracePeriod apart found the record gone, and never when a pass finds an implausible picture (the replica not proven to be this primary's or lagging, the primary returning no rows, or more gone at once than the limits below): then every deletion of the type on that site is held until a person releases it.",
+      properties: {
+        gracePeriod: duration("1h", "Least time between the two passes that must both find a record gone. \"0s\" is allowed for tests and is unsafe: a replica that is briefly wrong can then delete copies."),
+        maxPerPass: { type: "integer", minimum: 0, maximum: 100000000, default: 1000, description: "More records gone in one pass than this holds all deletions (like rclone's --max-delete)." },
+        maxPercentPerPass: {
+          type: "integer",
+          minimum: 0,
+          maximum: 100,
+          default: 10,
+          description: "A larger share of the registry gone in one pass holds all deletions (applies above 10 records).",
+        },
       },
     },
     deletionPolicy: {

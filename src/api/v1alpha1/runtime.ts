@@ -24,7 +24,8 @@ export interface TypeRuntimeConfig {
   minimumReverificationIntervalMs: number;
   intervalsMs: { sync: number; verification: number; primaryVerification: number; consistency: number };
   batchSizes: { consistency: number; backfill: number };
-  timeoutsMs: { sync: number; stuckStarted: number };
+  timeoutsMs: { sync: number; stuckStarted: number; missingOnPrimaryRecheck: number };
+  deletion: { graceSeconds: number; maxPerPass: number; maxPercentPerPass: number };
   parallelism: number;
   housekeepingEveryFetches: number;
 }
@@ -64,7 +65,16 @@ export function typeRuntimeConfig(spec: ReplicableTypeSpec): TypeRuntimeConfig {
       consistency: parseDuration(spec.intervals?.consistency ?? "10m"),
     },
     batchSizes: { consistency: spec.batchSizes?.consistency ?? 10_000, backfill: spec.batchSizes?.backfill ?? 10_000 },
-    timeoutsMs: { sync: parseDuration(spec.timeouts?.sync ?? "3h"), stuckStarted: parseDuration(spec.timeouts?.stuckStarted ?? "8h") },
+    timeoutsMs: {
+      sync: parseDuration(spec.timeouts?.sync ?? "3h"),
+      stuckStarted: parseDuration(spec.timeouts?.stuckStarted ?? "8h"),
+      missingOnPrimaryRecheck: parseDuration(spec.timeouts?.missingOnPrimaryRecheck ?? "1h"),
+    },
+    deletion: {
+      graceSeconds: parseDuration(spec.deletion?.gracePeriod ?? "1h") / 1000,
+      maxPerPass: spec.deletion?.maxPerPass ?? 1000,
+      maxPercentPerPass: spec.deletion?.maxPercentPerPass ?? 10,
+    },
     parallelism: spec.parallelism ?? 1,
     housekeepingEveryFetches: spec.repository?.housekeepingEveryFetches ?? 10,
   };
@@ -82,4 +92,9 @@ export function capacitiesOf(site: GeoSiteSpec): { blobs: number; repositories: 
     repositories: site.capacities?.repositories ?? 25,
     verification: site.capacities?.verification ?? 100,
   };
+}
+
+/** How stale the primary's heartbeat, read through this secondary's replica, may be. */
+export function maxReplicationLagSecondsOf(site: GeoSiteSpec): number {
+  return parseDuration(site.database.maxReplicationLag ?? "10m") / 1000;
 }

@@ -43,6 +43,10 @@ export interface GeoSiteSpec {
        */
       key?: string;
     };
+    /**
+     * Secondary only: deletions wait, and the site is Unhealthy, while the primary's heartbeat read through the replica is older than this. A duration such as "30s", "10m" or "168h" (default "10m").
+     */
+    maxReplicationLag?: string;
   };
   /**
    * S3-compatible object storage holding this site's blobs.
@@ -162,6 +166,10 @@ export interface GeoSiteStatus {
   syncedInPercentage?: number;
   verifiedInPercentage?: number;
   lastStatusTime?: string;
+  /**
+   * Secondary: age of the primary's heartbeat read through the replica (GitLab's db_replication_lag_seconds).
+   */
+  replicationLagSeconds?: number;
   types?: {
     /**
      * ReplicableType name (snake_case).
@@ -318,13 +326,17 @@ export interface ReplicableTypeSpec {
   };
   timeouts?: {
     /**
-     * A single object or repository sync that runs longer fails and is retried. A duration such as "30s", "10m" or "168h" (default "3h").
+     * A single object or repository sync that runs longer fails and is retried. Worker Jobs get a deadline of at least this plus their run time, so a large item is never killed mid-copy. A duration such as "30s", "10m" or "168h" (default "3h").
      */
     sync?: string;
     /**
      * Rows left in started longer than this return to failed. A duration such as "30s", "10m" or "168h" (default "8h").
      */
     stuckStarted?: string;
+    /**
+     * Rows synced as missing on the primary are synced again after this long, in case the data has appeared. A duration such as "30s", "10m" or "168h" (default "1h").
+     */
+    missingOnPrimaryRecheck?: string;
   };
   /**
    * Pods per Job; above 1 an Indexed Job whose pods share the work.
@@ -338,6 +350,23 @@ export interface ReplicableTypeSpec {
      * Run `git gc --auto` after this many fetches (0 disables it).
      */
     housekeepingEveryFetches?: number;
+  };
+  /**
+   * When a secondary may remove a copy whose record is gone from the primary. A copy is removed only when two consistency passes at least gracePeriod apart found the record gone, and never when a pass finds an implausible picture (the replica not proven to be this primary's or lagging, the primary returning no rows, or more gone at once than the limits below): then every deletion of the type on that site is held until a person releases it.
+   */
+  deletion?: {
+    /**
+     * Least time between the two passes that must both find a record gone. "0s" is allowed for tests and is unsafe: a replica that is briefly wrong can then delete copies. A duration such as "30s", "10m" or "168h" (default "1h").
+     */
+    gracePeriod?: string;
+    /**
+     * More records gone in one pass than this holds all deletions (like rclone's --max-delete).
+     */
+    maxPerPass?: number;
+    /**
+     * A larger share of the registry gone in one pass holds all deletions (applies above 10 records).
+     */
+    maxPercentPerPass?: number;
   };
   /**
    * Retain keeps registry and state tables when this ReplicableType is deleted; Delete drops them. Replicated data and primary data are never touched either way.

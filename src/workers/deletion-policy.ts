@@ -1,0 +1,97 @@
+/**
+ * Whether a complete consistency pass may delete copies on a secondary. Pure: given what the pass
+ * found and what the replica proves, it says delete, hold (with a reason a person can act on) or
+ * nothing to do. The evidence rule itself (two passes, the grace period apart) is applied in SQL
+ * (registry/deletions.ts); this decides whether the picture as a whole can be believed.
+ */
+import type { ReplicaProof } from "../registry/heartbeat.ts";
+import type { DeletionHold, PassOutcome } from "../registry/deletions.ts";
+
+/** Hold reasons (also the condition reasons and the metric's `reason` label). */
+export const HoldReason = {
+  ReplicaUnproven: "ReplicaUnproven",
+  ReplicaLagging: "ReplicaLagging",
+  PrimaryEmpty: "PrimaryEmpty",
+  TooManyDeletions: "TooManyDeletions",
+} as const;
+export type HoldReasonValue = (typeof HoldReason)[keyof typeof HoldReason];
+
+/** The share rule only applies above this many deletions: a handful is never implausible. */
+export const SHARE_RULE_FLOOR = 10;
+
+export interface DeletionSettings {
+  graceSeconds: number;
+  maxPerPass: number;
+  maxPercentPerPass: number;
+  maxReplicationLagSeconds: number;
+}
+
+export interface DeletionInput {
+  typeName: string;
+  primarySiteName: string;
+  outcome: PassOutcome;
+  /** Primary rows the whole pass read. */
+  passScanned: number;
+  replica: ReplicaProof;
+  settings: DeletionSettings;
+  /** The type's hold from an earlier pass, if any. */
+  hold: DeletionHold | null;
+}
+
+export type DeletionDecision =
+  | { action: "nothing" }
+  | { action: "delete"; released: boolean }
+  | { action: "hold"; reason: HoldReasonValue; message: string };
+
+const RELEASE_HINT =
+  "Nothing is deleted while held and new records keep replicating. When you have checked, release the hold: " +
+  "kubectl annotate replicabletype <object> geo.replication.dev/release-deletions=\"$(date +%s)\" --overwrite";
+
+function problem(input: DeletionInput): { reason: HoldReasonValue; message: string } | undefined {
+  const { outcome, replica, settings, typeName, primarySiteName } = input;
+  const what = `${outcome.goneThisPass} of ${outcome.registryRows} ${typeName} registry rows look deleted on the primary`;
+  if (replica.state === "no-heartbeat") {
+    return {
+      reason: HoldReason.ReplicaUnproven,
+      message: `${what}, but the primary's read replica has no geo-operator heartbeat: check that database.primaryReplicaSecretRef names a replica of the primary's main database (not a decomposed, empty or restored one) and that the primary's operator is running`,
+    };
+  }
+  if (replica.state === "other-site") {
+    return {
+      reason: HoldReason.ReplicaUnproven,
+      message: `${what}, but the primary's read replica carries the heartbeat of ${replica.siteNames.join(", ") || "no site"}, not of primary ${primarySiteName}: check database.primaryReplicaSecretRef`,
+    };
+  }
+  if (replica.lagSeconds > settings.maxReplicationLagSeconds) {
+    return {
+      reason: HoldReason.ReplicaLagging,
+      message: `${what}, but the primary's read replica is ${Math.round(replica.lagSeconds)} s behind (limit ${settings.maxReplicationLagSeconds} s): check database replication to this site`,
+    };
+  }
+  if (input.passScanned === 0 && outcome.registryRows > 0) {
+    return {
+      reason: HoldReason.PrimaryEmpty,
+      message: `the primary's ${typeName} model table returned no rows while this site's registry has ${outcome.registryRows}: check source.table, source.schema and selective sync, and that the replica is not empty`,
+    };
+  }
+  const overCount = outcome.goneThisPass > settings.maxPerPass;
+  const overShare = outcome.goneThisPass > SHARE_RULE_FLOOR && outcome.goneThisPass * 100 > settings.maxPercentPerPass * outcome.registryRows;
+  if (overCount || overShare) {
+    return {
+      reason: HoldReason.TooManyDeletions,
+      message: `${what} at once, above the limit of ${settings.maxPerPass} rows or ${settings.maxPercentPerPass}% per pass: check recent changes to source.table, selective sync and the primary's data`,
+    };
+  }
+  return undefined;
+}
+
+export function decideDeletions(input: DeletionInput): DeletionDecision {
+  const found = problem(input);
+  if (input.outcome.goneThisPass === 0 && input.outcome.confirmed === 0 && !found) return { action: "nothing" };
+  if (!found) return { action: "delete", released: false };
+  const hold = input.hold;
+  const released = !!hold && hold.reason === found.reason && hold.releasedAt !== null && hold.releasedAt.getTime() >= hold.heldAt.getTime();
+  if (released) return { action: "delete", released: true };
+  if (input.outcome.goneThisPass === 0 && input.outcome.confirmed === 0) return { action: "nothing" };
+  return { action: "hold", reason: found.reason, message: `${found.message}. ${RELEASE_HINT}` };
+}
