@@ -129,6 +129,7 @@ export class Manager {
       access: this.access,
       events,
       jobSettings: opts.jobSettings,
+      metrics: this.metrics,
       ...(opts.site ? { site: opts.site } : {}),
       log,
     });

@@ -1,7 +1,12 @@
 /**
  * Reconciles a GeoSite's status: per type GitLab's twelve counters, overall synced and verified
  * percentages, health with reasons, conditions; and publishes the same numbers as Prometheus
- * gauges. Only sites this operator acts for are written. The status is written when it changed,
+ * gauges. For the primary it also writes the heartbeat that proves to secondaries whose database
+ * their replica is; for a secondary it reads that heartbeat through the replica as replication lag.
+ *
+ * Health says what a person must know: databases or storage unreachable, a type's tables missing,
+ * worker runs failing, verification failures rising, the registry far behind the primary's count,
+ * deletions held, and a replica that is not this primary's or lags behind. Only sites this operator acts for are written. The status is written when it changed,
  * and otherwise at most every `heartbeatMs` so that lastStatusTime shows the operator is alive.
  */
 import type { CustomObjectsApi } from "@kubernetes/client-node";
@@ -14,6 +19,10 @@ import { patchStatus } from "../k8s/status.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
+import { readReplicaProof, writeHeartbeat } from "../registry/heartbeat.ts";
+import { deletionHold } from "../registry/deletions.ts";
+import { maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
+import { duplicateTypeNames } from "./validation.ts";
 import { tableRefs } from "../registry/tables.ts";
 import { replicatedBytes } from "../registry/replicas.ts";
 import type { Queryable } from "../registry/db.ts";
@@ -72,13 +81,17 @@ export class GeoSiteController {
       set(ConditionType.SitesValid, "True", Reason.Reconciled, "site topology is valid");
     }
 
-    const types = this.d.types.list(namespace).filter((t) => !t.metadata.deletionTimestamp);
+    const all = this.d.types.list(namespace);
+    const refused = duplicateTypeNames(all);
+    const types = all.filter((t) => !t.metadata.deletionTimestamp && !refused.has(t.metadata.name));
     const url = site.spec.url ?? "";
     const typeStatuses: TypeStatus[] = [];
     let complete = true;
+    let replicationLagSeconds: number | undefined;
     if (site.spec.enabled !== false && !topology.problem) {
       const counted = await this.collect(site, types, reasons);
       complete = counted.complete;
+      replicationLagSeconds = counted.replicationLagSeconds;
       for (const { type, status, oldestPendingAgeSeconds } of counted.statuses) {
         typeStatuses.push({ name: type.spec.name, ...status, ...(oldestPendingAgeSeconds === undefined ? {} : { oldestPendingAgeSeconds }) } as TypeStatus);
         this.d.metrics.setTypeStatus(type.spec.plural ?? `${type.spec.name}s`, { name, url }, status);
@@ -113,10 +126,14 @@ export class GeoSiteController {
       health,
       ...(reasons.length ? { healthReasons: reasons } : {}),
       ...summary,
+      ...(replicationLagSeconds === undefined ? {} : { replicationLagSeconds: Math.round(replicationLagSeconds * 10) / 10 }),
       types: typeCounters,
       conditions,
     };
-    const changed = canonicalJSON({ ...status, lastStatusTime: undefined }) !== canonicalJSON({ ...(previous ?? {}), lastStatusTime: undefined });
+    // The lag moves every time it is read: on its own it only rides along with the heartbeat write.
+    const changed =
+      canonicalJSON({ ...status, lastStatusTime: undefined, replicationLagSeconds: undefined }) !==
+      canonicalJSON({ ...(previous ?? {}), lastStatusTime: undefined, replicationLagSeconds: undefined });
     const heartbeatDue = !lastStatusTime || now.getTime() - lastStatusTime.getTime() >= (this.d.heartbeatMs ?? 5 * 60_000);
     if (changed || (complete && heartbeatDue)) {
       status.lastStatusTime = complete || !previous?.lastStatusTime ? now.toISOString() : previous.lastStatusTime;
@@ -145,7 +162,7 @@ export class GeoSiteController {
     site: GeoSite,
     types: ReplicableType[],
     reasons: string[],
-  ): Promise<{ complete: boolean; statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] }> {
+  ): Promise<{ complete: boolean; replicationLagSeconds?: number; statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] }> {
     const statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] = [];
     const primary = site.spec.role === "primary";
     let main, tracking;
@@ -160,6 +177,17 @@ export class GeoSiteController {
       reasons.push(`${Reason.DatabaseUnreachable}: ${(err as Error).message}`);
       return { complete: false, statuses };
     }
+    let replicationLagSeconds: number | undefined;
+    try {
+      if (primary) {
+        await writeHeartbeat(main, site.metadata.name);
+      } else {
+        replicationLagSeconds = await this.replicaLag(site, main, reasons);
+      }
+    } catch (err) {
+      reasons.push(`${Reason.DatabaseUnreachable}: heartbeat: ${(err as Error).message}`);
+    }
+    const previous = new Map((site.status?.types ?? []).map((t) => [t.name, t]));
     for (const t of types) {
       const config = typeRuntimeConfig(t.spec).schema;
       try {
@@ -173,16 +201,65 @@ export class GeoSiteController {
           );
           statuses.push({ type: t, status, oldestPendingAgeSeconds: Math.max(0, Math.round(oldest.rows[0]?.age ?? 0)) });
           await this.countReplicatedBytes(tracking!, t.spec.name, site.metadata.name);
+          reasons.push(...secondaryTypeFindings(t.spec.name, status, previous.get(t.spec.name)));
+          const hold = await deletionHold(tracking!, t.spec.name);
+          if (hold && !(hold.releasedAt && hold.releasedAt.getTime() >= hold.heldAt.getTime())) {
+            reasons.push(`${Reason.DeletionsHeld}: ${t.spec.name}: ${hold.pending} deletions held (${hold.reason})`);
+          }
         }
       } catch (err) {
-        // Tables appear once the ReplicableType controller has applied the schema; not an error.
-        if ((err as { code?: string }).code === UNDEFINED_TABLE) continue;
+        if ((err as { code?: string }).code === UNDEFINED_TABLE) {
+          // The ReplicableType controller creates the tables; until it has, say so rather than hide the type.
+          reasons.push(`${Reason.TablesMissing}: ${t.spec.name}: ${(err as Error).message}; see the ReplicableType's SchemaReady condition`);
+          continue;
+        }
         reasons.push(`${Reason.DatabaseUnreachable}: status of ${t.spec.name}: ${(err as Error).message}`);
         return { complete: false, statuses };
       }
     }
-    return { complete: true, statuses };
+    return { complete: true, ...(replicationLagSeconds === undefined ? {} : { replicationLagSeconds }), statuses };
   }
+
+  /** The primary's heartbeat read through the replica: its age, or a reason why it proves nothing. */
+  private async replicaLag(site: GeoSite, replica: Queryable, reasons: string[]): Promise<number | undefined> {
+    const primary = checkTopology(this.d.sites.list(site.metadata.namespace)).primary;
+    if (!primary) return undefined;
+    const proof = await readReplicaProof(replica, primary.metadata.name);
+    if (proof.state === "no-heartbeat") {
+      reasons.push(`${Reason.ReplicaUnproven}: the primary's read replica has no heartbeat of primary ${primary.metadata.name}; check database.primaryReplicaSecretRef (deletions are held meanwhile)`);
+      return undefined;
+    }
+    if (proof.state === "other-site") {
+      reasons.push(`${Reason.ReplicaUnproven}: the primary's read replica carries the heartbeat of ${proof.siteNames.join(", ")}, not of primary ${primary.metadata.name}; check database.primaryReplicaSecretRef`);
+      return undefined;
+    }
+    this.d.metrics.replicationLag.set({ site: site.metadata.name, url: site.spec.url ?? "" }, proof.lagSeconds);
+    const limit = maxReplicationLagSecondsOf(site.spec);
+    if (proof.lagSeconds > limit) {
+      reasons.push(`${Reason.ReplicaLagging}: the primary's read replica is ${Math.round(proof.lagSeconds)} s behind (limit ${limit} s); deletions are held meanwhile`);
+    }
+    return proof.lagSeconds;
+  }
+}
+
+/** How far the registry may trail the primary's count before the site is called unhealthy. */
+export function registryBehindLimit(count: number): number {
+  return Math.max(100, Math.ceil(count * 0.05));
+}
+
+/** Health findings for one type on a secondary, from its counters and the previous status. Pure. */
+export function secondaryTypeFindings(name: string, status: ReplicableStatus, previous: Partial<Record<keyof ReplicableStatus, unknown>> | undefined): string[] {
+  const findings: string[] = [];
+  const failedNow = status.verificationFailedCount ?? 0;
+  const failedBefore = typeof previous?.verificationFailedCount === "number" ? previous.verificationFailedCount : 0;
+  if (failedNow > failedBefore) {
+    findings.push(`${Reason.VerificationFailuresRising}: ${name}: ${failedNow} rows failed verification (was ${failedBefore})`);
+  }
+  const behind = status.count - (status.registryCount ?? 0);
+  if (behind > registryBehindLimit(status.count)) {
+    findings.push(`${Reason.RegistryBehind}: ${name}: the registry has ${status.registryCount ?? 0} rows for ${status.count} records on the primary; the consistency runs have not caught up`);
+  }
+  return findings;
 }
 
 /** Overall percentages across types, as kubectl shows them. */

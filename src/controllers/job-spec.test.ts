@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
-import { buildWorkerJob, DEFAULT_JOB_SETTINGS, jobName } from "./job-spec.ts";
+import { buildWorkerJob, DEFAULT_JOB_SETTINGS, jobDeadlineSeconds, jobName } from "./job-spec.ts";
 
 const meta = (name: string) => ({ name, namespace: "geo", uid: `uid-${name}`, generation: 1 });
 const primary: GeoSite = {
@@ -51,7 +51,7 @@ describe("worker Job", () => {
       GEO_SECONDARY_S3_ACCESS_KEY_ID: "tokyo-s3/AWS_ACCESS_KEY_ID",
       GEO_SECONDARY_S3_SECRET_ACCESS_KEY: "tokyo-s3/AWS_SECRET_ACCESS_KEY",
     });
-    expect(env.filter((e) => e.value !== undefined).map((e) => e.name).sort()).toEqual(["GEO_PRIMARY_SITE_SPEC", "GEO_SITE_SPEC", "GEO_TYPE_SPEC", "HOME"]);
+    expect(env.filter((e) => e.value !== undefined).map((e) => e.name).sort()).toEqual(["GEO_PRIMARY_SITE_NAME", "GEO_PRIMARY_SITE_SPEC", "GEO_SITE_SPEC", "GEO_TYPE_SPEC", "HOME"]);
   });
 
   it("runs under the restricted Pod Security profile", () => {
@@ -105,5 +105,21 @@ describe("worker Job", () => {
     expect(a.length).toBeLessThanOrEqual(63);
     expect(a).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
     expect(a).not.toBe(b);
+  });
+});
+
+describe("Job deadline", () => {
+  it("is never shorter than the run time plus the per-item timeout, so a large item is not killed mid-copy", () => {
+    // Default per-item timeout 3 h: a 10-minute run still gets 3 h 10 min plus slack.
+    expect(jobDeadlineSeconds(600, blobType)).toBe(600 + 3 * 3600 + 300);
+    const quick = { ...blobType, spec: { ...blobType.spec, timeouts: { sync: "1m" } } };
+    expect(jobDeadlineSeconds(600, quick)).toBe(2 * 600 + 300);
+    const job = buildWorkerJob({ type: blobType, site: secondary, primary, kind: "sync", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    expect(job.spec!.activeDeadlineSeconds).toBeGreaterThanOrEqual(DEFAULT_JOB_SETTINGS.maxRunSeconds + 3 * 3600);
+  });
+
+  it("tells secondary workers the primary's name, which its heartbeat must carry", () => {
+    const job = buildWorkerJob({ type: blobType, site: secondary, primary, kind: "consistency", scheduledAt: at, settings: DEFAULT_JOB_SETTINGS });
+    expect(job.spec!.template.spec!.containers[0]!.env!.find((e) => e.name === "GEO_PRIMARY_SITE_NAME")?.value).toBe("london");
   });
 });

@@ -5,6 +5,8 @@ export const ConditionType = {
   SourceValid: "SourceValid",
   SchemaReady: "SchemaReady",
   Healthy: "Healthy",
+  DeletionsHeld: "DeletionsHeld",
+  DeletionBlocked: "DeletionBlocked",
 } as const;
 
 export const Reason = {
@@ -28,4 +30,16 @@ export const Reason = {
   Deleting: "Deleting",
   TablesDropped: "TablesDropped",
   TablesRetained: "TablesRetained",
+  DuplicateName: "DuplicateName",
+  JobsNotCreated: "JobsNotCreated",
+  TablesMissing: "TablesMissing",
+  DeletionsHeld: "DeletionsHeld",
+  DeletionsReleased: "DeletionsReleased",
+  NothingHeld: "NothingHeld",
+  SiteUnreachable: "SiteUnreachable",
+  ForcedDeletion: "ForcedDeletion",
+  VerificationFailuresRising: "VerificationFailuresRising",
+  RegistryBehind: "RegistryBehind",
+  ReplicaUnproven: "ReplicaUnproven",
+  ReplicaLagging: "ReplicaLagging",
 } as const;

@@ -3,14 +3,17 @@
  * and on each secondary this operator acts for, starts the worker runs that are due, and reports
  * per-site readiness and the last run of each kind in status.
  *
- *   ensureFinalizer → checkTopology → checkSource → for each site: ensureSchema → scheduleRuns
+ *   ensureFinalizer → checkTopology → refuse a duplicate spec.name → checkSource → for each site:
+ *   ensureSchema → scheduleRuns → observe held deletions (and release them on request)
  *   → writeStatus (only when it changed)
  */
 import { ApiException, type CustomObjectsApi } from "@kubernetes/client-node";
 import { patchFinalizers, patchStatus } from "../k8s/status.ts";
 import {
   FINALIZER,
+  FORCE_DELETE_ANNOTATION,
   PLURALS,
+  RELEASE_DELETIONS_ANNOTATION,
   TRIGGER_ANNOTATION,
   setCondition,
   type Condition,
@@ -21,7 +24,9 @@ import { typeRuntimeConfig, type TypeRuntimeConfig } from "../api/v1alpha1/runti
 import type { ReplicableTypeStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import type { Informer } from "../k8s/informer.ts";
-import { ensureReplicasTable, ensureWorkerRunsTable } from "../registry/replicas.ts";
+import { deletionHold, releaseDeletionHold, type DeletionHold } from "../registry/deletions.ts";
+import { ensurePrimarySideTables, ensureTrackingSideTables } from "../registry/side-tables.ts";
+import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { applySchema, dropSchemaForDeletedType } from "../registry/schema-manager.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import { describeDatabase } from "../util/database.ts";
@@ -34,7 +39,7 @@ import { ConditionType, Reason } from "./reasons.ts";
 import { decideRuns, latestRun } from "./schedule.ts";
 import type { SiteAccess } from "./site-access.ts";
 import { sourceProblems } from "./source-check.ts";
-import { checkTopology, sameDatabase } from "./validation.ts";
+import { checkTopology, duplicateTypeNames, sameDatabase } from "./validation.ts";
 
 type SiteStatus = NonNullable<ReplicableTypeStatus["sites"]>[number];
 type JobStatus = NonNullable<ReplicableTypeStatus["lastJobs"]>[number];
@@ -47,6 +52,9 @@ export interface ReplicableTypeControllerDeps {
   access: SiteAccess;
   events: EventRecorder;
   jobSettings: JobSettings;
+  metrics?: OperatorMetrics;
+  /** How long a type being deleted waits for unreachable sites before it gives up on their tables. */
+  deletionTimeoutMs?: number;
   /** The one site this operator acts for; undefined acts for every site. */
   site?: string;
   log: Logger;
@@ -92,6 +100,18 @@ export class ReplicableTypeController {
     let requeueAfterMs = 60_000;
     const triggerValue = rt.metadata.annotations?.[TRIGGER_ANNOTATION];
     const triggered = !!triggerValue && triggerValue !== rt.status?.lastTrigger;
+    const requestedRelease = rt.metadata.annotations?.[RELEASE_DELETIONS_ANNOTATION];
+    const releaseValue = requestedRelease && requestedRelease !== rt.status?.lastDeletionRelease ? requestedRelease : undefined;
+
+    const holder = duplicateTypeNames(this.d.types.list(namespace)).get(rt.metadata.name);
+    if (holder) {
+      const message = `spec.name ${rt.spec.name} is already used by ReplicableType ${holder} in this namespace; two types with one name would share (and delete each other's) registry tables. Nothing is scheduled for this one: rename spec.name or delete it`;
+      set(ConditionType.Ready, "False", Reason.DuplicateName, message);
+      if (rt.status?.conditions?.find((c) => c.type === ConditionType.Ready)?.reason !== Reason.DuplicateName) {
+        await this.d.events.record(rt, "Warning", Reason.DuplicateName, message);
+      }
+      return this.writeStatus(rt, { conditions, siteStatuses, triggered: false, requeueAfterMs });
+    }
 
     if (topology.problem || !topology.primary) {
       set(ConditionType.SitesValid, "False", topology.problem!.reason, topology.problem!.message);
@@ -128,7 +148,14 @@ export class ReplicableTypeController {
         } catch (err) {
           return { status: { ...status, reason: Reason.SchemaFailed, message: err instanceof Error ? err.message : String(err) } };
         }
-        return { status, requeueAfterMs: await this.scheduleRuns(rt, type, site, primary, triggered) };
+        if (site.spec.role === "secondary") Object.assign(status, await this.observeHolds(rt, type, site, releaseValue));
+        try {
+          return { status, requeueAfterMs: await this.scheduleRuns(rt, type, site, primary, triggered) };
+        } catch (err) {
+          // A 403, a quota or an admission webhook: nothing runs, and status must say so.
+          const message = `worker Jobs could not be created: ${err instanceof Error ? err.message : String(err)}`;
+          return { status: { ...status, ready: false, reason: Reason.JobsNotCreated, message }, requeueAfterMs: 30_000 };
+        }
       }),
     );
     for (const { status, requeueAfterMs: after } of perSite) {
@@ -143,6 +170,13 @@ export class ReplicableTypeController {
       notReady.some((s) => s.reason === Reason.SchemaFailed) ? Reason.SchemaFailed : Reason.Reconciled,
       notReady.filter((s) => s.reason === Reason.SchemaFailed).map((s) => `${s.name}: ${s.message}`).join("; ") || "registry and verification-state tables are current",
     );
+    const held = siteStatuses.filter((s) => (s.heldDeletions ?? 0) > 0);
+    set(
+      ConditionType.DeletionsHeld,
+      held.length ? "True" : "False",
+      held.length ? (held[0]!.holdReason ?? Reason.DeletionsHeld) : Reason.NothingHeld,
+      held.length ? held.map((s) => `${s.name}: ${s.message}`).join("; ") : "no deletions are held",
+    );
     set(
       ConditionType.Ready,
       notReady.length ? "False" : "True",
@@ -150,7 +184,30 @@ export class ReplicableTypeController {
       notReady.length ? notReady.map((s) => `${s.name}: ${s.message}`).join("; ") : `ready on ${siteStatuses.filter((s) => s.ready).length} site(s)`,
     );
     if (triggered) await this.d.events.record(rt, "Normal", Reason.ManualTrigger, `trigger ${triggerValue}: worker runs started now`);
-    return this.writeStatus(rt, { conditions, siteStatuses, triggered, requeueAfterMs });
+    return this.writeStatus(rt, { conditions, siteStatuses, triggered, requeueAfterMs, ...(releaseValue ? { released: releaseValue } : {}) });
+  }
+
+  /**
+   * Deletions held on a secondary (written by its consistency runs) become site status, an Event
+   * when newly held and a metric; a new release annotation value releases them.
+   */
+  private async observeHolds(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite, releaseValue: string | undefined): Promise<Partial<SiteStatus>> {
+    const tracking = await this.d.access.pool(site, "tracking");
+    let hold: DeletionHold | null = await deletionHold(tracking, type.name);
+    if (hold && releaseValue) {
+      await releaseDeletionHold(tracking, type.name, `annotation ${RELEASE_DELETIONS_ANNOTATION}=${releaseValue}`);
+      await this.d.events.record(rt, "Normal", Reason.DeletionsReleased, `held deletions on site ${site.metadata.name} released (${hold.pending} copies, ${hold.reason}); the next complete consistency pass deletes what it still confirms`);
+      hold = await deletionHold(tracking, type.name);
+    }
+    const released = !!hold?.releasedAt && hold.releasedAt.getTime() >= hold.heldAt.getTime();
+    const pending = hold && !released ? hold.pending : 0;
+    this.d.metrics?.deletionsHeld.set({ type: type.name, site: site.metadata.name }, pending);
+    if (!hold || released) return {};
+    const before = rt.status?.sites?.find((s) => s.name === site.metadata.name);
+    if (before?.holdReason !== hold.reason) {
+      await this.d.events.record(rt, "Warning", Reason.DeletionsHeld, `site ${site.metadata.name}: ${hold.message}`);
+    }
+    return { heldDeletions: hold.pending, holdReason: hold.reason, reason: hold.reason, message: hold.message };
   }
 
   /** Checks the model table through whichever connection to the primary's data this operator has. */
@@ -195,10 +252,8 @@ export class ReplicableTypeController {
     }
     try {
       const result = await applySchema(client, type.schema, role);
-      if (role === "secondary") {
-        await ensureReplicasTable(client);
-        await ensureWorkerRunsTable(client);
-      }
+      if (role === "secondary") await ensureTrackingSideTables(client);
+      else await ensurePrimarySideTables(client);
       if (result.applied.length) {
         await this.d.events.record(rt, "Normal", Reason.SchemaApplied, `${role === "primary" ? `${type.name}_states` : `${type.name}_registry`} migrated to version ${Math.max(...result.applied)} on site ${site.metadata.name}`);
       }
@@ -258,7 +313,7 @@ export class ReplicableTypeController {
 
   private async writeStatus(
     rt: ReplicableType,
-    p: { conditions: Condition[]; siteStatuses: SiteStatus[]; triggered: boolean; requeueAfterMs: number },
+    p: { conditions: Condition[]; siteStatuses: SiteStatus[]; triggered: boolean; requeueAfterMs: number; released?: string },
   ): Promise<ReconcileResult> {
     const lastJobs = this.lastJobs(rt);
     const previous = new Map((rt.status?.lastJobs ?? []).map((j) => [`${j.site}/${j.kind}`, j]));
@@ -271,6 +326,7 @@ export class ReplicableTypeController {
     const status: ReplicableTypeStatus = {
       observedGeneration: rt.metadata.generation ?? 0,
       ...(p.triggered ? { lastTrigger: rt.metadata.annotations?.[TRIGGER_ANNOTATION] } : rt.status?.lastTrigger ? { lastTrigger: rt.status.lastTrigger } : {}),
+      ...(p.released ? { lastDeletionRelease: p.released } : rt.status?.lastDeletionRelease ? { lastDeletionRelease: rt.status.lastDeletionRelease } : {}),
       sites: p.siteStatuses.sort((a, b) => a.name.localeCompare(b.name)),
       lastJobs,
       conditions: p.conditions,
@@ -286,21 +342,53 @@ export class ReplicableTypeController {
     await patchFinalizers(this.d.custom, { plural: PLURALS.ReplicableType, namespace, name, ...(resourceVersion ? { resourceVersion } : {}) }, finalizers);
   }
 
-  /** Deletion: stop and remove the type's runs, honour deletionPolicy on our sites, release the finalizer. */
+  /**
+   * Deletion: stop and remove the type's runs, honour deletionPolicy on our sites, release the
+   * finalizer. A site that cannot be reached does not hold the deletion forever: the condition
+   * DeletionBlocked names it, and after the deletion timeout (or at once with the force-delete
+   * annotation) the finalizer is released and that site's tables are left in place.
+   */
   private async finalize(rt: ReplicableType): Promise<ReconcileResult> {
     if (!(rt.metadata.finalizers ?? []).includes(FINALIZER)) return {};
     await this.d.executor.deleteAll(rt.metadata.namespace, rt.metadata.name);
     const type = typeRuntimeConfig(rt.spec);
-    for (const site of this.d.sites.list(rt.metadata.namespace).filter((s) => this.inScope(s))) {
-      if (type.schema.deletionPolicy !== "Delete") continue;
-      const pool = await this.d.access.pool(site, site.spec.role === "primary" ? "main" : "tracking");
-      const client = await pool.connect();
-      try {
-        const result = await dropSchemaForDeletedType(client, type.schema, site.spec.role);
-        this.d.log.info({ type: type.name, site: site.metadata.name, dropped: result.dropped, reason: result.reason }, "deletion policy applied");
-      } finally {
-        client.release();
+    const blocked: string[] = [];
+    if (type.schema.deletionPolicy === "Delete") {
+      for (const site of this.d.sites.list(rt.metadata.namespace).filter((s) => this.inScope(s))) {
+        if (site.spec.enabled === false) {
+          blocked.push(`${site.metadata.name}: the site is disabled, so its tables cannot be dropped`);
+          continue;
+        }
+        try {
+          const pool = await this.d.access.pool(site, site.spec.role === "primary" ? "main" : "tracking");
+          const client = await pool.connect();
+          try {
+            const result = await dropSchemaForDeletedType(client, type.schema, site.spec.role);
+            this.d.log.info({ type: type.name, site: site.metadata.name, dropped: result.dropped, reason: result.reason }, "deletion policy applied");
+          } finally {
+            client.release();
+          }
+        } catch (err) {
+          blocked.push(`${site.metadata.name}: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
+    }
+    if (blocked.length) {
+      const force = rt.metadata.annotations?.[FORCE_DELETE_ANNOTATION] === "true";
+      const waitedMs = this.now().getTime() - new Date(rt.metadata.deletionTimestamp!).getTime();
+      const timeoutMs = this.d.deletionTimeoutMs ?? 10 * 60_000;
+      if (!force && waitedMs < timeoutMs) {
+        const message =
+          `deletionPolicy Delete is waiting for ${blocked.join("; ")}. It gives up after ${Math.round(timeoutMs / 60_000)} min and leaves those tables; ` +
+          `to stop waiting now: kubectl annotate replicabletype ${rt.metadata.name} ${FORCE_DELETE_ANNOTATION}=true`;
+        const conditions = setCondition(rt.status?.conditions ?? [], { type: ConditionType.DeletionBlocked, status: "True", reason: Reason.SiteUnreachable, message, observedGeneration: rt.metadata.generation ?? 0 }, this.now());
+        if (canonicalJSON(conditions) !== canonicalJSON(rt.status?.conditions ?? [])) {
+          await patchStatus(this.d.custom, { plural: PLURALS.ReplicableType, namespace: rt.metadata.namespace, name: rt.metadata.name }, rt.status, { ...(rt.status ?? {}), conditions });
+          await this.d.events.record(rt, "Warning", Reason.SiteUnreachable, message);
+        }
+        return { requeueAfterMs: 30_000 };
+      }
+      await this.d.events.record(rt, "Warning", Reason.ForcedDeletion, `${force ? "force-delete annotation" : "deletion timeout"}: tables left in place on ${blocked.join("; ")}`);
     }
     try {
       await this.setFinalizers(rt, (rt.metadata.finalizers ?? []).filter((f) => f !== FINALIZER));

@@ -3,7 +3,7 @@
  * the GeoSites of a namespace; the controllers turn the findings into conditions and skip
  * scheduling for whatever is invalid.
  */
-import type { GeoSite } from "../api/v1alpha1/resources.ts";
+import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 
 export interface Finding {
   reason: string;
@@ -69,4 +69,25 @@ export function sameDatabase(a: string, b: string): boolean {
   } catch {
     return a === b;
   }
+}
+
+/**
+ * ReplicableTypes that share a spec.name share registry and state tables, so they would delete
+ * each other's copies. The oldest object (then the lexically first name) keeps the name; every
+ * later one is refused. Returns refused object name → the object that holds the name.
+ */
+export function duplicateTypeNames(types: readonly ReplicableType[]): Map<string, string> {
+  const byName = new Map<string, ReplicableType[]>();
+  for (const t of types) {
+    if (t.metadata.deletionTimestamp) continue;
+    byName.set(t.spec.name, [...(byName.get(t.spec.name) ?? []), t]);
+  }
+  const refused = new Map<string, string>();
+  const created = (t: ReplicableType) => (t.metadata.creationTimestamp ? new Date(t.metadata.creationTimestamp).getTime() : 0);
+  for (const group of byName.values()) {
+    if (group.length < 2) continue;
+    const sorted = [...group].sort((a, b) => created(a) - created(b) || a.metadata.name.localeCompare(b.metadata.name));
+    for (const later of sorted.slice(1)) refused.set(later.metadata.name, sorted[0]!.metadata.name);
+  }
+  return refused;
 }

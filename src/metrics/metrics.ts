@@ -30,6 +30,8 @@ export class OperatorMetrics {
   readonly bytesReplicated: Counter<"type" | "site">;
   readonly oldestPendingSeconds: Gauge<"type" | "site">;
   readonly siteHealthy: Gauge<"site">;
+  readonly deletionsHeld: Gauge<"type" | "site">;
+  readonly replicationLag: Gauge<"site" | "url">;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -52,6 +54,18 @@ export class OperatorMetrics {
       registers,
     });
     this.siteHealthy = new Gauge({ name: "geo_operator_site_healthy", help: "1 when the site is Healthy, else 0", labelNames: ["site"], registers });
+    this.deletionsHeld = new Gauge({
+      name: "geo_operator_deletions_held",
+      help: "Secondary copies whose deletion is held until a person releases it (0 when nothing is held)",
+      labelNames: ["type", "site"],
+      registers,
+    });
+    this.replicationLag = new Gauge({
+      name: "geo_db_replication_lag_seconds",
+      help: "Age of the primary's heartbeat read through this secondary's read replica",
+      labelNames: ["site", "url"],
+      registers,
+    });
   }
 
   private gauge(name: string, help: string): Gauge<"site" | "url"> {

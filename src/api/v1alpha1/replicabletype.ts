@@ -190,6 +190,7 @@ export const replicableTypeStatus: JSONSchema = {
   properties: {
     observedGeneration: { type: "integer", format: "int64" },
     lastTrigger: { type: "string", description: "The geo.replication.dev/trigger annotation value last acted on." },
+    lastDeletionRelease: { type: "string", description: "The geo.replication.dev/release-deletions annotation value last acted on." },
     sites: {
       type: "array",
       "x-kubernetes-list-type": "map",
@@ -204,6 +205,8 @@ export const replicableTypeStatus: JSONSchema = {
           reason: { type: "string" },
           message: { type: "string" },
           schemaVersion: { type: "integer" },
+          heldDeletions: { type: "integer", format: "int64", minimum: 0, description: "Copies whose deletion is held on this secondary (see conditions)." },
+          holdReason: { type: "string" },
         },
       },
     },

@@ -24,6 +24,10 @@ export const PLURALS = { GeoSite: "geosites", ReplicableType: "replicabletypes" 
 export const FINALIZER = "geo.replication.dev/finalizer";
 /** Annotation holding a timestamp; a new value runs the type's Jobs now (as VolSync's trigger.manual). */
 export const TRIGGER_ANNOTATION = "geo.replication.dev/trigger";
+/** A new value lets deletions held on this type's secondaries go ahead once (see docs/reliability.md). */
+export const RELEASE_DELETIONS_ANNOTATION = "geo.replication.dev/release-deletions";
+/** "true": a type being deleted releases its finalizer without waiting for unreachable sites. */
+export const FORCE_DELETE_ANNOTATION = "geo.replication.dev/force-delete";
 
 export const LABELS = {
   managedBy: "app.kubernetes.io/managed-by",

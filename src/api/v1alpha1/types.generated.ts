@@ -380,6 +380,10 @@ export interface ReplicableTypeStatus {
    * The geo.replication.dev/trigger annotation value last acted on.
    */
   lastTrigger?: string;
+  /**
+   * The geo.replication.dev/release-deletions annotation value last acted on.
+   */
+  lastDeletionRelease?: string;
   sites?: {
     name: string;
     role?: "primary" | "secondary";
@@ -387,6 +391,11 @@ export interface ReplicableTypeStatus {
     reason?: string;
     message?: string;
     schemaVersion?: number;
+    /**
+     * Copies whose deletion is held on this secondary (see conditions).
+     */
+    heldDeletions?: number;
+    holdReason?: string;
   }[];
   lastJobs?: {
     site: string;
