@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { redactMessage } from "./cluster.ts";
 import { registerRegistriesCommand } from "./commands/registries.ts";
+import { registerReleaseDeletionsCommand } from "./commands/release-deletions.ts";
 import { registerResyncCommand } from "./commands/resync.ts";
 import { registerReverifyCommand } from "./commands/reverify.ts";
 import { registerStatusCommand } from "./commands/status.ts";
@@ -27,6 +28,7 @@ export function buildProgram(io: PluginIO, redact: Set<string>, version: string)
   registerRegistriesCommand(program, io, redact);
   registerResyncCommand(program, io, redact);
   registerReverifyCommand(program, io, redact);
+  registerReleaseDeletionsCommand(program, io, redact);
   return program;
 }
 
