@@ -148,7 +148,14 @@ export class ReplicableTypeController {
         } catch (err) {
           return { status: { ...status, reason: Reason.SchemaFailed, message: err instanceof Error ? err.message : String(err) } };
         }
-        if (site.spec.role === "secondary") Object.assign(status, await this.observeHolds(rt, type, site, releaseValue));
+        if (site.spec.role === "secondary") {
+          try {
+            Object.assign(status, await this.observeHolds(rt, type, site, releaseValue));
+          } catch (err) {
+            // The GeoSite's health reports an unreachable tracking database; scheduling goes on.
+            this.d.log.warn({ site: site.metadata.name, err: err instanceof Error ? err.message : String(err) }, "could not read held deletions");
+          }
+        }
         try {
           return { status, requeueAfterMs: await this.scheduleRuns(rt, type, site, primary, triggered) };
         } catch (err) {
