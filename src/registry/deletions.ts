@@ -12,7 +12,8 @@
  */
 import type { Queryable } from "./db.ts";
 import { toNumber } from "./db.ts";
-import { WALK_END, WALK_START } from "./consistency.ts";
+import { registryConsistencyBatches, WALK_END, WALK_START } from "./consistency.ts";
+import type { ReplicableTypeSchemaConfig, SelectiveSync } from "./config.ts";
 
 export const CONSISTENCY_PASSES_TABLE = "geo_operator_consistency_passes";
 export const DELETION_CANDIDATES_TABLE = "geo_operator_deletion_candidates";
@@ -265,4 +266,44 @@ export async function releaseDeletionHold(db: Queryable, typeName: string, relea
     [typeName, releasedBy],
   );
   return (result.rowCount ?? 0) > 0;
+}
+
+export interface PassWalk {
+  pass: ConsistencyPass;
+  /** The walk reached the last id: the pass can be closed. */
+  complete: boolean;
+  /** Primary rows read by the whole pass so far (this run and earlier ones). */
+  passScanned: number;
+  /** Read and inserted by this run. */
+  scanned: number;
+  inserted: number;
+}
+
+/**
+ * Walks the type's pass from where it stands, recording each batch (registry rows added,
+ * candidates noted or cleared, cursor moved), until the last id or until `shouldStop` says the
+ * run's time is up (checked between batches, so a batch is never half-recorded).
+ */
+export async function walkConsistencyPass(
+  primary: Queryable,
+  tracking: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  sync: SelectiveSync,
+  options: { batchSize: number; shouldStop?: () => boolean },
+): Promise<PassWalk> {
+  const pass = await currentPass(tracking, config.name);
+  const walk: PassWalk = { pass, complete: false, passScanned: pass.scanned, scanned: 0, inserted: 0 };
+  for await (const batch of registryConsistencyBatches(primary, tracking, config, sync, {
+    batchSize: options.batchSize,
+    startAfter: pass.afterId,
+    walkStartedAt: pass.startedAt,
+  })) {
+    await recordPassBatch(tracking, config.name, pass, batch);
+    walk.scanned += batch.scanned;
+    walk.inserted += batch.inserted;
+    walk.passScanned += batch.scanned;
+    if (batch.scanned < options.batchSize) walk.complete = true;
+    else if (options.shouldStop?.()) break;
+  }
+  return walk;
 }

@@ -12,18 +12,16 @@
  * A pass may span several runs: the walk stops claiming batches at --max-run or SIGTERM and the
  * next run resumes at the recorded cursor. Only secondary data is ever removed.
  */
-import { registryConsistencyBatches } from "../registry/consistency.ts";
 import { deleteRegistryRows } from "../registry/consistency.ts";
 import {
   clearDeletionHold,
   closePass,
   confirmedCandidates,
-  currentPass,
   deletionHold,
   finishPass,
   forgetCandidates,
   holdDeletions,
-  recordPassBatch,
+  walkConsistencyPass,
 } from "../registry/deletions.ts";
 import { readReplicaProof } from "../registry/heartbeat.ts";
 import { forgetReplicas, locationsOf, locationsStillUsed } from "../registry/replicas.ts";
@@ -39,26 +37,17 @@ export async function runConsistency(ctx: WorkerContext): Promise<WorkerSummary>
   const { type, log } = ctx;
   const summary = newSummary("consistency", type.name, ctx.siteName);
   const started = Date.now();
-  const pass = await currentPass(tracking, type.name);
-  let complete = false;
-  let scanned = pass.scanned;
-  for await (const batch of registryConsistencyBatches(ctx.primaryDb, tracking, type.schema, ctx.selectiveSync, {
+  const walk = await walkConsistencyPass(ctx.primaryDb, tracking, type.schema, ctx.selectiveSync, {
     batchSize: type.batchSizes.consistency,
-    startAfter: pass.afterId,
-    walkStartedAt: pass.startedAt,
-  })) {
-    await recordPassBatch(tracking, type.name, pass, batch);
-    summary.claimed += batch.scanned;
-    summary.succeeded += batch.inserted;
-    scanned += batch.scanned;
-    if (batch.scanned < type.batchSizes.consistency) complete = true;
-    else if (ctx.signal.aborted || Date.now() - started >= ctx.maxRunMs) break;
-  }
-  if (!complete) {
-    log.info({ scanned }, "consistency pass continues in the next run");
+    shouldStop: () => ctx.signal.aborted || Date.now() - started >= ctx.maxRunMs,
+  });
+  summary.claimed = walk.scanned;
+  summary.succeeded = walk.inserted;
+  if (!walk.complete) {
+    log.info({ scanned: walk.passScanned }, "consistency pass continues in the next run");
   } else {
-    summary.deleted = await settleDeletions(ctx, pass, scanned, summary);
-    await finishPass(tracking, type.name, pass);
+    summary.deleted = await settleDeletions(ctx, walk.pass, walk.passScanned, summary);
+    await finishPass(tracking, type.name, walk.pass);
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
