@@ -10,7 +10,9 @@
  * Nested mirrors: a repository path may lie inside another's (`a/b` and `a/b/c.git` from a
  * template without `.git`). The inner mirror then lives in a directory of the outer one. Such
  * entries are "nested": a directory whose name git does not use in a bare repository and that
- * holds a repository. Removing or replacing the outer mirror keeps them.
+ * holds a repository. Removing or replacing the outer mirror keeps them. An inner path whose first
+ * segment below the outer one is a name git uses there (`objects`, `refs`, …) cannot be told from
+ * the outer repository's own data and goes with it.
  */
 import { lstat, mkdir, mkdtemp, readdir, rename, rm, rmdir } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";

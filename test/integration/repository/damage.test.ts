@@ -105,4 +105,25 @@ describe("a replacement cut short", () => {
     expect(await repositoryChecksum(mirror)).toBe(await repositoryChecksum(primary));
     expect(temporariesIn(dirname(mirror))).toEqual([]);
   });
+
+  it("moves nested mirrors out of a retired copy left behind after the new mirror went in", async () => {
+    const outer = "crash-after/outer";
+    const inner = "crash-after/outer/inner.git";
+    const outerPrimary = createRepository(fx.root, outer);
+    const innerPrimary = createRepository(fx.root, inner);
+    commit(outerPrimary, "main");
+    commit(innerPrimary, "main");
+    await replicator.sync(record(inner), NEVER);
+    await replicator.sync(record(outer), NEVER);
+    const outerMirror = await mirrorPath(fx.mirrorRoot, outer);
+    // As replaceWithStaged leaves it after both renames, before moving the nested mirror across.
+    renameSync(outerMirror, join(dirname(outerMirror), `${temporaryPrefix(outerMirror)}Ab34Cd-retired`));
+    git(outerPrimary, "clone", "--quiet", "--mirror", "--", outerPrimary, outerMirror);
+    await expect(replicator.checksumSecondary(record(inner), NEVER)).rejects.toThrow(/no mirror/);
+
+    await replicator.sync(record(outer), NEVER, { repair: true });
+    expect(await replicator.checksumSecondary(record(inner), NEVER)).toEqual(await replicator.checksumPrimary(record(inner), NEVER));
+    expect(await replicator.checksumSecondary(record(outer), NEVER)).toEqual(await replicator.checksumPrimary(record(outer), NEVER));
+    expect(temporariesIn(dirname(outerMirror))).toEqual([]);
+  });
 });
