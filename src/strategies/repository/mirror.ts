@@ -45,8 +45,8 @@ export interface SyncMirrorOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
-   * Clone afresh and swap it in even if a mirror exists (GitLab's "redownload"): for a mirror
-   * whose checksum still mismatches after a fetch, e.g. one missing objects its refs point at.
+   * Clone afresh and swap it in even if a mirror exists (GitLab's "redownload"): the repair of a
+   * mirror verification found damaged (missing objects its refs point at) or still mismatching.
    */
   redownload?: boolean;
   /** Run housekeeping after every N-th fetch; 0 or absent: never. */
