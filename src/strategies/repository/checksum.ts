@@ -87,8 +87,8 @@ export interface RemoteRefsOptions {
 
 /**
  * `git ls-remote --symref <url>`: the primary's refs and where its HEAD points. Throws
- * GitCommandError (category `missing` when the repository does not exist), GitTimeoutError or
- * GitAbortedError.
+ * GitCommandError (category `not-found` when the server will not serve the repository),
+ * GitTimeoutError or GitAbortedError.
  */
 export async function lsRemote(url: string, options: RemoteRefsOptions = {}): Promise<string> {
   const result = await runGit({

@@ -6,7 +6,7 @@
 
 export type RepositoryFailureReason =
   | "InvalidRepositoryPath"
-  | "MissingOnPrimary"
+  | "NotFoundOnPrimary"
   | "PrimaryUnreachable"
   | "AuthenticationFailed"
   | "GitFailed"
@@ -27,8 +27,12 @@ export class RepositoryPathError extends RepositoryError {
   override name = "RepositoryPathError";
 }
 
-/** How a failed git command failed, from its exit status and its (C-locale) stderr. */
-export type GitFailureCategory = "missing" | "auth" | "unreachable" | "other";
+/**
+ * How a failed git command failed, from its exit status and its (C-locale) stderr. `not-found` is
+ * what the server said, not what is true: most servers answer "not found" for a repository the
+ * credentials may not see (see the not-found rule in replicator.ts).
+ */
+export type GitFailureCategory = "not-found" | "auth" | "unreachable" | "other";
 
 /** A git command that exited non-zero. `stderr` is scrubbed of credentials and truncated. */
 export class GitCommandError extends RepositoryError {
@@ -48,8 +52,8 @@ export class GitCommandError extends RepositoryError {
     switch (this.category) {
       case "auth":
         return "AuthenticationFailed";
-      case "missing":
-        return "MissingOnPrimary";
+      case "not-found":
+        return "NotFoundOnPrimary";
       case "unreachable":
         return "PrimaryUnreachable";
       default:

@@ -42,10 +42,10 @@ describe("gitEnvironment", () => {
 
 describe("classifyGitFailure", () => {
   it.each([
-    ["fatal: repository 'http://127.0.0.1:1/x.git/' not found", "missing"],
-    ["fatal: remote error: access denied or repository not exported: /x.git", "missing"],
-    ["fatal: '/srv/x.git' does not appear to be a git repository\nfatal: Could not read from remote repository.", "missing"],
-    ["remote: The project you were looking for could not be found or you don't have permission to view it.", "missing"],
+    ["fatal: repository 'http://127.0.0.1:1/x.git/' not found", "not-found"],
+    ["fatal: remote error: access denied or repository not exported: /x.git", "not-found"],
+    ["fatal: '/srv/x.git' does not appear to be a git repository\nfatal: Could not read from remote repository.", "not-found"],
+    ["remote: The project you were looking for could not be found or you don't have permission to view it.", "not-found"],
     ["fatal: Authentication failed for 'http://127.0.0.1:1/x.git/'", "auth"],
     ["fatal: could not read Username for 'https://h': terminal prompts disabled", "auth"],
     ["fatal: unable to connect to 127.0.0.1:\n127.0.0.1[0: 127.0.0.1]: errno=Connection refused", "unreachable"],

@@ -130,16 +130,15 @@ export function scrubSecrets(text: string, credentials?: GitCredentials): string
 
 /**
  * Sorts a failed network command by its stderr (git exits 128 for every fatal error, so the exit
- * code alone says nothing). Only messages that positively say the repository does not exist count
- * as `missing`, because a false "missing" marks a row synced with nothing in it, while a false
- * "unreachable" only costs a retry:
+ * code alone says nothing; git offers nothing better to branch on). `not-found` gathers the
+ * answers a server gives for a repository it will not serve:
  * - smart HTTP 404: `fatal: repository '<url>' not found` (GitLab adds `The project you were
- *   looking for could not be found`),
- * - git daemon: `access denied or repository not exported` (the daemon says the same for a path
- *   it does not export; ours export everything),
+ *   looking for could not be found`), also GitLab's answer for a token that cannot see the project,
+ * - git daemon: `access denied or repository not exported` (its answer for a path that does not
+ *   exist, is not exported, or is refused),
  * - local paths and ssh: `does not appear to be a git repository`.
- * A wrong baseURL makes every repository look missing; callers should notice a missing rate of
- * 100% rather than trust each row.
+ * None of them proves the repository is absent: RepositoryReplicator decides what they mean
+ * (see its not-found rule).
  */
 export function classifyGitFailure(stderr: string): GitFailureCategory {
   if (
@@ -148,7 +147,7 @@ export function classifyGitFailure(stderr: string): GitFailureCategory {
     /access denied or repository not exported/i.test(stderr) ||
     /does not appear to be a git repository/i.test(stderr)
   ) {
-    return "missing";
+    return "not-found";
   }
   if (/authentication failed|could not read (username|password)|HTTP Basic: Access denied|returned error: 40[13]/i.test(stderr)) return "auth";
   if (

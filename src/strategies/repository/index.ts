@@ -1,6 +1,7 @@
 /**
- * Git mechanics of the repository strategy: addressing (paths.ts), mirroring (mirror.ts),
- * checksums (checksum.ts) and explaining a mismatch (ref-differences.ts). The strategy object the
+ * Git mechanics of the repository strategy: addressing (paths.ts), mirroring (mirror.ts and
+ * mirror-directories.ts), checksums (checksum.ts), damage (connectivity.ts), what "not found"
+ * means (not-found.ts) and explaining a mismatch (ref-differences.ts). The strategy object the
  * sync and verification workers register is built on these.
  */
 export {
@@ -23,12 +24,14 @@ export {
   type GitFailureCategory,
   type RepositoryFailureReason,
 } from "./errors.ts";
+export { connectivityProblem } from "./connectivity.ts";
 export { scrubSecrets, type GitCredentials } from "./git-process.ts";
+export { nestedMirrorEntries, removeMirror } from "./mirror-directories.ts";
+export { meaningOfNotFound, type NotFoundMeaning } from "./not-found.ts";
 export {
   DEFAULT_SYNC_TIMEOUT_MS,
   FETCH_COUNT_KEY,
   housekeeping,
-  removeMirror,
   syncMirror,
   type SyncMirrorOptions,
   type SyncMirrorResult,
@@ -38,6 +41,7 @@ export {
   primaryRepositoryURL,
   renderTemplate,
   repositoryRelativePath,
+  temporaryPrefix,
   validateRelativePath,
   type RepositoryPathSource,
 } from "./paths.ts";

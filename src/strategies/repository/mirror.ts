@@ -4,27 +4,29 @@
  * caller holds the registry row, so no two syncs of one repository run at once.
  *
  * syncMirror
- * - First sync: `git clone --mirror` into a temporary directory next to the mirror (same
+ * - First sync: `git clone --mirror` into a staging directory next to the mirror (same
  *   filesystem), then one `rename` into place, so the mirror path holds a whole repository or
- *   nothing. A directory at the mirror path that is not a repository is replaced the same way,
- *   and so is any mirror when `redownload` is set.
- * - Later syncs: `git ls-remote --symref` first (while the mirror's own refs are read); if the primary's refs and HEAD equal the mirror's,
- *   nothing is fetched (the common case of a periodic resync). Otherwise `git fetch --prune
- *   --atomic <url> +refs/*:refs/*` (force-pushes and deleted refs included) and HEAD is pointed
- *   where the primary's points.
- * - A repository the primary says does not exist gives `{ missingOnPrimary: true }` (GitLab marks
- *   the row synced with missing_on_primary); an existing mirror is left as it is. See
- *   classifyGitFailure for what counts as "does not exist".
+ *   nothing. A directory at the mirror path that is not a repository is replaced by a fresh clone,
+ *   and so is any mirror when `redownload` is set (the repair of a damaged mirror: a fetch never
+ *   re-downloads objects the refs say it has). See mirror-directories.ts for the swap and for
+ *   what a crash leaves.
+ * - Later syncs: `git ls-remote --symref` first (while the mirror's own refs are read); if the
+ *   primary's refs and HEAD equal the mirror's, nothing is fetched (the common case of a periodic
+ *   resync). Otherwise `git fetch --prune --atomic <url> +refs/*:refs/*` (force-pushes and deleted
+ *   refs included) and HEAD is pointed where the primary's points.
+ * - Every failure of a command against the primary throws GitCommandError with its category,
+ *   `not-found` included: what "not found" means is the caller's decision (RepositoryReplicator's
+ *   not-found rule). An existing mirror is left as it is whenever the primary does not answer
+ *   with a repository.
  * - The time limit covers the whole sync; when it passes, or the signal fires, the git process
- *   group is killed and the temporary directory removed before the error is thrown.
+ *   group is killed and the staging directory removed before the error is thrown.
  */
-import { lstat, mkdir, mkdtemp, readdir, rename, rm, rmdir } from "node:fs/promises";
-import { basename, dirname, join, resolve, sep } from "node:path";
+import { rename, rm } from "node:fs/promises";
 import { simpleGit } from "simple-git";
 import { lsRemote, showRef } from "./checksum.ts";
 import { GitCommandError, GitTimeoutError } from "./errors.ts";
 import { classifyGitFailure, runGit, type GitCredentials } from "./git-process.ts";
-import { mirrorPath as resolveMirrorPath, TEMPORARY_PREFIX } from "./paths.ts";
+import { createStagingDirectory, pathExists, replaceWithStaged, settleLeftovers } from "./mirror-directories.ts";
 import { parseRefListing, readLocalRefs, refMap, type Ref, type RefListing } from "./refs.ts";
 
 /** GitLab's default repository sync timeout. */
@@ -43,8 +45,8 @@ export interface SyncMirrorOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
   /**
-   * Clone afresh and swap it in even if a mirror exists (GitLab's "redownload"): for a mirror
-   * whose checksum still mismatches after a fetch, e.g. one missing objects its refs point at.
+   * Clone afresh and swap it in even if a mirror exists (GitLab's "redownload"): the repair of a
+   * mirror verification found damaged (missing objects its refs point at) or still mismatching.
    */
   redownload?: boolean;
   /** Run housekeeping after every N-th fetch; 0 or absent: never. */
@@ -52,9 +54,8 @@ export interface SyncMirrorOptions {
 }
 
 export interface SyncMirrorResult {
-  missingOnPrimary: boolean;
-  /** cloned: first sync; fetched: refs changed; unchanged: primary equals the mirror, nothing fetched. */
-  outcome: "cloned" | "fetched" | "unchanged" | "missing-on-primary";
+  /** cloned: first sync or rebuilt; fetched: refs changed; unchanged: primary equals the mirror, nothing fetched. */
+  outcome: "cloned" | "fetched" | "unchanged";
   /** The mirror's fetch counter after this sync (fetches since the clone). */
   fetchCount?: number;
   /** Whether `git gc --auto` ran after this fetch. */
@@ -67,7 +68,8 @@ export async function syncMirror(options: SyncMirrorOptions): Promise<SyncMirror
   const started = Date.now();
   const deadline = started + (options.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS);
   let outcome: Outcome;
-  const exists = await pathExists(options.mirrorPath);
+  // Only a missing mirror costs a look at its neighbours: it may be a replacement cut short.
+  const exists = (await pathExists(options.mirrorPath)) || (await settleLeftovers(options.mirrorPath));
   if (!exists || options.redownload) {
     outcome = await cloneMirror(options, deadline, exists);
   } else {
@@ -77,49 +79,32 @@ export async function syncMirror(options: SyncMirrorOptions): Promise<SyncMirror
       lsRemote(options.url, { credentials: options.credentials, timeoutMs: remaining(deadline), signal: options.signal }),
       mirrorRefs(options.mirrorPath),
     ]);
-    if (local.status === "rejected") {
-      outcome = await cloneMirror(options, deadline, true);
-    } else if (advertised.status === "rejected") {
-      const err: unknown = advertised.reason;
-      if (err instanceof GitCommandError && err.category === "missing") outcome = MISSING;
-      else throw err;
-    } else {
-      outcome = await fetchIntoMirror(options, deadline, parseRefListing(advertised.value), local.value);
-    }
+    if (local.status === "rejected") outcome = await cloneMirror(options, deadline, true);
+    else if (advertised.status === "rejected") throw advertised.reason;
+    else outcome = await fetchIntoMirror(options, deadline, parseRefListing(advertised.value), local.value);
   }
   return { ...outcome, durationMs: Date.now() - started };
 }
 
 type Outcome = Omit<SyncMirrorResult, "durationMs">;
 
-const MISSING: Outcome = { missingOnPrimary: true, outcome: "missing-on-primary", housekept: false };
-
-/**
- * Runs a git command that talks to the primary. "missing" when the primary says the repository
- * does not exist; any other failure throws GitCommandError with its category.
- */
-async function gitAgainstPrimary(command: string, args: string[], options: SyncMirrorOptions, deadline: number): Promise<"ok" | "missing"> {
+/** Runs a git command that talks to the primary; any failure throws GitCommandError with its category. */
+async function gitAgainstPrimary(command: string, args: string[], options: SyncMirrorOptions, deadline: number): Promise<void> {
   const result = await runGit({ args, url: options.url, credentials: options.credentials, timeoutMs: remaining(deadline), signal: options.signal });
-  if (result.exitCode === 0) return "ok";
-  const category = classifyGitFailure(result.stderr);
-  if (category === "missing") return "missing";
-  throw new GitCommandError({ command, category, exitCode: result.exitCode, stderr: result.stderr });
+  if (result.exitCode === 0) return;
+  throw new GitCommandError({ command, category: classifyGitFailure(result.stderr), exitCode: result.exitCode, stderr: result.stderr });
 }
 
 async function cloneMirror(options: SyncMirrorOptions, deadline: number, replaceExisting: boolean): Promise<Outcome> {
-  const parent = dirname(options.mirrorPath);
-  const prefix = `${TEMPORARY_PREFIX}${basename(options.mirrorPath)}-`;
-  await mkdir(parent, { recursive: true });
-  await removeLeftoverTemporaries(parent, prefix);
-  const temporary = await mkdtemp(join(parent, prefix));
+  if (replaceExisting) await settleLeftovers(options.mirrorPath);
+  const staged = await createStagingDirectory(options.mirrorPath);
   try {
-    if ((await gitAgainstPrimary("clone", ["clone", "--mirror", "--quiet", "--", options.url, temporary], options, deadline)) === "missing") return MISSING;
-    if (replaceExisting) await rename(options.mirrorPath, `${temporary}-replaced`);
-    await rename(temporary, options.mirrorPath);
-    return { missingOnPrimary: false, outcome: "cloned", fetchCount: 0, housekept: false };
+    await gitAgainstPrimary("clone", ["clone", "--mirror", "--quiet", "--", options.url, staged], options, deadline);
+    if (replaceExisting) await replaceWithStaged(staged, options.mirrorPath);
+    else await rename(staged, options.mirrorPath);
+    return { outcome: "cloned", fetchCount: 0, housekept: false };
   } finally {
-    await rm(temporary, { recursive: true, force: true });
-    if (replaceExisting) await rm(`${temporary}-replaced`, { recursive: true, force: true });
+    await rm(staged, { recursive: true, force: true });
   }
 }
 
@@ -127,10 +112,10 @@ async function fetchIntoMirror(options: SyncMirrorOptions, deadline: number, pri
   const gitDir = options.mirrorPath;
   const head = headUpdate(primary, mirror);
   if (head === undefined && sameRefs(primary.refs, mirror.refs)) {
-    return { missingOnPrimary: false, outcome: "unchanged", housekept: false };
+    return { outcome: "unchanged", housekept: false };
   }
 
-  const fetched = await gitAgainstPrimary(
+  await gitAgainstPrimary(
     "fetch",
     [
       `--git-dir=${gitDir}`,
@@ -149,7 +134,6 @@ async function fetchIntoMirror(options: SyncMirrorOptions, deadline: number, pri
     options,
     deadline,
   );
-  if (fetched === "missing") return MISSING;
   const git = simpleGit();
   if (head?.target !== undefined) await git.raw([`--git-dir=${gitDir}`, "symbolic-ref", "HEAD", head.target]);
   else if (head?.detachedAt !== undefined) await git.raw([`--git-dir=${gitDir}`, "update-ref", "--no-deref", "HEAD", head.detachedAt]);
@@ -158,7 +142,7 @@ async function fetchIntoMirror(options: SyncMirrorOptions, deadline: number, pri
   const every = options.housekeepingEveryFetches ?? 0;
   const housekept = every > 0 && fetchCount % every === 0;
   if (housekept) await housekeeping(gitDir);
-  return { missingOnPrimary: false, outcome: "fetched", fetchCount, housekept };
+  return { outcome: "fetched", fetchCount, housekept };
 }
 
 /**
@@ -208,44 +192,6 @@ async function readFetchCount(gitDir: string): Promise<number> {
  */
 export async function housekeeping(mirrorPath: string): Promise<void> {
   await simpleGit({ config: ["gc.autoDetach=false"] }).raw([`--git-dir=${mirrorPath}`, "gc", "--auto", "--quiet"]);
-}
-
-/**
- * Deletes a mirror (secondary only; the primary's data is never touched). The path is validated
- * like any other, so nothing outside `mirrorRoot` can be removed; directories left empty up to
- * the root are removed too. Returns whether there was something to remove.
- */
-export async function removeMirror(mirrorRoot: string, relativePath: string): Promise<boolean> {
-  const target = await resolveMirrorPath(mirrorRoot, relativePath);
-  const existed = await pathExists(target);
-  await rm(target, { recursive: true, force: true });
-  // Hashed storage nests each repository two directories deep; do not leave the husks behind.
-  const root = resolve(mirrorRoot);
-  for (let dir = dirname(target); dir.startsWith(root + sep); dir = dirname(dir)) {
-    try {
-      await rmdir(dir);
-    } catch {
-      break; // not empty (or already gone): every ancestor is then in use too
-    }
-  }
-  return existed;
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
-    throw err;
-  }
-}
-
-/** Temporaries of this mirror left by a process that died mid-clone (a timeout cleans its own). */
-async function removeLeftoverTemporaries(parent: string, prefix: string): Promise<void> {
-  for (const entry of await readdir(parent)) {
-    if (entry.startsWith(prefix)) await rm(join(parent, entry), { recursive: true, force: true });
-  }
 }
 
 function remaining(deadline: number): number {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { RepositoryPathError } from "./errors.ts";
-import { mirrorPath, primaryRepositoryURL, renderTemplate, repositoryRelativePath, validateRelativePath } from "./paths.ts";
+import { mirrorPath, primaryRepositoryURL, renderTemplate, repositoryRelativePath, temporaryPrefix, TEMPORARY_PREFIX, validateRelativePath } from "./paths.ts";
 
 const HOSTILE: Array<[string, RegExp]> = [
   ["", /empty/],
@@ -30,6 +30,23 @@ describe("validateRelativePath", () => {
   it("accepts GitLab's hashed storage paths", () => {
     expect(() => validateRelativePath("@hashed/6b/86/6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b.git")).not.toThrow();
     expect(() => validateRelativePath("group/sub group/project.wiki.git")).not.toThrow();
+  });
+});
+
+describe("temporaryPrefix", () => {
+  it("never matches another mirror's temporaries, even when one name is a prefix of the other", () => {
+    const foo = temporaryPrefix("/m/group/foo");
+    const fooBarTemporary = `${temporaryPrefix("/m/group/foo-bar")}Ab12Cd`;
+    expect(fooBarTemporary.startsWith(foo)).toBe(false);
+    expect(`${temporaryPrefix("/m/group/foo")}Ab12Cd`.startsWith(foo)).toBe(true);
+    expect(temporaryPrefix("/m/group/foo-bar").startsWith(foo)).toBe(false);
+  });
+
+  it("has one length for every name and starts with the reserved prefix", () => {
+    const long = temporaryPrefix(`/m/${"x".repeat(255)}`);
+    expect(long).toHaveLength(temporaryPrefix("/m/a").length);
+    expect(long.startsWith(TEMPORARY_PREFIX)).toBe(true);
+    expect(() => validateRelativePath(`a/${long}Ab12Cd`)).toThrow(/reserved prefix/);
   });
 });
 

@@ -10,15 +10,27 @@
  * The path is data from the primary's database, so it is validated before it touches a URL or
  * the filesystem; a bad one throws RepositoryPathError, which fails that row only.
  */
+import { createHash } from "node:crypto";
 import { lstat, realpath } from "node:fs/promises";
-import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { RepositoryPathError } from "./errors.ts";
 
 /** Where the relative path comes from: exactly one of a column or a template. */
 export type RepositoryPathSource = { column: string; template?: undefined } | { template: string; column?: undefined };
 
-/** Prefix of the temporary directories a first sync clones into, next to the final mirror. */
+/** Prefix of the temporary directories a clone goes into, next to the final mirror. */
 export const TEMPORARY_PREFIX = ".geo-tmp-";
+
+/**
+ * Prefix of one mirror's temporaries: TEMPORARY_PREFIX, a fixed-length digest of the mirror's
+ * directory name, `-`. The digest has a fixed length so no mirror's prefix is a prefix of
+ * another's (`foo`'s name-based prefix `.geo-tmp-foo-` also matched `foo-bar`'s temporaries, and
+ * clearing one mirror's leftovers removed the other's clone in progress), and it keeps the name
+ * short whatever the segment's length. Siblings share a parent, so the name alone tells them apart.
+ */
+export function temporaryPrefix(mirrorPath: string): string {
+  return `${TEMPORARY_PREFIX}${createHash("sha256").update(basename(mirrorPath)).digest("hex").slice(0, 20)}-`;
+}
 
 const MAX_SEGMENT_BYTES = 255;
 const MAX_PATH_BYTES = 4_000;

@@ -4,16 +4,35 @@
  *
  * The primary's checksum comes from `git ls-remote` against git.baseURL: the operator reaches the
  * primary over the network only, never through its storage.
+ *
+ * The not-found rule (sync and checksumPrimary): when the primary's server will not serve a
+ * repository (GitCommandError category `not-found`), the answer is AmbiguousNotFoundError unless
+ * it is provably an absence, and only then MissingOnPrimaryError. Git servers answer "not found"
+ * for a repository the credentials may not see (GitLab's 404 "could not be found or you don't have
+ * permission"), and for every path under a wrong git.baseURL; marking rows missing_on_primary on
+ * such an answer would mark a whole site's repositories synced with nothing in them. An ambiguous
+ * answer is an ordinary failure with backoff, and costs only retries when the repository really is
+ * gone. Provable means a file:// baseURL whose directory can be looked at (not-found.ts); over
+ * http(s)://, git:// and ssh:// nothing is provable. An existing mirror is never touched either way.
+ *
+ * Damage: checksumSecondary checks that every object the mirror's refs reach is present
+ * (connectivity.ts) and throws CopyDamagedError when not; sync with `repair` then rebuilds the
+ * mirror from a fresh clone swapped into place (mirror-directories.ts).
  */
 import { access, constants, mkdir } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { lsRemote, remoteChecksum, repositoryChecksum, showRef } from "./checksum.ts";
+import { connectivityProblem } from "./connectivity.ts";
 import { GitCommandError, RepositoryPathError } from "./errors.ts";
 import type { GitCredentials } from "./git-process.ts";
-import { removeMirror, syncMirror } from "./mirror.ts";
+import { removeMirror } from "./mirror-directories.ts";
+import { syncMirror } from "./mirror.ts";
+import { meaningOfNotFound } from "./not-found.ts";
 import { mirrorPath, primaryRepositoryURL, repositoryRelativePath, type RepositoryPathSource } from "./paths.ts";
 import { refDifferences } from "./ref-differences.ts";
 import {
+  AmbiguousNotFoundError,
+  CopyDamagedError,
   InvalidLocationError,
   MissingCopyError,
   MissingOnPrimaryError,
@@ -22,6 +41,7 @@ import {
   type Replicator,
   type ReplicatorContext,
   type ReplicatorFactory,
+  type SyncOptions,
   type SyncResult,
 } from "../replicator.ts";
 import { templateColumns } from "../model-records.ts";
@@ -87,31 +107,51 @@ class RepositoryReplicator implements Replicator {
   }
 
   async checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
+    const relative = this.relativePath(record);
     try {
       const hex = await remoteChecksum(this.url(record), this.credentials, { signal });
       return { checksum: Buffer.from(hex, "hex"), bytes: 0 };
     } catch (err) {
-      if (err instanceof GitCommandError && err.category === "missing") throw new MissingOnPrimaryError(`repository ${this.relativePath(record)} does not exist on the primary`);
-      throw err;
+      throw await this.primaryFailure(err, relative);
     }
   }
 
-  async sync(record: ModelRecord, signal: AbortSignal): Promise<SyncResult> {
+  async sync(record: ModelRecord, signal: AbortSignal, options: SyncOptions = {}): Promise<SyncResult> {
     const relative = this.relativePath(record);
-    const result = await syncMirror({
-      url: this.url(record),
-      ...(this.credentials ? { credentials: this.credentials } : {}),
-      mirrorPath: await this.mirror(relative),
-      timeoutMs: this.ctx.type.timeoutsMs.sync,
-      signal,
-      housekeepingEveryFetches: this.ctx.type.housekeepingEveryFetches,
-    });
-    return { missingOnPrimary: result.missingOnPrimary, bytes: 0, location: relative };
+    try {
+      await syncMirror({
+        url: this.url(record),
+        ...(this.credentials ? { credentials: this.credentials } : {}),
+        mirrorPath: await this.mirror(relative),
+        timeoutMs: this.ctx.type.timeoutsMs.sync,
+        signal,
+        housekeepingEveryFetches: this.ctx.type.housekeepingEveryFetches,
+        redownload: options.repair === true,
+      });
+    } catch (err) {
+      throw await this.primaryFailure(err, relative);
+    }
+    return { missingOnPrimary: false, bytes: 0, location: relative };
   }
 
-  async checksumSecondary(record: ModelRecord): Promise<ChecksumResult> {
-    const path = await this.mirror(this.relativePath(record));
-    if (!existsSync(path)) throw new MissingCopyError(`no mirror of ${this.relativePath(record)} on this secondary`);
+  /** The not-found rule of the module comment; other errors pass through unchanged. */
+  private async primaryFailure(err: unknown, relative: string): Promise<unknown> {
+    if (!(err instanceof GitCommandError) || err.category !== "not-found") return err;
+    if ((await meaningOfNotFound(this.baseURL, relative)) === "missing") {
+      return new MissingOnPrimaryError(`repository ${relative} does not exist on the primary`, { cause: err });
+    }
+    return new AmbiguousNotFoundError(
+      `repository ${relative} was not found on the primary, or the credentials cannot see it; check git.baseURL and the credentials Secret (${err.message})`,
+      { cause: err },
+    );
+  }
+
+  async checksumSecondary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
+    const relative = this.relativePath(record);
+    const path = await this.mirror(relative);
+    if (!existsSync(path)) throw new MissingCopyError(`no mirror of ${relative} on this secondary`);
+    const problem = await connectivityProblem(path, { timeoutMs: this.ctx.type.timeoutsMs.sync, signal });
+    if (problem !== undefined) throw new CopyDamagedError(`the mirror of ${relative} is damaged: ${problem}`);
     return { checksum: Buffer.from(await repositoryChecksum(path), "hex"), bytes: 0 };
   }
 

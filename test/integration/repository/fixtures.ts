@@ -7,6 +7,10 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { typeRuntimeConfig } from "../../../src/api/v1alpha1/runtime.ts";
+import { repositoryReplicatorFactory } from "../../../src/strategies/repository/replicator.ts";
+import type { ModelRecord, Replicator } from "../../../src/strategies/replicator.ts";
+import { createLogger } from "../../../src/util/log.ts";
 
 const IDENTITY = {
   GIT_AUTHOR_NAME: "Geo Test",
@@ -71,6 +75,25 @@ export function commit(gitDir: string, branch: string, count = 1): string {
   git(gitDir, "update-ref", ref, tip!);
   return tip!;
 }
+
+/** The strategy's Replicator for a secondary, with records whose `path` column is the relative path. */
+export function secondaryReplicator(opts: { baseURL: string; mirrorRoot: string; username?: string; password?: string }): Replicator {
+  return repositoryReplicatorFactory.create({
+    type: typeRuntimeConfig({ name: "test_repository", strategy: "repository", source: { table: "test_repositories", repositoryPath: { column: "path" } } }),
+    siteName: "secondary",
+    role: "secondary",
+    endpoints: { primaryGit: { baseURL: opts.baseURL, username: opts.username, password: opts.password }, mirrorRoot: opts.mirrorRoot },
+    log: createLogger({ name: "test", level: "silent" }),
+  });
+}
+
+/** A model record for secondaryReplicator. */
+export function record(path: string, id = 1): ModelRecord {
+  return { id, columns: { path } };
+}
+
+/** A signal that never fires. */
+export const NEVER = new AbortController().signal;
 
 /** Directory entries of the mirror's parent that are our clone temporaries. */
 export function temporariesIn(dir: string): string[] {

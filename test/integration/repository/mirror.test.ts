@@ -21,6 +21,7 @@ import {
   RepositoryPathError,
   showRef,
   syncMirror,
+  temporaryPrefix,
   ZERO_CHECKSUM,
   type Ref,
 } from "../../../src/strategies/repository/index.ts";
@@ -65,7 +66,7 @@ describe("syncMirror", () => {
     commit(primary, "feature", 2);
 
     const first = await syncMirror({ url, mirrorPath: mirror, timeoutMs: 60_000 });
-    expect(first).toMatchObject({ missingOnPrimary: false, outcome: "cloned", fetchCount: 0 });
+    expect(first).toMatchObject({ outcome: "cloned", fetchCount: 0 });
     expect(git(mirror, "rev-parse", "--is-bare-repository")).toBe("true");
     await expectInSync(primary, mirror);
     expect(temporariesIn(dirname(mirror))).toEqual([]);
@@ -76,7 +77,7 @@ describe("syncMirror", () => {
     await expectInSync(primary, mirror);
 
     const third = await syncMirror({ url, mirrorPath: mirror, timeoutMs: 60_000 });
-    expect(third).toMatchObject({ outcome: "unchanged", missingOnPrimary: false });
+    expect(third).toMatchObject({ outcome: "unchanged" });
     expect(git(mirror, "config", "geo.fetchcount")).toBe("1");
   });
 
@@ -143,7 +144,7 @@ describe("syncMirror", () => {
     expect(await repositoryChecksum(primary)).toBe(ZERO_CHECKSUM);
     expect(await remoteChecksum(url)).toBe(ZERO_CHECKSUM);
 
-    expect(await syncMirror({ url, mirrorPath: mirror })).toMatchObject({ outcome: "cloned", missingOnPrimary: false });
+    expect(await syncMirror({ url, mirrorPath: mirror })).toMatchObject({ outcome: "cloned" });
     expect(await repositoryChecksum(mirror)).toBe(ZERO_CHECKSUM);
     expect((await syncMirror({ url, mirrorPath: mirror })).outcome).toBe("unchanged");
 
@@ -152,20 +153,28 @@ describe("syncMirror", () => {
     await expectInSync(primary, mirror);
   });
 
-  it("reports a repository missing on the primary without leaving anything behind", async () => {
+  it("throws not-found for a repository the primary does not serve, leaving nothing behind and an existing mirror as it was", async () => {
     const url = primaryRepositoryURL(fx.baseURL, "group/never-created.git");
     const mirror = await mirrorPath(fx.mirrorRoot, "group/never-created.git");
-    expect(await syncMirror({ url, mirrorPath: mirror })).toMatchObject({ missingOnPrimary: true, outcome: "missing-on-primary" });
+    const error = await syncMirror({ url, mirrorPath: mirror }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GitCommandError);
+    expect((error as GitCommandError).category).toBe("not-found");
     expect(existsSync(mirror)).toBe(false);
     expect(temporariesIn(dirname(mirror))).toEqual([]);
 
-    // A repository deleted on the primary after it was mirrored: missing, and the mirror is kept.
+    // A repository deleted on the primary after it was mirrored: not-found, and the mirror is kept,
+    // with or without redownload.
     const { primary, url: url2, mirror: mirror2 } = await repository("group/deleted-later.git");
     commit(primary, "main");
     await syncMirror({ url: url2, mirrorPath: mirror2 });
+    const before = await repositoryChecksum(mirror2);
     rmSync(primary, { recursive: true, force: true });
-    expect(await syncMirror({ url: url2, mirrorPath: mirror2 })).toMatchObject({ missingOnPrimary: true });
-    expect(existsSync(join(mirror2, "HEAD"))).toBe(true);
+    for (const redownload of [false, true]) {
+      const again = await syncMirror({ url: url2, mirrorPath: mirror2, redownload }).catch((e: unknown) => e);
+      expect((again as GitCommandError).category).toBe("not-found");
+      expect(await repositoryChecksum(mirror2)).toBe(before);
+      expect(temporariesIn(dirname(mirror2))).toEqual([]);
+    }
   });
 
   it("tells an unreachable primary from a missing repository", async () => {
@@ -256,13 +265,31 @@ describe("interrupted clones", () => {
     expect(existsSync(mirror)).toBe(false);
     expect(temporariesIn(dirname(mirror))).toEqual([]);
     // The whole process group went: no git (clone, index-pack) still names the temporary.
-    expect(processesMentioning(".geo-tmp-aborted.git")).toEqual([]);
+    expect(processesMentioning(temporaryPrefix(mirror))).toEqual([]);
+  });
+
+  it("does not disturb the clone in progress of a mirror whose name starts with this one's", async () => {
+    // `.geo-tmp-huge-` used to be the prefix of `huge`'s temporaries and of `huge-bar`'s too.
+    const slow = await mirrorPath(fx.mirrorRoot, "prefix/huge-bar");
+    const slowSync = syncMirror({ url, mirrorPath: slow });
+    for (let waited = 0; temporariesIn(dirname(slow)).length === 0; waited += 20) {
+      if (waited > 20_000) throw new Error("the slow clone never started");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const { primary, url: quickURL } = await repository("prefix-primary/quick.git");
+    commit(primary, "main");
+    const quick = await mirrorPath(fx.mirrorRoot, "prefix/huge");
+    expect((await syncMirror({ url: quickURL, mirrorPath: quick })).outcome).toBe("cloned");
+
+    expect((await slowSync).outcome).toBe("cloned");
+    expect(await repositoryChecksum(slow)).toBe(await remoteChecksum(url));
+    expect(temporariesIn(dirname(slow))).toEqual([]);
   });
 
   it("leaves nothing behind when the time limit passes", async () => {
     const mirror = await mirrorPath(fx.mirrorRoot, "big/timed-out.git");
     await expect(syncMirror({ url, mirrorPath: mirror, timeoutMs: 300 })).rejects.toBeInstanceOf(GitTimeoutError);
-    expect(processesMentioning(".geo-tmp-timed-out.git")).toEqual([]);
+    expect(processesMentioning(temporaryPrefix(mirror))).toEqual([]);
     expect(existsSync(mirror)).toBe(false);
     expect(temporariesIn(dirname(mirror))).toEqual([]);
 
@@ -289,6 +316,37 @@ describe("removeMirror and hostile paths", () => {
     expect(existsSync(join(sibling, "HEAD"))).toBe(true);
     expect(existsSync(primary)).toBe(true);
     expect(await removeMirror(fx.mirrorRoot, "@hashed/cc/dd/removed.git")).toBe(false);
+  });
+
+  it("removes exactly one mirror of a nested layout, keeping the mirrors inside it and what holds them", async () => {
+    // Paths from a template without `.git`: `nest/outer` and `nest/outer/inner/deep` both repositories.
+    const outer = await repository("nest/outer");
+    const inner = await repository("nest/outer/inner/deep");
+    const sibling = await repository("nest/outer-sibling");
+    for (const r of [outer, inner, sibling]) commit(r.primary, "main");
+    // The inner one first: the outer mirror path then holds a directory that is not a repository,
+    // which the outer's first sync replaces, carrying the inner mirror across.
+    await syncMirror({ url: inner.url, mirrorPath: inner.mirror });
+    await syncMirror({ url: outer.url, mirrorPath: outer.mirror });
+    await syncMirror({ url: sibling.url, mirrorPath: sibling.mirror });
+    await expectInSync(inner.primary, inner.mirror);
+    await expectInSync(outer.primary, outer.mirror);
+
+    // Rebuilding the outer one keeps the inner one too.
+    expect((await syncMirror({ url: outer.url, mirrorPath: outer.mirror, redownload: true })).outcome).toBe("cloned");
+    await expectInSync(inner.primary, inner.mirror);
+
+    expect(await removeMirror(fx.mirrorRoot, "nest/outer")).toBe(true);
+    await expectInSync(inner.primary, inner.mirror);
+    await expectInSync(sibling.primary, sibling.mirror);
+    expect(existsSync(join(outer.mirror, "HEAD"))).toBe(false);
+    expect(existsSync(join(outer.mirror, "objects"))).toBe(false);
+
+    expect(await removeMirror(fx.mirrorRoot, "nest/outer/inner/deep")).toBe(true);
+    // Now empty up to `nest`, which still holds the sibling.
+    expect(existsSync(outer.mirror)).toBe(false);
+    expect(existsSync(join(fx.mirrorRoot, "nest"))).toBe(true);
+    await expectInSync(sibling.primary, sibling.mirror);
   });
 
   it.each(["../escape.git", "/etc", "a/../../b.git", "a\\b.git", "a/\0b.git", "a//b.git"])("refuses %j", async (path) => {

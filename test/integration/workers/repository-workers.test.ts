@@ -87,12 +87,16 @@ describe("repository workers", () => {
     expect((await registryRows(world.dbs.tracking, NAME)).get(a.id)).toMatchObject({ state: 2, verification_state: 2 });
   });
 
-  it("marks a repository missing on the primary as synced with missing_on_primary", async () => {
+  it("fails, and does not mark missing_on_primary, a repository the primary's git server says it cannot find", async () => {
+    // Over a network transport "not found" may mean "not allowed to see it" (a token without
+    // access, a wrong baseURL): an ordinary failure with backoff, never synced-and-missing.
     const { rows } = await world.dbs.primary.query<{ id: string }>(`INSERT INTO design_repositories (namespace_id, disk_path) VALUES (1, $1) RETURNING id`, [`nowhere-${run}/gone`]);
     const id = Number(rows[0]!.id);
     await runOk("consistency");
     await runOk("sync");
-    expect((await registryRows(world.dbs.tracking, NAME)).get(id)).toMatchObject({ state: 2, missing_on_primary: true });
+    const row = (await registryRows(world.dbs.tracking, NAME)).get(id)!;
+    expect(row).toMatchObject({ state: 3, missing_on_primary: false });
+    expect(row.last_sync_failure).toMatch(/not found on the primary, or the credentials cannot see it/);
     expect(existsSync(join(mirrorRoot, `nowhere-${run}/gone.git`))).toBe(false);
   });
 
