@@ -87,7 +87,8 @@ describe("helm chart", () => {
     expect(help.status).toBe(0);
     const m = helmTemplate({ set: ["site=a", "worker.serviceAccountName=b", "worker.image.pullPolicy=Always"] });
     for (const arg of args(m).slice(1)) expect(help.stdout, arg).toContain(arg.split("=")[0]!);
-  });
+    // Starting Node and the CLI takes seconds when the two cores are busy.
+  }, 30_000);
 
   it("refuses several replicas without leader election", () => {
     const res = helmTemplateRaw({ set: ["replicaCount=3", "leaderElection.enabled=false"] });
