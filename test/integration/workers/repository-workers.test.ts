@@ -3,7 +3,7 @@
  * the real git daemon and two real PostgreSQL servers.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -50,7 +50,7 @@ const mirrorHead = (diskPath: string, ref = "refs/heads/main") => git(["--git-di
 beforeAll(async () => {
   mirrorRoot = mkdtempSync(join(tmpdir(), "geo-mirrors-"));
   work = mkdtempSync(join(tmpdir(), "geo-work-"));
-  world = await createRepositoryWorld(env, mirrorRoot);
+  world = await createRepositoryWorld(env, mirrorRoot, { typeOverrides: { deletion: { gracePeriod: "0s" } } });
 });
 afterAll(async () => {
   await world?.close();
@@ -85,6 +85,28 @@ describe("repository workers", () => {
     await runOk("verify");
     expect(mirrorHead(a.diskPath)).toBe(git(["rev-parse", "HEAD"], a.clone));
     expect((await registryRows(world.dbs.tracking, NAME)).get(a.id)).toMatchObject({ state: 2, verification_state: 2 });
+  });
+
+  it("finds a mirror that lost objects its refs point at, syncs it again with repair and verifies it", async () => {
+    const a = await addRepository(["first", "second"]);
+    await fullRound();
+    const mirror = join(mirrorRoot, `${a.diskPath}.git`);
+    // Damage the refs cannot show: every pack and loose object goes, the refs stay.
+    for (const dir of [join(mirror, "objects", "pack")]) {
+      for (const f of readdirSync(dir)) rmSync(join(dir, f), { force: true });
+    }
+    for (const d of readdirSync(join(mirror, "objects")).filter((x) => /^[0-9a-f]{2}$/.test(x))) rmSync(join(mirror, "objects", d), { recursive: true, force: true });
+    // Re-verification is due after 1 s in this world.
+    await new Promise((r) => setTimeout(r, 1100));
+    await runOk("verify-primary");
+    const verify = await runOk("verify");
+    expect(verify.stdout).toMatch(/failed=1/);
+    const damaged = (await registryRows(world.dbs.tracking, NAME)).get(a.id)!;
+    expect(damaged).toMatchObject({ state: 0, verification_state: 3, checksum_mismatch: true });
+    await runOk("sync");
+    await runOk("verify");
+    expect((await registryRows(world.dbs.tracking, NAME)).get(a.id)).toMatchObject({ state: 2, verification_state: 2, checksum_mismatch: false });
+    expect(git(["rev-list", "--objects", "--all", "--quiet"], mirror)).toBe("");
   });
 
   it("fails, and does not mark missing_on_primary, a repository the primary's git server says it cannot find", async () => {
@@ -125,6 +147,10 @@ describe("repository workers", () => {
     await fullRound();
     expect(existsSync(join(mirrorRoot, `${a.diskPath}.git`))).toBe(true);
     await world.dbs.primary.query(`DELETE FROM design_repositories WHERE id = $1`, [a.id]);
+    // Deletion needs the evidence of two passes (this world's grace period is 0 s).
+    const first = await runOk("consistency");
+    expect(first.stdout).not.toMatch(/deleted=/);
+    expect(existsSync(join(mirrorRoot, `${a.diskPath}.git`))).toBe(true);
     const consistency = await runOk("consistency");
     expect(consistency.stdout).toMatch(/deleted=1/);
     expect(existsSync(join(mirrorRoot, `${a.diskPath}.git`))).toBe(false);
