@@ -124,7 +124,7 @@ export interface PassOutcome {
   goneThisPass: number;
   /** Of those, rows also seen gone by an earlier pass at least the grace period before. */
   confirmed: number;
-  /** Registry rows of the type. */
+  /** Registry rows of the type that existed when the pass began. */
   registryRows: number;
 }
 
@@ -143,7 +143,9 @@ export async function closePass(
   const { rows } = await db.query<{ gone: string; confirmed: string; registry_rows: string }>(
     `SELECT count(*)::text AS gone,
             count(*) FILTER (WHERE first_seen_at < $2::timestamptz AND first_seen_at <= $2::timestamptz - make_interval(secs => $3::double precision))::text AS confirmed,
-            (SELECT count(*) FROM ${registry})::text AS registry_rows
+            -- The share is of the rows that existed when the pass began: rows it added for ids it
+            -- found (a source.table edit pointing at a larger table) must not dilute it.
+            (SELECT count(*) FROM ${registry} WHERE created_at < $2::timestamptz)::text AS registry_rows
      FROM public.${DELETION_CANDIDATES_TABLE} WHERE type_name = $1::text`,
     [typeName, pass.startedAt, graceSeconds],
   );

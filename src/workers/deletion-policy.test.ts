@@ -113,4 +113,20 @@ describe("decideDeletions", () => {
   it("a plausible pass deletes without a release even when an old hold exists", () => {
     expect(decideDeletions(input({ hold: hold(HoldReason.ReplicaLagging, null) }))).toEqual({ action: "delete", released: false });
   });
+
+  it("keeps a TooManyDeletions or PrimaryEmpty hold while records are still gone, even when the next pass looks plausible", () => {
+    for (const reason of [HoldReason.TooManyDeletions, HoldReason.PrimaryEmpty]) {
+      const earlier = hold(reason, null);
+      expect(reasonOf(input({ hold: earlier }))).toBe(reason);
+      // Released: the deletions go ahead.
+      expect(decideDeletions(input({ hold: hold(reason, new Date("2026-12-01T11:00:00Z")) }))).toEqual({ action: "delete", released: true });
+      // Nothing gone any more (the records came back): the hold ends.
+      expect(decideDeletions(input({ hold: earlier, outcome: { goneThisPass: 0, confirmed: 0 } }))).toEqual({ action: "nothing" });
+    }
+  });
+
+  it("lets replica holds end by themselves once the replica is proven and fresh", () => {
+    expect(decideDeletions(input({ hold: hold(HoldReason.ReplicaLagging, null) }))).toEqual({ action: "delete", released: false });
+    expect(decideDeletions(input({ hold: hold(HoldReason.ReplicaUnproven, null) }))).toEqual({ action: "delete", released: false });
+  });
 });

@@ -85,13 +85,22 @@ function problem(input: DeletionInput): { reason: HoldReasonValue; message: stri
   return undefined;
 }
 
+/**
+ * Holds for these reasons stay until a person releases them or nothing is gone any more: the
+ * picture that caused them (a table swapped, a selection narrowed) can look plausible to the next
+ * pass, e.g. once that pass has added rows for the new ids. Replica holds end by themselves when
+ * the replica is proven and fresh again.
+ */
+const STICKY: readonly HoldReasonValue[] = [HoldReason.TooManyDeletions, HoldReason.PrimaryEmpty];
+
 export function decideDeletions(input: DeletionInput): DeletionDecision {
-  const found = problem(input);
+  const hold = input.hold;
+  const released = (reason: string) => !!hold && hold.reason === reason && hold.releasedAt !== null && hold.releasedAt.getTime() >= hold.heldAt.getTime();
+  const sticky = hold && (STICKY as readonly string[]).includes(hold.reason) && !released(hold.reason) && input.outcome.goneThisPass > 0;
+  const found = problem(input) ?? (sticky ? { reason: hold.reason as HoldReasonValue, message: hold.message.replace(/\. Nothing is deleted while held.*$/s, "") } : undefined);
   if (input.outcome.goneThisPass === 0 && input.outcome.confirmed === 0 && !found) return { action: "nothing" };
   if (!found) return { action: "delete", released: false };
-  const hold = input.hold;
-  const released = !!hold && hold.reason === found.reason && hold.releasedAt !== null && hold.releasedAt.getTime() >= hold.heldAt.getTime();
-  if (released) return { action: "delete", released: true };
+  if (released(found.reason)) return { action: "delete", released: true };
   if (input.outcome.goneThisPass === 0 && input.outcome.confirmed === 0) return { action: "nothing" };
   return { action: "hold", reason: found.reason, message: `${found.message}. ${RELEASE_HINT}` };
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { deleteRegistryRows, reconcileRegistry, registryConsistencyBatches } from "../../../src/registry/consistency.ts";
 import type { SelectiveSync } from "../../../src/registry/config.ts";
 import { SYNC_EVERYTHING } from "../../../src/registry/config.ts";
-import { backfillStates } from "../../../src/registry/states-backfill.ts";
+import { BACKFILL_WALKS_TABLE, backfillStates, backfillStatesIncrementally } from "../../../src/registry/states-backfill.ts";
 import { createTestDatabases } from "./databases.ts";
 import type { TestDatabases } from "./databases.ts";
 import { insertWidgets, setUpType, widgetType } from "./fixtures.ts";
@@ -160,6 +160,24 @@ describe("_states backfill on the primary", () => {
       { state: 0, n: "22" },
       { state: 2, n: "1" },
     ]);
+  });
+
+  it("incremental backfill: new ids every run, ids that committed late only on the periodic full walk", async () => {
+    await dbs.primary.query(`DROP TABLE IF EXISTS ${BACKFILL_WALKS_TABLE}`);
+    const options = { typeName: "cool_widget", batchSize: 5, fullWalkEverySeconds: 600 };
+    const first = await insertWidgets(dbs.primary, 20);
+    expect(await backfillStatesIncrementally(dbs.primary, type, options)).toMatchObject({ full: true, inserted: 20 });
+    const more = await insertWidgets(dbs.primary, 3);
+    // A row that committed late with a low id (below the highest _states row less one batch).
+    await dbs.primary.query("INSERT INTO cool_widgets (id) VALUES ($1)", [first[0]! - 1]);
+    const incremental = await backfillStatesIncrementally(dbs.primary, type, options);
+    expect(incremental).toMatchObject({ full: false, inserted: 3 });
+    expect(incremental.scanned).toBeLessThan(10); // not the whole table
+    const { rows } = await dbs.primary.query("SELECT 1 FROM cool_widget_states WHERE cool_widget_id = ANY($1::bigint[])", [more]);
+    expect(rows).toHaveLength(3);
+    // Stands in for the full-walk interval passing.
+    await dbs.primary.query(`UPDATE ${BACKFILL_WALKS_TABLE} SET full_walk_at = now() - interval '1 hour'`);
+    expect(await backfillStatesIncrementally(dbs.primary, type, options)).toMatchObject({ full: true, inserted: 1, scanned: 24 });
   });
 
   it("starts rows disabled when the type has verification off", async () => {

@@ -52,7 +52,21 @@ export async function createTestDatabases(): Promise<TestDatabases> {
     primaryUrl,
     trackingUrl,
     async drop() {
+      // Errors of connections being closed (the FORCE below ends any that linger) are expected.
+      primary.on("error", () => undefined);
+      tracking.on("error", () => undefined);
       await Promise.all([primary.end(), tracking.end()]);
+      // pool.end() resolves before every backend has gone; wait for them so FORCE ends nothing
+      // whose error no one would handle.
+      for (const server of [primaryServer, trackingServer]) {
+        await onServer(server, async (c) => {
+          for (let i = 0; i < 50; i++) {
+            const { rows } = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [name]);
+            if (rows[0]!.n === 0) return;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        });
+      }
       await onServer(primaryServer, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
       await onServer(trackingServer, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
     },

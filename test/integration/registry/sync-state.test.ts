@@ -3,12 +3,15 @@ import { minimumRetryDelaySeconds, retryDelaySeconds } from "../../../src/regist
 import { ensureRegistryRows } from "../../../src/registry/consistency.ts";
 import { SyncState } from "../../../src/registry/states.ts";
 import {
+  DEFAULT_MISSING_RECHECK_SECONDS,
   claimSyncWork,
   failStuckSyncs,
   findRegistryRows,
   markSynced,
   markSyncFailed,
   requestResync,
+  requestResyncOfOldest,
+  requeueMissingOnPrimary,
   startSync,
 } from "../../../src/registry/sync-state.ts";
 import { createTestDatabases } from "./databases.ts";
@@ -50,12 +53,13 @@ describe("sync transitions", () => {
     expect(started.lastSyncedAt).toEqual(at(0));
     await dbs.tracking.query(`UPDATE cool_widget_registry SET verification_state = 2, retry_count = 4, last_sync_failure = 'old' WHERE id = $1`, [started.id]);
 
-    expect(await markSynced(dbs.tracking, type, started.id, { now: at(30), missingOnPrimary: true })).toBe(true);
+    expect(await markSynced(dbs.tracking, type, started.id, { claim: started.syncClaim!, now: at(30), missingOnPrimary: true })).toBe(true);
     const synced = await rowOf(1);
     expect(synced).toMatchObject({
       state: SyncState.synced,
       retryCount: 0,
-      retryAt: null,
+      // Missing on the primary: retry_at holds the re-check time (default 1 h), see requeueMissingOnPrimary.
+      retryAt: at(30 + DEFAULT_MISSING_RECHECK_SECONDS),
       lastSyncFailure: null,
       lastSyncedAt: at(30),
       missingOnPrimary: true,
@@ -66,15 +70,18 @@ describe("sync transitions", () => {
   it("refuses synced and failed unless the row is started", async () => {
     await ensureRegistryRows(dbs.tracking, type, [2]);
     const pending = await rowOf(2);
-    expect(await markSynced(dbs.tracking, type, pending.id)).toBe(false);
-    expect(await markSyncFailed(dbs.tracking, type, pending.id, { message: "x" })).toBeNull();
+    expect(pending.syncClaim).toBeNull();
+    const anyClaim = "2025-01-01T00:00:00.000000";
+    expect(await markSynced(dbs.tracking, type, pending.id, { claim: anyClaim })).toBe(false);
+    expect(await markSyncFailed(dbs.tracking, type, pending.id, { claim: anyClaim, message: "x" })).toBeNull();
 
     const started = await startSync(dbs.tracking, type, pending.id);
     expect(started).not.toBeNull();
+    const claim = started!.syncClaim!;
     expect(await startSync(dbs.tracking, type, pending.id)).toBeNull(); // started → started is someone else's copy
-    expect(await markSynced(dbs.tracking, type, pending.id)).toBe(true);
-    expect(await markSynced(dbs.tracking, type, pending.id)).toBe(false); // synced → synced
-    expect(await markSyncFailed(dbs.tracking, type, pending.id, { message: "x" })).toBeNull(); // synced → failed
+    expect(await markSynced(dbs.tracking, type, pending.id, { claim })).toBe(true);
+    expect(await markSynced(dbs.tracking, type, pending.id, { claim })).toBe(false); // synced → synced
+    expect(await markSyncFailed(dbs.tracking, type, pending.id, { claim, message: "x" })).toBeNull(); // synced → failed
     expect((await rowOf(2)).state).toBe(SyncState.synced);
     expect(await startSync(dbs.tracking, type, pending.id)).not.toBeNull(); // synced → started (resync) is allowed
   });
@@ -82,7 +89,7 @@ describe("sync transitions", () => {
   it("keeps a resync requested during the copy: synced is refused and the row stays pending", async () => {
     const started = await startedRow(3);
     expect(await requestResync(dbs.tracking, type, [3])).toBe(1);
-    expect(await markSynced(dbs.tracking, type, started.id)).toBe(false);
+    expect(await markSynced(dbs.tracking, type, started.id, { claim: started.syncClaim! })).toBe(false);
     expect((await rowOf(3)).state).toBe(SyncState.pending);
     const [claimed] = await claimSyncWork(dbs.tracking, type, { limit: 10 });
     expect(claimed?.modelId).toBe(3);
@@ -90,14 +97,14 @@ describe("sync transitions", () => {
 
   it("failed: counts up, backs off by GitLab's formula and truncates the message to 255 characters", async () => {
     const started = await startedRow(4);
-    const failed = await markSyncFailed(dbs.tracking, type, started.id, { message: "é".repeat(400), now: at(0), random: noJitter });
+    const failed = await markSyncFailed(dbs.tracking, type, started.id, { claim: started.syncClaim!, message: "é".repeat(400), now: at(0), random: noJitter });
     expect(failed?.state).toBe(SyncState.failed);
     expect(failed?.retryCount).toBe(1);
     expect(failed?.retryAt).toEqual(at(retryDelaySeconds(1, 0)));
     expect(failed?.lastSyncFailure).toBe("é".repeat(255));
 
     const jittered = await startSync(dbs.tracking, type, started.id);
-    const again = await markSyncFailed(dbs.tracking, type, jittered!.id, { message: "x", now: at(0), random: () => 0.999 });
+    const again = await markSyncFailed(dbs.tracking, type, jittered!.id, { claim: jittered!.syncClaim!, message: "x", now: at(0), random: () => 0.999 });
     expect(again?.retryCount).toBe(2);
     expect(again?.retryAt).toEqual(at(retryDelaySeconds(2, 29)));
   });
@@ -105,27 +112,56 @@ describe("sync transitions", () => {
   it("backoff grows with each failure and caps at 1 h, or 4 h when missing on the primary", async () => {
     const started = await startedRow(5);
     const delays: number[] = [];
+    let claim = started.syncClaim!;
     for (let i = 0; i < 12; i++) {
-      await startSync(dbs.tracking, type, started.id, { now: at(0) });
-      const row = await markSyncFailed(dbs.tracking, type, started.id, { message: "boom", now: at(0), random: noJitter });
+      if (i > 0) claim = (await startSync(dbs.tracking, type, started.id, { now: at(0) }))!.syncClaim!;
+      const row = await markSyncFailed(dbs.tracking, type, started.id, { claim, message: "boom", now: at(0), random: noJitter });
       delays.push((row!.retryAt!.getTime() - at(0).getTime()) / 1000);
     }
     expect(delays.slice(0, 7)).toEqual([1, 2, 3, 4, 5, 6, 7].map((n) => minimumRetryDelaySeconds(n)));
     for (let i = 1; i < delays.length; i++) expect(delays[i]).toBeGreaterThanOrEqual(delays[i - 1]!);
     expect(delays.at(-1)).toBe(3600);
 
-    await startSync(dbs.tracking, type, started.id);
-    const missing = await markSyncFailed(dbs.tracking, type, started.id, { message: "gone", missingOnPrimary: true, now: at(0), random: noJitter });
+    const last = await startSync(dbs.tracking, type, started.id);
+    const missing = await markSyncFailed(dbs.tracking, type, started.id, { claim: last!.syncClaim!, message: "gone", missingOnPrimary: true, now: at(0), random: noJitter });
     expect(missing?.missingOnPrimary).toBe(true);
     expect(missing?.retryAt).toEqual(at(14400)); // 13⁴ + 15 s, capped at 4 h
   });
 
   it("random jitter from SQL stays within GitLab's bounds", async () => {
     const started = await startedRow(6);
-    const row = await markSyncFailed(dbs.tracking, type, started.id, { message: "x", now: at(0) });
+    const row = await markSyncFailed(dbs.tracking, type, started.id, { claim: started.syncClaim!, message: "x", now: at(0) });
     const delay = (row!.retryAt!.getTime() - at(0).getTime()) / 1000;
     expect(delay).toBeGreaterThanOrEqual(retryDelaySeconds(1, 0));
     expect(delay).toBeLessThanOrEqual(retryDelaySeconds(1, 29));
+  });
+});
+
+describe("missing on the primary and refreshes", () => {
+  it("requeueMissingOnPrimary makes rows synced as missing pending once their re-check time has come", async () => {
+    const missing = await startedRow(30, at(0));
+    expect(await markSynced(dbs.tracking, type, missing.id, { claim: missing.syncClaim!, missingOnPrimary: true, recheckAfterSeconds: 600, now: at(0) })).toBe(true);
+    const present = await startedRow(31, at(0));
+    expect(await markSynced(dbs.tracking, type, present.id, { claim: present.syncClaim!, now: at(0) })).toBe(true);
+    expect((await rowOf(30)).retryAt).toEqual(at(600));
+    expect((await rowOf(31)).retryAt).toBeNull();
+
+    expect(await requeueMissingOnPrimary(dbs.tracking, type, { now: at(599) })).toBe(0);
+    expect((await rowOf(30)).state).toBe(SyncState.synced);
+    expect(await requeueMissingOnPrimary(dbs.tracking, type, { now: at(600) })).toBe(1);
+    expect(await rowOf(30)).toMatchObject({ state: SyncState.pending, retryAt: null, retryCount: 0 });
+    expect((await rowOf(31)).state).toBe(SyncState.synced);
+    expect((await claimSyncWork(dbs.tracking, type, { limit: 10, now: at(600) })).map((r) => r.modelId)).toEqual([30]);
+  });
+
+  it("requestResyncOfOldest refreshes at most `limit` synced rows older than the age, oldest first", async () => {
+    for (const [modelId, syncedAt] of [[40, 0], [41, 100], [42, 200], [43, 5000]] as const) {
+      const row = await startedRow(modelId, at(syncedAt));
+      expect(await markSynced(dbs.tracking, type, row.id, { claim: row.syncClaim!, now: at(syncedAt) })).toBe(true);
+    }
+    expect(await requestResyncOfOldest(dbs.tracking, type, 3600, { limit: 2, now: at(5100) })).toBe(2);
+    const states = await Promise.all([40, 41, 42, 43].map(async (m) => (await rowOf(m)).state));
+    expect(states).toEqual([SyncState.pending, SyncState.pending, SyncState.synced, SyncState.synced]);
   });
 });
 
@@ -133,9 +169,9 @@ describe("claiming", () => {
   it("claims pending rows, then failed rows whose retry is due, never rows still backing off", async () => {
     await ensureRegistryRows(dbs.tracking, type, [10, 11, 12]);
     const due = await startedRow(13);
-    await markSyncFailed(dbs.tracking, type, due.id, { message: "x", now: at(-3600), random: noJitter });
+    await markSyncFailed(dbs.tracking, type, due.id, { claim: due.syncClaim!, message: "x", now: at(-3600), random: noJitter });
     const notDue = await startedRow(14);
-    await markSyncFailed(dbs.tracking, type, notDue.id, { message: "x", now: at(0), random: noJitter });
+    await markSyncFailed(dbs.tracking, type, notDue.id, { claim: notDue.syncClaim!, message: "x", now: at(0), random: noJitter });
 
     const claimed = await claimSyncWork(dbs.tracking, type, { limit: 10, now: at(1) });
     expect(claimed.map((r) => r.modelId).sort()).toEqual([10, 11, 12, 13]);

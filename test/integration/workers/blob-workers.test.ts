@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startMinio } from "../../../hack/localenv/minio.ts";
-import { createBlobWorld, registryRows, retryNow, type World } from "../../support/worker-world.ts";
+import { writeHeartbeat } from "../../../src/registry/heartbeat.ts";
+import { createBlobWorld, PRIMARY_SITE_NAME, registryRows, retryNow, type World } from "../../support/worker-world.ts";
 
 const env = inject("env");
 let world: World;
@@ -53,8 +54,11 @@ async function fullRound() {
   return { sync, verify };
 }
 
+/** Deletions need two consistency passes at least the grace period apart; these tests use 0s. */
+const IMMEDIATE_DELETIONS = { deletion: { gracePeriod: "0s" } };
+
 beforeAll(async () => {
-  world = await createBlobWorld(env);
+  world = await createBlobWorld(env, { typeOverrides: IMMEDIATE_DELETIONS });
 });
 afterAll(async () => {
   await world?.close();
@@ -115,6 +119,13 @@ describe("blob workers", () => {
     expect(await secondaryObject(gone)).toBeDefined();
     const goneKey = `${world.prefix}cool_widgets/${gone}/gone.bin`;
     await world.dbs.primary.query(`DELETE FROM cool_widgets WHERE id = $1`, [gone]);
+    // What the primary's operator keeps doing: a fresh heartbeat, so the replica is not "lagging".
+    await writeHeartbeat(world.dbs.primary, PRIMARY_SITE_NAME);
+    // The first pass only notes the record as gone; nothing is removed on one sighting.
+    const first = await runOk("consistency");
+    expect(first.stdout).not.toMatch(/deleted=/);
+    expect((await registryRows(world.dbs.tracking)).has(gone)).toBe(true);
+    await expect(world.secondaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: goneKey }))).resolves.toBeDefined();
     const consistency = await runOk("consistency");
     expect(consistency.stdout).toMatch(/deleted=1/);
     const rows = await registryRows(world.dbs.tracking);
@@ -124,6 +135,64 @@ describe("blob workers", () => {
     // The primary's object stays: the application deleted the row; geo-operator never deletes there.
     await expect(world.primaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.primary.bucket, Key: goneKey }))).resolves.toBeDefined();
     expect(await secondaryObject(keep)).toBeDefined();
+  });
+
+  it("copies again a secondary object that vanished (verification puts the row back into sync)", async () => {
+    const id = await addWidget(randomBytes(2048), "vanishes.bin");
+    await fullRound();
+    await world.secondaryS3.send(new DeleteObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: `${world.prefix}cool_widgets/${id}/vanishes.bin` }));
+    // Make the verified row due for re-verification, as the interval would.
+    await world.dbs.tracking.query(`UPDATE cool_widget_registry SET verification_state = 0 WHERE cool_widget_id = $1`, [id]);
+    const verify = await runOk("verify");
+    expect(verify.stdout).toMatch(/failed=1/);
+    let row = (await registryRows(world.dbs.tracking)).get(id)!;
+    expect(row).toMatchObject({ state: 0, verification_state: 3, checksum_mismatch: true });
+    expect(row.verification_failure).toBeTruthy();
+    // No waiting for a backoff: the next sync copies it.
+    await runOk("sync");
+    await runOk("verify");
+    row = (await registryRows(world.dbs.tracking)).get(id)!;
+    expect(row).toMatchObject({ state: 2, verification_state: 2, checksum_mismatch: false });
+    expect(Buffer.compare((await secondaryObject(id))!, contents.get(id)!)).toBe(0);
+  });
+
+  it("holds every deletion when the primary looks empty or the replica is not the primary's, and says so", async () => {
+    const local = await createBlobWorld(env, { typeOverrides: IMMEDIATE_DELETIONS });
+    try {
+      const keys: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const { rows } = await local.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (namespace_id, file_name) VALUES (1, $1) RETURNING id`, [`h${i}.bin`]);
+        const key = `${local.prefix}cool_widgets/${rows[0]!.id}/h${i}.bin`;
+        await local.primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: key, Body: randomBytes(128) }));
+        keys.push(key);
+      }
+      for (const kind of ["consistency", "sync"] as const) expect((await local.run(kind)).code).toBe(0);
+      expect([...(await registryRows(local.dbs.tracking)).values()].every((r) => r.state === 2)).toBe(true);
+
+      // A secondary must say which primary it follows.
+      const unnamed = await local.run("consistency", { GEO_PRIMARY_SITE_NAME: "" });
+      expect(unnamed.code).toBe(2);
+      expect(unnamed.stderr).toMatch(/GEO_PRIMARY_SITE_NAME is required on a secondary/);
+
+      // The safety review's scenario: the replica's model table exists but is empty.
+      await local.dbs.primary.query("DELETE FROM cool_widgets");
+      for (let pass = 0; pass < 2; pass++) {
+        const res = await local.run("consistency");
+        expect(res.code, res.stderr).toBe(0);
+        expect(res.stdout).toMatch(/held=3/);
+        expect(res.stdout).not.toMatch(/deleted=/);
+      }
+      const holds = await local.dbs.tracking.query(`SELECT reason, pending FROM geo_operator_deletion_holds`);
+      expect(holds.rows).toEqual([{ reason: "PrimaryEmpty", pending: "3" }]);
+      // A replica carrying another site's heartbeat is not believed either.
+      const other = await local.run("consistency", { GEO_PRIMARY_SITE_NAME: "paris" });
+      expect(other.stdout).toMatch(/held=3/);
+      expect((await local.dbs.tracking.query(`SELECT reason FROM geo_operator_deletion_holds`)).rows).toEqual([{ reason: "ReplicaUnproven" }]);
+      expect((await registryRows(local.dbs.tracking)).size).toBe(3);
+      for (const key of keys) await expect(local.secondaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: key }))).resolves.toBeDefined();
+    } finally {
+      await local.close();
+    }
   });
 
   it("fails an object missing on the primary with missing_on_primary and a backoff capped at 4 hours", async () => {
@@ -269,7 +338,7 @@ describe("blob workers", () => {
   });
 
   it("replicates only the selected namespaces with selective sync, and removes copies that leave the selection", async () => {
-    const local = await createBlobWorld(env);
+    const local = await createBlobWorld(env, { typeOverrides: IMMEDIATE_DELETIONS });
     try {
       const add = async (ns: number, name: string) => {
         const { rows } = await local.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (namespace_id, file_name) VALUES ($1, $2) RETURNING id`, [ns, name]);
@@ -283,9 +352,11 @@ describe("blob workers", () => {
       let rows = await registryRows(local.dbs.tracking);
       expect([...rows.keys()]).toEqual([inSelection]);
       expect(rows.get(inSelection)!.state).toBe(2);
-      // Namespace 7 leaves the selection: its copy and registry row go; namespace 8 comes in.
+      // Namespace 7 leaves the selection: its copy and registry row go (on the second pass); namespace 8 comes in.
       local.secondarySite = { ...local.secondarySite, selectiveSync: { type: "namespaces", namespaces: [8] } };
       for (const kind of ["consistency", "sync"] as const) expect((await local.run(kind)).code).toBe(0);
+      expect((await registryRows(local.dbs.tracking)).has(inSelection)).toBe(true);
+      expect((await local.run("consistency")).code).toBe(0);
       rows = await registryRows(local.dbs.tracking);
       expect([...rows.keys()]).toEqual([outside]);
       await expect(local.secondaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: `${local.prefix}cool_widgets/${inSelection}/selected.bin` }))).rejects.toMatchObject({ name: "NotFound" });
