@@ -99,7 +99,7 @@ export function decideDeletions(input: DeletionInput): DeletionDecision {
   const sticky = hold && (STICKY as readonly string[]).includes(hold.reason) && !released(hold.reason) && input.outcome.goneThisPass > 0;
   const found = problem(input) ?? (sticky ? { reason: hold.reason as HoldReasonValue, message: hold.message.replace(/\. Nothing is deleted while held.*$/s, "") } : undefined);
   if (input.outcome.goneThisPass === 0 && input.outcome.confirmed === 0 && !found) return { action: "nothing" };
-  if (!found) return { action: "delete", released: false };
+  if (!found) return { action: "delete", released: !!hold && released(hold.reason) };
   if (released(found.reason)) return { action: "delete", released: true };
   if (input.outcome.goneThisPass === 0 && input.outcome.confirmed === 0) return { action: "nothing" };
   return { action: "hold", reason: found.reason, message: `${found.message}. ${RELEASE_HINT}` };
