@@ -5,6 +5,7 @@
 import { BatchV1Api, CoreV1Api, KubeConfig, type V1EnvVar, type V1Job, type V1PodSpec } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { LABELS, type GeoSite } from "../../src/api/v1alpha1/resources.ts";
+import { InProcessExecutor } from "../../src/controllers/in-process-executor.ts";
 import { JobExecutor } from "../../src/controllers/job-executor.ts";
 import { Reason } from "../../src/controllers/reasons.ts";
 import { failureReason, SiteAccess } from "../../src/controllers/site-access.ts";
@@ -165,5 +166,15 @@ describe("the Jobs executor", () => {
     kubectlOk(["label", "secret", "late-label", "-n", ns, "geo.replication.dev/credentials=true"]);
     await executor.start(refused);
     expect(jobExists("after-label")).toBe(true);
+  });
+});
+
+describe("the in-process executor", () => {
+  it("refuses a run whose env names an unlabelled Secret, and records no run", async () => {
+    const inProcess = new InProcessExecutor({ core, log: createLogger({ name: "test", level: "error" }), onFinished: () => undefined });
+    const run = job("in-process", { env: [fromSecret("other-workload", "password")] });
+    run.spec!.template.spec!.containers[0]!.args = ["worker", "sync", "--type", "t", "--site", "tokyo", "--max-run", "1"];
+    await expect(inProcess.start(run)).rejects.toBeInstanceOf(SecretNotOptedInError);
+    expect(inProcess.runs(ns, "t")).toEqual([]);
   });
 });
