@@ -11,6 +11,8 @@ import { Reason } from "../../src/controllers/reasons.ts";
 import { failureReason, SiteAccess } from "../../src/controllers/site-access.ts";
 import { resolveEnv, SecretNotOptedInError } from "../../src/k8s/env.ts";
 import { Informer } from "../../src/k8s/informer.ts";
+import { connectSiteDatabase, openSession } from "../../src/plugin/cluster.ts";
+import { PluginError } from "../../src/plugin/errors.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { createNamespace, kubectl, kubectlOk } from "../support/kubectl.ts";
 
@@ -176,5 +178,17 @@ describe("the in-process executor", () => {
     run.spec!.template.spec!.containers[0]!.args = ["worker", "sync", "--type", "t", "--site", "tokyo", "--max-run", "1"];
     await expect(inProcess.start(run)).rejects.toBeInstanceOf(SecretNotOptedInError);
     expect(inProcess.runs(ns, "t")).toEqual([]);
+  });
+});
+
+describe("kubectl geo", () => {
+  it("reports an unlabelled Secret as such, not as an unreachable API server", async () => {
+    const session = openSession({ kubeconfig: process.env.KUBECONFIG!, namespace: ns, output: "table" }, new Set());
+    const site: GeoSite = { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london", namespace: ns }, spec: { role: "primary", database: { secretRef: { name: "other-workload" } } } };
+    const err = await connectSiteDatabase(session, site).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as Error).message).toContain(`kubectl label secret other-workload -n ${ns} geo.replication.dev/credentials=true`);
+    expect((err as Error).message).not.toContain("cannot reach");
+    expect((err as Error).message).not.toContain("hunter2");
   });
 });
