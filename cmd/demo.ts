@@ -25,6 +25,7 @@ import { startLocalEnvironment } from "../hack/localenv/index.ts";
 import { REPO_ROOT } from "../hack/localenv/tools.ts";
 import { everythingReplicated, progressLines } from "../hack/demo/progress.ts";
 import { seedBlobs, seedRepositories } from "../hack/demo/seed.ts";
+import { LABELS } from "../src/api/v1alpha1/resources.ts";
 import { DEFAULT_JOB_SETTINGS } from "../src/controllers/job-spec.ts";
 import { Manager } from "../src/manager.ts";
 import { createLogger } from "../src/util/log.ts";
@@ -70,7 +71,7 @@ try {
     await c.query(`CREATE DATABASE ${name}`);
     await c.end();
   }
-  const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: data });
+  const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, labels: { [LABELS.credentials]: "true" } }, stringData: data });
   const site = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "2s", ...spec } });
   const objects = [
     secret("primary-main-db", { url: mainDb }),

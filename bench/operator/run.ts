@@ -17,6 +17,7 @@ import pg from "pg";
 import { stringify } from "yaml";
 import { startLocalEnvironment } from "../../hack/localenv/index.ts";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
 
@@ -76,9 +77,9 @@ try {
   await primary.query(`VACUUM ANALYZE bench_items_0, bench_item_0_states`);
 
   const secrets = [
-    { apiVersion: "v1", kind: "Secret", metadata: { name: "main-db" }, stringData: { url: postgres!.primaryURL } },
-    { apiVersion: "v1", kind: "Secret", metadata: { name: "tracking-db" }, stringData: { url: postgres!.secondaryURL } },
-    { apiVersion: "v1", kind: "Secret", metadata: { name: "s3" }, stringData: { AWS_ACCESS_KEY_ID: "bench-id", AWS_SECRET_ACCESS_KEY: "bench-secret" } },
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "main-db", labels: { [LABELS.credentials]: "true" } }, stringData: { url: postgres!.primaryURL } },
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "tracking-db", labels: { [LABELS.credentials]: "true" } }, stringData: { url: postgres!.secondaryURL } },
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "s3", labels: { [LABELS.credentials]: "true" } }, stringData: { AWS_ACCESS_KEY_ID: "bench-id", AWS_SECRET_ACCESS_KEY: "bench-secret" } },
   ];
   const site = (name: string, s: object) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "10s", ...s } });
   await exec(["apply", "-n", NS, "-f", "-"], [...secrets,

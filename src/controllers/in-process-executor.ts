@@ -35,13 +35,17 @@ export class InProcessExecutor implements RunExecutor {
     const labels = job.metadata!.labels ?? {};
     const typeName = labels[LABELS.type]!;
     const key = `${namespace}/${typeName}`;
-    const list = this.records.get(key) ?? [];
-    if (list.some((r) => r.name === job.metadata!.name)) return;
+    if (this.records.get(key)?.some((r) => r.name === job.metadata!.name)) return;
     const container = job.spec!.template.spec!.containers[0]!;
     const args = container.args ?? [];
     const kind = args[1] as WorkerKind;
     if (args[0] !== "worker" || !WORKER_KINDS.includes(kind)) throw new Error(`unexpected worker command: ${args.join(" ")}`);
     const opt = (name: string) => args[args.indexOf(name) + 1]!;
+    // Resolved before the run is recorded: a Secret that is missing or not opted in fails start()
+    // instead of leaving a run that looks active forever.
+    const env = { ...(await resolveEnv(this.core, namespace, container.env ?? [])), PATH: process.env.PATH ?? "" };
+    const list = this.records.get(key) ?? [];
+    if (list.some((r) => r.name === job.metadata!.name)) return; // started while the env was read
     const run: RunRecord = {
       name: job.metadata!.name!,
       site: labels[LABELS.site] ?? "",
@@ -54,7 +58,6 @@ export class InProcessExecutor implements RunExecutor {
     };
     const kept = [...list.filter((r) => r.kind !== kind), ...list.filter((r) => r.kind === kind).slice(-(KEEP_PER_KIND - 1)), run];
     this.records.set(key, kept);
-    const env = { ...(await resolveEnv(this.core, namespace, container.env ?? [])), PATH: process.env.PATH ?? "" };
     const abort = new AbortController();
     this.controllers.set(run.name, abort);
     const finish = (code: number, message?: string) => {

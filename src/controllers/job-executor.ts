@@ -1,7 +1,12 @@
-/** Runs workers as Kubernetes Jobs, seen through an informer on the Jobs the operator owns. */
-import { ApiException, type BatchV1Api, type V1Job } from "@kubernetes/client-node";
+/**
+ * Runs workers as Kubernetes Jobs, seen through an informer on the Jobs the operator owns. A Job
+ * is created only when every Secret its pod references is opted in (k8s/secrets.ts): the kubelet
+ * would hand any Secret of the namespace to the pod.
+ */
+import { ApiException, type BatchV1Api, type CoreV1Api, type V1Job } from "@kubernetes/client-node";
 import { LABELS } from "../api/v1alpha1/resources.ts";
 import type { Informer } from "../k8s/informer.ts";
+import { assertPodSecretsOptedIn } from "../k8s/secrets.ts";
 import type { WorkerKind } from "../workers/kinds.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { RunRecord } from "./schedule.ts";
@@ -33,11 +38,13 @@ export function runRecordOfJob(job: V1Job): RunRecord {
 
 export class JobExecutor implements RunExecutor {
   private readonly batch: BatchV1Api;
+  private readonly core: CoreV1Api;
   private readonly jobs: Informer<V1Job>;
 
-  constructor(batch: BatchV1Api, jobs: Informer<V1Job>) {
-    this.batch = batch;
-    this.jobs = jobs;
+  constructor(opts: { batch: BatchV1Api; core: CoreV1Api; jobs: Informer<V1Job> }) {
+    this.batch = opts.batch;
+    this.core = opts.core;
+    this.jobs = opts.jobs;
   }
 
   runs(namespace: string, typeName: string): RunRecord[] {
@@ -47,9 +54,12 @@ export class JobExecutor implements RunExecutor {
       .map(runRecordOfJob);
   }
 
+  /** Creates the Job; throws SecretNotOptedInError (and creates nothing) if its pod references an unlabelled Secret. */
   async start(job: V1Job): Promise<void> {
+    const namespace = job.metadata!.namespace!;
+    await assertPodSecretsOptedIn(this.core, namespace, job.spec!.template.spec!);
     try {
-      await this.batch.createNamespacedJob({ namespace: job.metadata!.namespace!, body: job });
+      await this.batch.createNamespacedJob({ namespace, body: job });
     } catch (err) {
       if (err instanceof ApiException && err.code === 409) return; // this run was already created
       throw err;

@@ -17,6 +17,8 @@ export const Reason = {
   SourceMissing: "SourceMissing",
   DatabaseUnreachable: "DatabaseUnreachable",
   BucketUnreachable: "BucketUnreachable",
+  /** A GeoSite names a Secret without the geo.replication.dev/credentials=true label. */
+  SecretNotOptedIn: "SecretNotOptedIn",
   SchemaFailed: "SchemaFailed",
   SchemaApplied: "SchemaApplied",
   JobFailed: "JobFailed",

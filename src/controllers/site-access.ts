@@ -2,13 +2,25 @@
  * The operator's own connections to the sites' databases and buckets (for schemas, validation and
  * status; the data itself is moved by workers). URLs come from the Secrets the GeoSites name; a
  * pool is kept per URL and reused across reconciles.
+ *
+ * Only Secrets labelled geo.replication.dev/credentials=true are read: any other makes these
+ * methods throw SecretNotOptedInError, whose message names the Secret and the command that
+ * labels it. `failureReason` turns such an error into its condition reason.
  */
 import type { CoreV1Api } from "@kubernetes/client-node";
 import type pg from "pg";
 import type { GeoSite } from "../api/v1alpha1/resources.ts";
-import { resolveEnv } from "../k8s/env.ts";
+import { resolveEnv, SecretNotOptedInError } from "../k8s/env.ts";
 import { classifyS3Error } from "../verification/s3-errors.ts";
 import { createPool } from "../util/database.ts";
+import { Reason } from "./reasons.ts";
+
+export { SecretNotOptedInError };
+
+/** The condition reason for an error thrown here: SecretNotOptedIn for an unlabelled Secret, else `fallback`. */
+export function failureReason(err: unknown, fallback: string): string {
+  return err instanceof SecretNotOptedInError ? Reason.SecretNotOptedIn : fallback;
+}
 
 export type DatabaseRole = "main" | "tracking" | "primaryReplica";
 
@@ -20,7 +32,7 @@ export class SiteAccess {
     this.core = core;
   }
 
-  /** The connection URL for one of a site's databases, read from its Secret now. */
+  /** The connection URL for one of a site's databases, read from its Secret now (SecretNotOptedInError if unlabelled). */
   async databaseURL(site: GeoSite, role: DatabaseRole): Promise<string> {
     const db = site.spec.database;
     const ref = role === "primaryReplica" ? db.primaryReplicaSecretRef : db.secretRef;
@@ -39,7 +51,10 @@ export class SiteAccess {
     return pool;
   }
 
-  /** Checks the site's bucket with its credentials; returns a problem description or undefined. */
+  /**
+   * Checks the site's bucket with its credentials; returns a problem description or undefined.
+   * Throws when the credentials cannot be read (SecretNotOptedInError for an unlabelled Secret).
+   */
   async bucketProblem(site: GeoSite): Promise<string | undefined> {
     const os = site.spec.objectStorage;
     if (!os) return undefined;

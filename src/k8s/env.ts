@@ -1,10 +1,17 @@
 /**
  * Resolves a container's env the way the kubelet does for the parts we use (value and
- * valueFrom.secretKeyRef), for running a Job's command outside a pod: the in-process executor
- * and the test kubelet. Secret values exist only in the returned object, never in a spec.
+ * valueFrom.secretKeyRef), for reading Secrets named by GeoSites and for running a Job's command
+ * outside a pod: the manager's SiteAccess, the in-process executor, the kubectl plugin and the
+ * test kubelet. Unlike the kubelet, it reads only Secrets labelled
+ * geo.replication.dev/credentials=true (see secrets.ts) and throws SecretNotOptedInError for any
+ * other. Secret values exist only in the returned object, never in a spec.
  */
-import { ApiException, type CoreV1Api, type V1EnvVar } from "@kubernetes/client-node";
+import type { CoreV1Api, V1EnvVar } from "@kubernetes/client-node";
+import { readCredentialsSecret } from "./secrets.ts";
 
+export { SecretNotOptedInError } from "./secrets.ts";
+
+/** Values of `vars`; throws SecretNotOptedInError for an unlabelled Secret, Error for a missing required one or key. */
 export async function resolveEnv(core: CoreV1Api, namespace: string, vars: readonly V1EnvVar[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const secrets = new Map<string, Record<string, string> | null>();
@@ -17,13 +24,8 @@ export async function resolveEnv(core: CoreV1Api, namespace: string, vars: reado
     if (!ref?.name) continue;
     const secretName = ref.name;
     if (!secrets.has(secretName)) {
-      try {
-        const s = await core.readNamespacedSecret({ name: secretName, namespace });
-        secrets.set(secretName, Object.fromEntries(Object.entries(s.data ?? {}).map(([k, b64]) => [k, Buffer.from(b64, "base64").toString("utf8")])));
-      } catch (err) {
-        if (err instanceof ApiException && err.code === 404) secrets.set(secretName, null);
-        else throw err;
-      }
+      const s = await readCredentialsSecret(core, namespace, secretName);
+      secrets.set(secretName, s && Object.fromEntries(Object.entries(s.data ?? {}).map(([k, b64]) => [k, Buffer.from(b64, "base64").toString("utf8")])));
     }
     const data = secrets.get(secretName);
     const value = data?.[ref.key];

@@ -8,7 +8,7 @@ import type pg from "pg";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import { GROUP, PLURALS, VERSION } from "../api/v1alpha1/resources.ts";
 import { loadKubeConfig } from "../k8s/client.ts";
-import { resolveEnv } from "../k8s/env.ts";
+import { resolveEnv, SecretNotOptedInError } from "../k8s/env.ts";
 import { checkDatabase, createPool, describeDatabase } from "../util/database.ts";
 import { failure, notFound, PluginError } from "./errors.ts";
 
@@ -59,6 +59,8 @@ function statusMessage(err: ApiException<unknown>): string {
 /** Turns an API call's failure into a PluginError; `what` says what was being read. */
 export function apiError(session: Session, err: unknown, what: string): PluginError {
   if (err instanceof PluginError) return err;
+  // Its message names the Secret and the kubectl label command that opts it in.
+  if (err instanceof SecretNotOptedInError) return failure(err.message);
   if (err instanceof ApiException) {
     if (err.code === 401) return failure(`reading ${what}: unauthorized: check the kubeconfig's credentials`);
     if (err.code === 403) return failure(`reading ${what}: forbidden: ${statusMessage(err)}`);

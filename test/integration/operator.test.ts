@@ -13,6 +13,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
 import { Manager } from "../../src/manager.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -121,7 +122,7 @@ beforeAll(async () => {
   ];
   const site = (name: string, spec: object) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec });
   const docs = [
-    ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name }, stringData: s.data })),
+    ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name, labels: { [LABELS.credentials]: "true" } }, stringData: s.data })),
     site("london", {
       role: "primary",
       url: "https://london.example.com",
@@ -324,9 +325,9 @@ describe("operator", () => {
 async function checkInvalid(other: string): Promise<void> {
   {
     const site = (name: string, spec: object) => stringify({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec });
-    const secrets = ["a-db", "b-db", "c-db"].map((n) => stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: n }, stringData: { url: dbs.primaryUrl } }));
+    const secrets = ["a-db", "b-db", "c-db"].map((n) => stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: n, labels: { [LABELS.credentials]: "true" } }, stringData: { url: dbs.primaryUrl } }));
     const s3 = { endpoint: env.s3!.primary.endpoint, bucket: env.s3!.primary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "creds" } };
-    kubectlOk(["apply", "-n", other, "-f", "-"], [...secrets, stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: "creds" }, stringData: { AWS_ACCESS_KEY_ID: "key-id", AWS_SECRET_ACCESS_KEY: "secret-key" } })].join("---\n"));
+    kubectlOk(["apply", "-n", other, "-f", "-"], [...secrets, stringify({ apiVersion: "v1", kind: "Secret", metadata: { name: "creds", labels: { [LABELS.credentials]: "true" } }, stringData: { AWS_ACCESS_KEY_ID: "key-id", AWS_SECRET_ACCESS_KEY: "secret-key" } })].join("---\n"));
     // Two primaries.
     kubectlOk(["apply", "-n", other, "-f", "-"], [site("p1", { role: "primary", database: { secretRef: { name: "a-db" } } }), site("p2", { role: "primary", database: { secretRef: { name: "b-db" } } })].join("---\n"));
     const type = parse(readFileSync(join(REPO_ROOT, "config/samples/replicabletype-cool-widget.yaml"), "utf8"));

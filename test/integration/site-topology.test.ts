@@ -8,6 +8,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
 import { Manager } from "../../src/manager.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -26,9 +27,9 @@ beforeAll(async () => {
   await dbs.primary.query(`CREATE TABLE cool_widgets (id bigserial PRIMARY KEY, namespace_id bigint, file_name text NOT NULL)`);
   const s3 = (side: "primary" | "secondary") => ({ endpoint: env.s3![side].endpoint, bucket: env.s3![side].bucket, forcePathStyle: true, credentialsSecretRef: { name: `${side}-s3` } });
   const docs = [
-    { apiVersion: "v1", kind: "Secret", metadata: { name: "main-db" }, stringData: { url: dbs.primaryUrl } },
-    { apiVersion: "v1", kind: "Secret", metadata: { name: "tracking-db" }, stringData: { url: dbs.trackingUrl } },
-    ...(["primary", "secondary"] as const).map((side) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: `${side}-s3` }, stringData: { AWS_ACCESS_KEY_ID: env.s3![side].accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3![side].secretAccessKey } })),
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "main-db", labels: { [LABELS.credentials]: "true" } }, stringData: { url: dbs.primaryUrl } },
+    { apiVersion: "v1", kind: "Secret", metadata: { name: "tracking-db", labels: { [LABELS.credentials]: "true" } }, stringData: { url: dbs.trackingUrl } },
+    ...(["primary", "secondary"] as const).map((side) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: `${side}-s3`, labels: { [LABELS.credentials]: "true" } }, stringData: { AWS_ACCESS_KEY_ID: env.s3![side].accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3![side].secretAccessKey } })),
     { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london" }, spec: { role: "primary", statusInterval: "2s", database: { secretRef: { name: "main-db" } }, objectStorage: s3("primary") } },
     { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "tokyo" }, spec: { role: "secondary", statusInterval: "2s", database: { secretRef: { name: "tracking-db" }, primaryReplicaSecretRef: { name: "main-db" } }, objectStorage: s3("secondary") } },
   ];

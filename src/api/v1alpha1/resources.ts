@@ -35,6 +35,8 @@ export const LABELS = {
   site: "geo.replication.dev/site",
   kind: "geo.replication.dev/worker",
   ownerUID: "geo.replication.dev/owner-uid",
+  /** On a Secret: "true" lets GeoSites name it (the operator reads and hands out only such Secrets). */
+  credentials: "geo.replication.dev/credentials",
 } as const;
 
 /** Sets a condition the way apimachinery's meta.SetStatusCondition does (transition time kept when status is unchanged). */

@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
+import { LABELS } from "../../../src/api/v1alpha1/resources.ts";
 import { typeRuntimeConfig } from "../../../src/api/v1alpha1/runtime.ts";
 import type { ReplicableTypeSpec } from "../../../src/api/v1alpha1/types.generated.ts";
 import type { ReplicableTypeSchemaConfig } from "../../../src/registry/config.ts";
@@ -60,7 +61,7 @@ export async function createPluginWorld(prefix: string): Promise<PluginWorld> {
   await withClient(dbs.primary, (c) => applySchema(c, config, "primary"));
   await withClient(dbs.tracking, (c) => applySchema(c, config, "secondary"));
 
-  const secret = (name: string, url: string) => ({ apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: { url } });
+  const secret = (name: string, url: string) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, labels: { [LABELS.credentials]: "true" } }, stringData: { url } });
   const gsite = (name: string, spec: object) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec });
   const rtype = (name: string, spec: ReplicableTypeSpec) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "ReplicableType", metadata: { name }, spec });
   apply(ns, [

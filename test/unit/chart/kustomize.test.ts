@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
-import { flattenRules, get, helmTemplate, kustomize, type Manifest } from "./render.ts";
+import { flattenRules, get, helmTemplate, kustomize, KUSTOMIZE_NAMESPACED, type Manifest } from "./render.ts";
 
 const container = (m: Manifest[]) => get(m, "Deployment").spec.template.spec.containers[0];
 
@@ -78,5 +78,32 @@ describe("config/default matches the chart", () => {
   it("uses the chart's image tag (appVersion)", () => {
     const appVersion = /appVersion:\s*"?([^"\n]+)"?/.exec(readFileSync(join(REPO_ROOT, "charts/geo-operator/Chart.yaml"), "utf8"))![1];
     expect(container(kust).image).toBe(`geo-operator:${appVersion}`);
+  });
+});
+
+describe("config/namespaced matches the chart with rbac.namespaced=true", () => {
+  const chart = helmTemplate({ release: "geo-operator", namespace: "geo-operator-system", includeCrds: true, set: ["rbac.namespaced=true"] });
+  const kust = kustomize(KUSTOMIZE_NAMESPACED);
+
+  it("renders the same kinds and names", () => {
+    const ids = (m: Manifest[]) => m.map((x) => `${x.kind}/${x.metadata.namespace ?? ""}/${x.metadata.name}`).sort();
+    expect(ids(kust).filter((id) => !id.startsWith("Namespace/"))).toEqual(ids(chart));
+  });
+
+  it("has the same Roles and RoleBindings", () => {
+    const byName = (m: Manifest[], kind: string) => Object.fromEntries(m.filter((x) => x.kind === kind).map((x) => [x.metadata.name, x]));
+    const [kr, cr] = [byName(kust, "Role"), byName(chart, "Role")];
+    expect(Object.keys(kr).sort()).toEqual(Object.keys(cr).sort());
+    for (const name of Object.keys(cr)) expect(flattenRules(kr[name]!.rules), name).toEqual(flattenRules(cr[name]!.rules));
+    const [kb, cb] = [byName(kust, "RoleBinding"), byName(chart, "RoleBinding")];
+    for (const name of Object.keys(cb)) {
+      expect(kb[name]?.subjects, name).toEqual(cb[name]!.subjects);
+      expect(kb[name]?.roleRef, name).toEqual(cb[name]!.roleRef);
+    }
+  });
+
+  it("has the same container env (WATCH_NAMESPACE included)", () => {
+    expect(container(kust).env).toEqual(container(chart).env);
+    expect(container(kust).env.map((e: { name: string }) => e.name)).toContain("WATCH_NAMESPACE");
   });
 });

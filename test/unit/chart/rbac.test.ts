@@ -2,9 +2,12 @@
  * The chart's and kustomize's RBAC grant exactly what the operator's code calls: derived from the
  * source (api-calls.ts), compared verb for verb in both directions.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
 import { apiUses, requiredPermissions } from "./api-calls.ts";
-import { flattenRules, get, helmTemplate, kustomize, type Manifest } from "./render.ts";
+import { flattenRules, get, helmTemplate, kustomize, KUSTOMIZE_NAMESPACED, type Manifest } from "./render.ts";
 
 /** ClusterRole + Role rules of one rendering, as "group|resource|verb". */
 function granted(manifests: Manifest[]): { cluster: string[]; namespaced: string[] } {
@@ -64,6 +67,54 @@ describe("RBAC derived from the operator's source", () => {
     });
     expect(new Set(names.map((n) => n[0])).size).toBe(3);
     expect(new Set(names.map((n) => n[1])).size).toBe(3);
+  });
+
+  describe("namespace-scoped install (rbac.namespaced=true, config/namespaced)", () => {
+    const renders = [
+      ["chart", () => helmTemplate({ release: "geo-a", namespace: "ns-a", set: ["rbac.namespaced=true"] }), "ns-a"],
+      ["config/namespaced", () => kustomize(KUSTOMIZE_NAMESPACED), "geo-operator-system"],
+    ] as const;
+    for (const [name, render, namespace] of renders) {
+      it(`${name}: no ClusterRole or ClusterRoleBinding; Roles in its namespace grant exactly the verbs the code uses`, () => {
+        const m = render();
+        expect(m.filter((x) => x.kind === "ClusterRole" || x.kind === "ClusterRoleBinding").map((x) => x.metadata.name)).toEqual([]);
+        const roles = m.filter((x) => x.kind === "Role" || x.kind === "RoleBinding");
+        expect(roles.length).toBe(4);
+        for (const r of roles) expect(r.metadata.namespace, `${r.kind}/${r.metadata.name}`).toBe(namespace);
+        const { namespaced } = granted(m);
+        const missing = required.filter((p) => !namespaced.includes(p));
+        const extra = namespaced.filter((p) => !required.includes(p));
+        expect({ missing, extra }).toEqual({ missing: [], extra: [] });
+        // Secrets: get by name only.
+        expect(namespaced.filter((p) => p.startsWith("|secrets|"))).toEqual(["|secrets|get"]);
+      });
+
+      it(`${name}: binds the Role to the operator's ServiceAccount and watches only its own namespace`, () => {
+        const m = render();
+        const sa = get(m, "ServiceAccount").metadata.name;
+        const operatorRole = m.find((x) => x.kind === "Role" && !x.metadata.name.endsWith("-leader-election"))!;
+        const binding = m.find((x) => x.kind === "RoleBinding" && x.roleRef.name === operatorRole.metadata.name)!;
+        expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: operatorRole.metadata.name });
+        expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: sa, namespace }]);
+        const env = get(m, "Deployment").spec.template.spec.containers[0].env;
+        expect(env).toContainEqual({ name: "WATCH_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
+      });
+    }
+
+    it("the default (cluster-scoped) install watches every namespace", () => {
+      for (const m of [helmTemplate(), kustomize()]) {
+        expect(get(m, "Deployment").spec.template.spec.containers[0].env.map((e: { name: string }) => e.name)).not.toContain("WATCH_NAMESPACE");
+      }
+    });
+  });
+
+  it("the manager reads the watched namespace from WATCH_NAMESPACE", () => {
+    // The env var the chart and config/namespaced set must be the one cmd/commands/manager.ts reads.
+    expect(readFileSync(join(REPO_ROOT, "cmd/commands/manager.ts"), "utf8")).toMatch(/"--namespace <ns>".*process\.env\.WATCH_NAMESPACE/);
+  });
+
+  it("the operator never lists or watches Secrets (the opt-in label is checked on each get)", () => {
+    expect(required.filter((p) => p.startsWith("|secrets|"))).toEqual(["|secrets|get"]);
   });
 
   it("rbac.create=false renders no roles", () => {

@@ -9,6 +9,8 @@ import { ensureTools, REPO_ROOT } from "../../../hack/localenv/tools.ts";
 
 export const CHART_DIR = join(REPO_ROOT, "charts/geo-operator");
 export const KUSTOMIZE_DEFAULT = join(REPO_ROOT, "config/default");
+/** config/default with a namespace-scoped operator (the chart's rbac.namespaced=true). */
+export const KUSTOMIZE_NAMESPACED = join(REPO_ROOT, "config/namespaced");
 /** helm template assumes Kubernetes 1.20 without a cluster; the chart needs >= 1.30. */
 export const KUBE_VERSION = "1.35.0";
 

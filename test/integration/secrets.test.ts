@@ -1,0 +1,194 @@
+/**
+ * Least privilege for Secrets against the real API server: the operator reads, and hands to worker
+ * Jobs, only Secrets labelled geo.replication.dev/credentials=true.
+ */
+import { BatchV1Api, CoreV1Api, KubeConfig, type V1EnvVar, type V1Job, type V1PodSpec } from "@kubernetes/client-node";
+import { beforeAll, describe, expect, it } from "vitest";
+import { LABELS, type GeoSite } from "../../src/api/v1alpha1/resources.ts";
+import { InProcessExecutor } from "../../src/controllers/in-process-executor.ts";
+import { JobExecutor } from "../../src/controllers/job-executor.ts";
+import { Reason } from "../../src/controllers/reasons.ts";
+import { failureReason, SiteAccess } from "../../src/controllers/site-access.ts";
+import { resolveEnv, SecretNotOptedInError } from "../../src/k8s/env.ts";
+import { Informer } from "../../src/k8s/informer.ts";
+import { connectSiteDatabase, openSession } from "../../src/plugin/cluster.ts";
+import { PluginError } from "../../src/plugin/errors.ts";
+import { createLogger } from "../../src/util/log.ts";
+import { createNamespace, kubectl, kubectlOk } from "../support/kubectl.ts";
+
+let ns: string;
+let core: CoreV1Api;
+let batch: BatchV1Api;
+let executor: JobExecutor;
+
+const OPT_IN = { [LABELS.credentials]: "true" };
+const secret = (name: string, data: Record<string, string>, labels: Record<string, string> = {}) =>
+  JSON.stringify({ apiVersion: "v1", kind: "Secret", metadata: { name, labels }, stringData: data });
+
+type Refs = Partial<V1PodSpec> & { env?: V1EnvVar[] };
+
+/** The kind of pod spec the operator builds, with the references `refs` adds. */
+function job(name: string, refs: Refs): V1Job {
+  const { env, ...pod } = refs;
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: { name, namespace: ns, labels: { [LABELS.managedBy]: "geo-operator", [LABELS.type]: "t" } },
+    spec: {
+      template: {
+        spec: {
+          restartPolicy: "Never",
+          containers: [{ name: "worker", image: "geo-operator", command: ["geo-operator"], args: ["worker", "sync"], env: [{ name: "HOME", value: "/tmp" }, ...(env ?? [])] }],
+          ...pod,
+        },
+      },
+    },
+  };
+}
+const jobExists = (name: string) => kubectl(["get", "job", name, "-n", ns]).code === 0;
+const fromSecret = (name: string, key: string, optional = false): V1EnvVar => ({ name: key.toUpperCase(), valueFrom: { secretKeyRef: { name, key, ...(optional ? { optional } : {}) } } });
+
+beforeAll(() => {
+  ns = createNamespace("secrets");
+  kubectlOk(
+    ["apply", "-n", ns, "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        JSON.parse(secret("labelled", { url: "postgres://geo:pw@db.example:5432/geo", username: "u", password: "p" }, OPT_IN)),
+        // Someone else's credentials: the kind of Secret a GeoSite must not be able to send anywhere.
+        JSON.parse(secret("other-workload", { url: "postgres://app:hunter2@db.internal:5432/app", username: "deploy", password: "hunter2" })),
+        JSON.parse(secret("wrong-value", { url: "postgres://x" }, { [LABELS.credentials]: "false" })),
+      ],
+    }),
+  );
+  const kc = new KubeConfig();
+  kc.loadFromFile(process.env.KUBECONFIG!);
+  core = kc.makeApiClient(CoreV1Api);
+  batch = kc.makeApiClient(BatchV1Api);
+  const jobs = new Informer<V1Job>({
+    name: "jobs",
+    kubeConfig: kc,
+    path: `/apis/batch/v1/namespaces/${ns}/jobs`,
+    list: () => batch.listNamespacedJob({ namespace: ns }),
+    log: createLogger({ name: "test", level: "error" }),
+  });
+  executor = new JobExecutor({ batch, core, jobs });
+});
+
+describe("resolveEnv", () => {
+  it("reads a labelled Secret", async () => {
+    expect(await resolveEnv(core, ns, [fromSecret("labelled", "url"), { name: "PLAIN", value: "v" }])).toEqual({ URL: "postgres://geo:pw@db.example:5432/geo", PLAIN: "v" });
+  });
+
+  it("refuses a Secret without the label, naming the Secret, the label and the command that adds it", async () => {
+    for (const name of ["other-workload", "wrong-value"]) {
+      const err = await resolveEnv(core, ns, [fromSecret(name, "url")]).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SecretNotOptedInError);
+      const message = (err as Error).message;
+      expect(message).toContain(`Secret ${ns}/${name}`);
+      expect(message).toContain(`kubectl label secret ${name} -n ${ns} geo.replication.dev/credentials=true`);
+      expect(message).not.toContain("hunter2");
+    }
+  });
+
+  it("refuses an unlabelled Secret even when the reference is optional", async () => {
+    await expect(resolveEnv(core, ns, [fromSecret("other-workload", "password", true)])).rejects.toBeInstanceOf(SecretNotOptedInError);
+  });
+
+  it("still reports a missing Secret as missing", async () => {
+    await expect(resolveEnv(core, ns, [fromSecret("no-such-secret", "url")])).rejects.toThrow(`Secret ${ns}/no-such-secret not found`);
+    expect(await resolveEnv(core, ns, [fromSecret("no-such-secret", "url", true)])).toEqual({});
+  });
+});
+
+describe("the manager's status paths", () => {
+  const site = (secretName: string): GeoSite => ({
+    apiVersion: "geo.replication.dev/v1alpha1",
+    kind: "GeoSite",
+    metadata: { name: "london", namespace: ns },
+    spec: {
+      role: "primary",
+      database: { secretRef: { name: secretName } },
+      objectStorage: { endpoint: "http://127.0.0.1:1", bucket: "b", credentialsSecretRef: { name: secretName } },
+    },
+  });
+
+  it("surface the refusal with its own reason", async () => {
+    const access = new SiteAccess(core);
+    try {
+      expect(await access.databaseURL(site("labelled"), "main")).toBe("postgres://geo:pw@db.example:5432/geo");
+      const err = await access.databaseURL(site("other-workload"), "main").catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SecretNotOptedInError);
+      expect(failureReason(err, Reason.DatabaseUnreachable)).toBe(Reason.SecretNotOptedIn);
+      expect(failureReason(new Error("connection refused"), Reason.DatabaseUnreachable)).toBe(Reason.DatabaseUnreachable);
+      await expect(access.bucketProblem(site("other-workload"))).rejects.toBeInstanceOf(SecretNotOptedInError);
+    } finally {
+      await access.close();
+    }
+  });
+});
+
+describe("the Jobs executor", () => {
+  it("creates a Job whose Secrets are all labelled", async () => {
+    await executor.start(job("all-labelled", { env: [fromSecret("labelled", "url"), fromSecret("labelled", "password")] }));
+    expect(jobExists("all-labelled")).toBe(true);
+  });
+
+  const cases: [string, Refs][] = [
+    ["env secretKeyRef", { env: [fromSecret("labelled", "url"), fromSecret("other-workload", "password")] }],
+    ["optional env secretKeyRef", { env: [fromSecret("other-workload", "password", true)] }],
+    ["envFrom", { containers: [{ name: "w", image: "geo-operator", envFrom: [{ secretRef: { name: "other-workload" } }] }] }],
+    ["secret volume", { volumes: [{ name: "creds", secret: { secretName: "other-workload" } }] }],
+    ["projected volume", { volumes: [{ name: "creds", projected: { sources: [{ secret: { name: "wrong-value" } }] } }] }],
+    ["init container", { initContainers: [{ name: "init", image: "geo-operator", env: [fromSecret("other-workload", "username")] }] }],
+  ];
+  for (const [how, refs] of cases) {
+    it(`refuses a Job that references an unlabelled Secret (${how}) and creates nothing`, async () => {
+      const name = `refused-${how.replace(/[^a-z]+/g, "-")}`;
+      const err = await executor.start(job(name, refs)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(SecretNotOptedInError);
+      expect((err as Error).message).toContain("geo.replication.dev/credentials=true");
+      expect(jobExists(name)).toBe(false);
+    });
+  }
+
+  it("refuses a Job whose required Secret does not exist, and allows a missing optional one", async () => {
+    await expect(executor.start(job("missing-required", { env: [fromSecret("not-yet", "url")] }))).rejects.toThrow(`Secret ${ns}/not-yet not found`);
+    expect(jobExists("missing-required")).toBe(false);
+    await executor.start(job("missing-optional", { env: [fromSecret("labelled", "url"), fromSecret("not-yet", "password", true)] }));
+    expect(jobExists("missing-optional")).toBe(true);
+  });
+
+  it("creates the Job once the Secret is labelled", async () => {
+    const refused = job("after-label", { env: [fromSecret("late-label", "url")] });
+    kubectlOk(["apply", "-n", ns, "-f", "-"], secret("late-label", { url: "postgres://x" }));
+    await expect(executor.start(refused)).rejects.toBeInstanceOf(SecretNotOptedInError);
+    kubectlOk(["label", "secret", "late-label", "-n", ns, "geo.replication.dev/credentials=true"]);
+    await executor.start(refused);
+    expect(jobExists("after-label")).toBe(true);
+  });
+});
+
+describe("the in-process executor", () => {
+  it("refuses a run whose env names an unlabelled Secret, and records no run", async () => {
+    const inProcess = new InProcessExecutor({ core, log: createLogger({ name: "test", level: "error" }), onFinished: () => undefined });
+    const run = job("in-process", { env: [fromSecret("other-workload", "password")] });
+    run.spec!.template.spec!.containers[0]!.args = ["worker", "sync", "--type", "t", "--site", "tokyo", "--max-run", "1"];
+    await expect(inProcess.start(run)).rejects.toBeInstanceOf(SecretNotOptedInError);
+    expect(inProcess.runs(ns, "t")).toEqual([]);
+  });
+});
+
+describe("kubectl geo", () => {
+  it("reports an unlabelled Secret as such, not as an unreachable API server", async () => {
+    const session = openSession({ kubeconfig: process.env.KUBECONFIG!, namespace: ns, output: "table" }, new Set());
+    const site: GeoSite = { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london", namespace: ns }, spec: { role: "primary", database: { secretRef: { name: "other-workload" } } } };
+    const err = await connectSiteDatabase(session, site).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PluginError);
+    expect((err as Error).message).toContain(`kubectl label secret other-workload -n ${ns} geo.replication.dev/credentials=true`);
+    expect((err as Error).message).not.toContain("cannot reach");
+    expect((err as Error).message).not.toContain("hunter2");
+  });
+});
