@@ -30,7 +30,7 @@ import { canonicalJSON } from "../util/canonical.ts";
 import type { Logger } from "../util/log.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
 import { ConditionType, Reason } from "./reasons.ts";
-import type { SiteAccess } from "./site-access.ts";
+import { failureReason, type SiteAccess } from "./site-access.ts";
 import { checkTopology } from "./validation.ts";
 
 type TypeStatus = NonNullable<GeoSiteStatus["types"]>[number];
@@ -98,8 +98,11 @@ export class GeoSiteController {
         if (oldestPendingAgeSeconds !== undefined) this.d.metrics.oldestPendingSeconds.set({ type: type.spec.name, site: name }, oldestPendingAgeSeconds);
       }
       if (types.some((t) => t.spec.strategy === "blob") && site.spec.objectStorage) {
-        const problem = await this.d.access.bucketProblem(site).catch((err: unknown) => `bucket check failed: ${(err as Error).message}`);
-        if (problem) reasons.push(`${Reason.BucketUnreachable}: ${problem}`);
+        const problem = await this.d.access.bucketProblem(site).then(
+          (p) => (p ? `${Reason.BucketUnreachable}: ${p}` : undefined),
+          (err: unknown) => `${failureReason(err, Reason.BucketUnreachable)}: bucket check failed: ${(err as Error).message}`,
+        );
+        if (problem) reasons.push(problem);
       }
     }
     for (const t of types) {
@@ -174,7 +177,7 @@ export class GeoSiteController {
         await tracking.query("select 1");
       }
     } catch (err) {
-      reasons.push(`${Reason.DatabaseUnreachable}: ${(err as Error).message}`);
+      reasons.push(`${failureReason(err, Reason.DatabaseUnreachable)}: ${(err as Error).message}`);
       return { complete: false, statuses };
     }
     let replicationLagSeconds: number | undefined;

@@ -37,7 +37,7 @@ import type { RunExecutor } from "./executor.ts";
 import { buildWorkerJob, type JobSettings } from "./job-spec.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import { decideRuns, latestRun } from "./schedule.ts";
-import type { SiteAccess } from "./site-access.ts";
+import { failureReason, type SiteAccess } from "./site-access.ts";
 import { sourceProblems } from "./source-check.ts";
 import { checkTopology, duplicateTypeNames, sameDatabase } from "./validation.ts";
 
@@ -146,7 +146,7 @@ export class ReplicableTypeController {
           const version = await this.ensureSchema(rt, type, site);
           Object.assign(status, { ready: true, reason: Reason.Reconciled, message: "tables ready; worker runs scheduled", schemaVersion: version });
         } catch (err) {
-          return { status: { ...status, reason: Reason.SchemaFailed, message: err instanceof Error ? err.message : String(err) } };
+          return { status: { ...status, reason: failureReason(err, Reason.SchemaFailed), message: err instanceof Error ? err.message : String(err) } };
         }
         if (site.spec.role === "secondary") {
           try {
@@ -161,7 +161,7 @@ export class ReplicableTypeController {
         } catch (err) {
           // A 403, a quota or an admission webhook: nothing runs, and status must say so.
           const message = `worker Jobs could not be created: ${err instanceof Error ? err.message : String(err)}`;
-          return { status: { ...status, ready: false, reason: Reason.JobsNotCreated, message }, requeueAfterMs: 30_000 };
+          return { status: { ...status, ready: false, reason: failureReason(err, Reason.JobsNotCreated), message }, requeueAfterMs: 30_000 };
         }
       }),
     );
