@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools generate lint typecheck build test test-unit test-integration demo demo-corrupt e2e-kind clean
+.PHONY: help deps tools generate lint typecheck build test test-unit test-integration test-faults demo demo-corrupt e2e-kind clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -37,12 +37,16 @@ test-unit: deps ## Unit tests of pure logic (no servers)
 test-integration: deps tools ## Integration tests against real kube-apiserver, PostgreSQL, MinIO and git
 	vitest run --project integration
 
+test-faults: deps tools ## The fault suite (test/faults/): one table of scenarios, expected and observed
+	vitest run --project faults
+
 test: deps tools lint typecheck ## Everything: set-up, lint, typecheck, unit and integration tests
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@status=0; \
 	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
 	vitest run --project integration --reporter=default --reporter=json --outputFile.json=$(REPORTS)/integration.json || status=1; \
-	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json || status=1; \
+	vitest run --project faults --reporter=default --reporter=json --outputFile.json=$(REPORTS)/faults.json || status=1; \
+	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json $(REPORTS)/faults.json || status=1; \
 	exit $$status
 
 demo: deps tools ## Local control plane, databases, object stores and git server with the samples applied

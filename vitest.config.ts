@@ -25,6 +25,19 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      {
+        test: {
+          // The fault suite (test/faults/): real servers, one table of scenarios at the end.
+          name: "faults",
+          include: ["test/faults/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/global-setup.ts", "test/faults/report-setup.ts"],
+          pool: "forks",
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          maxWorkers: 2,
+        },
+      },
     ],
   },
 });

@@ -1,0 +1,114 @@
+/**
+ * Two ReplicableTypes with the same spec.name in one namespace share one registry: if both ran,
+ * each would delete the other's copies. The operator runs against the test API server with the
+ * fake kubelet (as in test/integration/operator.test.ts); the later object must be refused in
+ * status and get no Jobs, while the first one replicates as usual.
+ */
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { KubeConfig } from "@kubernetes/client-node";
+import { stringify } from "yaml";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
+import { Manager } from "../../src/manager.ts";
+import { createLogger } from "../../src/util/log.ts";
+import { FakeKubelet } from "../support/fake-kubelet.ts";
+import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
+import type { World } from "../support/worker-world.ts";
+import { expectInvariants } from "./invariants.ts";
+import { scenario } from "./report.ts";
+import { addBlobs, createFaultBlobWorld, sleep, stateCounts, until } from "./world.ts";
+
+const env = inject("env");
+let manager: Manager | undefined;
+let kubelet: FakeKubelet | undefined;
+let world: World | undefined;
+
+afterAll(async () => {
+  await manager?.stop();
+  await kubelet?.stop();
+  await world?.close();
+});
+
+async function kubectlOkAsync(args: string[], input?: string): Promise<string> {
+  const res = await kubectlAsync(args, input);
+  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
+  return res.stdout;
+}
+
+describe("fault suite: duplicate spec.name", () => {
+  it("14 duplicate spec.name", () =>
+    scenario(
+      "14 duplicate spec.name",
+      {
+        done: "operator running; ReplicableType widgets-a (spec.name cool_widget) with 6 objects; a second later widgets-b with the same spec.name and source.table pointing at an empty table",
+        expected: "widgets-b Ready=False reason DuplicateName and no Jobs for it; widgets-a replicates and verifies all 6",
+      },
+      async (o) => {
+        const w = await createFaultBlobWorld(env);
+        world = w;
+        await addBlobs(w, 6);
+        await w.dbs.primary.query(`CREATE TABLE cool_widgets_b (id bigserial PRIMARY KEY, namespace_id bigint, file_name text NOT NULL)`);
+        await kubectlOkAsync(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
+        await kubectlOkAsync(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
+        const ns = createNamespace("faults-dup");
+        const secrets = [
+          { name: "primary-db", data: { url: w.dbs.primaryUrl } },
+          { name: "tracking-db", data: { url: w.dbs.trackingUrl } },
+          { name: "primary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.primary.secretAccessKey } },
+          { name: "secondary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.secondary.secretAccessKey } },
+        ];
+        const docs: object[] = [
+          ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name }, stringData: s.data })),
+          { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london" }, spec: { ...w.primarySite, statusInterval: "2s" } },
+          { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "tokyo" }, spec: { ...w.secondarySite, statusInterval: "2s" } },
+        ];
+        await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+        const fast = { sync: "2s", verification: "2s", primaryVerification: "2s", consistency: "3s" };
+        const rtype = (name: string, table: string) => ({
+          apiVersion: "geo.replication.dev/v1alpha1",
+          kind: "ReplicableType",
+          metadata: { name },
+          spec: { ...w.type, source: { ...w.type.source, table }, intervals: fast },
+        });
+        const kc = new KubeConfig();
+        kc.loadFromFile(process.env.KUBECONFIG!);
+        manager = new Manager({
+          kubeConfig: kc,
+          namespace: ns,
+          log: createLogger({ name: "faults-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "error" }),
+          executor: "jobs",
+          jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 30 },
+          metricsPort: 0,
+          healthPort: 0,
+          leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500, identity: "faults" },
+          onLostLeadership: () => undefined,
+        });
+        kubelet = new FakeKubelet(kc, { namespace: ns });
+        kubelet.start();
+        await manager.start();
+
+        await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-a", "cool_widgets")));
+        await sleep(1500); // creationTimestamp has one-second resolution: b is unmistakably later
+        await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-b", "cool_widgets_b")));
+
+        await until("widgets-a to replicate and verify all 6", async () => (await stateCounts(w)).verified === 6 || undefined, 90_000, 500).catch(async (err) => {
+          o.note(`widgets-a: ${JSON.stringify(await stateCounts(w))}`);
+          throw err;
+        });
+        const get = async (name: string) => JSON.parse(await kubectlOkAsync(["get", "rtype", name, "-n", ns, "-o", "json"]));
+        const b = await get("widgets-b");
+        const a = await get("widgets-a");
+        const readyOf = (x: any) => x.status?.conditions?.find((c: any) => c.type === "Ready");
+        const jobsOf = async (name: string) => JSON.parse(await kubectlOkAsync(["get", "jobs", "-n", ns, "-l", `geo.replication.dev/type=${name}`, "-o", "json"])).items.length as number;
+        const [jobsA, jobsB] = [await jobsOf("widgets-a"), await jobsOf("widgets-b")];
+        const rb = readyOf(b);
+        o.note(`widgets-a Ready=${readyOf(a)?.status}, ${jobsA} Jobs; widgets-b Ready=${rb?.status ?? "unset"} reason=${rb?.reason ?? "-"}, ${jobsB} Jobs`);
+        const counts = await stateCounts(w);
+        o.note(`registry: ${counts.rows} rows, ${counts.verified} verified`);
+        expect(rb).toMatchObject({ status: "False", reason: "DuplicateName" });
+        expect(jobsB).toBe(0);
+        await expectInvariants(env, w, o);
+      },
+    ));
+});
