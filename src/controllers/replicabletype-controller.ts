@@ -9,6 +9,7 @@
  */
 import { ApiException, type CustomObjectsApi } from "@kubernetes/client-node";
 import { patchFinalizers, patchStatus } from "../k8s/status.ts";
+import { describeError } from "../k8s/api-errors.ts";
 import {
   FINALIZER,
   FORCE_DELETE_ANNOTATION,
@@ -160,7 +161,7 @@ export class ReplicableTypeController {
           return { status, requeueAfterMs: await this.scheduleRuns(rt, type, site, primary, triggered) };
         } catch (err) {
           // A 403, a quota or an admission webhook: nothing runs, and status must say so.
-          const message = `worker Jobs could not be created: ${err instanceof Error ? err.message : String(err)}`;
+          const message = `worker Jobs could not be created: ${describeError(err)}`;
           return { status: { ...status, ready: false, reason: failureReason(err, Reason.JobsNotCreated), message }, requeueAfterMs: 30_000 };
         }
       }),

@@ -3,6 +3,7 @@
  * in the Secrets a GeoSite names (resolved the way the operator resolves them). API failures
  * become PluginErrors with the exit code a script can act on.
  */
+import { statusMessage } from "../k8s/api-errors.ts";
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import type pg from "pg";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
@@ -43,17 +44,6 @@ export function openSession(globals: GlobalOptions, redact: Set<string>): Sessio
     custom: kc.makeApiClient(CustomObjectsApi),
     redact,
   };
-}
-
-/** The API server's own message from a Status body, when it sent one. */
-function statusMessage(err: ApiException<unknown>): string {
-  try {
-    const body = typeof err.body === "string" ? (JSON.parse(err.body) as { message?: string }) : (err.body as { message?: string });
-    if (body?.message) return body.message;
-  } catch {
-    // not a Status object
-  }
-  return `HTTP ${err.code}`;
 }
 
 /** Turns an API call's failure into a PluginError; `what` says what was being read. */

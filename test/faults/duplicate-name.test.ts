@@ -9,6 +9,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
 import { Manager } from "../../src/manager.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -59,7 +60,7 @@ describe("fault suite: duplicate spec.name", () => {
           { name: "secondary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.secondary.secretAccessKey } },
         ];
         const docs: object[] = [
-          ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name }, stringData: s.data })),
+          ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name, labels: { [LABELS.credentials]: "true" } }, stringData: s.data })),
           { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london" }, spec: { ...w.primarySite, statusInterval: "2s" } },
           { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "tokyo" }, spec: { ...w.secondarySite, statusInterval: "2s" } },
         ];

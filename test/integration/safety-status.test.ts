@@ -1,0 +1,227 @@
+/**
+ * The safety rails as a person sees them through the API: held deletions as a condition, an
+ * Event, a metric and GeoSite health, released by the annotation; the replication lag from the
+ * primary's heartbeat; a Job-creation failure in status; a type deletion that cannot reach a site
+ * says so and can be forced. The manager runs in this process with the Jobs executor and the test
+ * kubelet, against the real API server, PostgreSQL and MinIO.
+ */
+import { randomBytes } from "node:crypto";
+import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { KubeConfig } from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { stringify } from "yaml";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { LABELS } from "../../src/api/v1alpha1/resources.ts";
+import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
+import { Manager } from "../../src/manager.ts";
+import { createLogger } from "../../src/util/log.ts";
+import { FakeKubelet } from "../support/fake-kubelet.ts";
+import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
+import { createBlobWorld, type World } from "../support/worker-world.ts";
+
+const env = inject("env");
+let ns: string;
+let world: World;
+let manager: Manager;
+let kubelet: FakeKubelet;
+const ids: number[] = [];
+
+async function kubectlOk(args: string[], input?: string): Promise<string> {
+  const res = await kubectlAsync(args, input);
+  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
+  return res.stdout;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v as T;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+const getJSON = async (kind: string, name: string) => JSON.parse(await kubectlOk(["get", kind, name, "-n", ns, "-o", "json"]));
+const conditionOf = (obj: any, type: string) => obj.status?.conditions?.find((c: any) => c.type === type);
+const metricLine = async (name: string, labels: string) =>
+  (await (await fetch(`${manager.metricsURL}/metrics`)).text()).split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+
+async function secondaryHas(id: number): Promise<boolean> {
+  try {
+    await world.secondaryS3.send(new HeadObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: `${world.prefix}cool_widgets/${id}/f${id}.bin` }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  await kubectlOk(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
+  await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
+  ns = createNamespace("safety");
+  world = await createBlobWorld(env);
+  for (let i = 0; i < 12; i++) {
+    const { rows } = await world.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (namespace_id, file_name) VALUES (1, 'x') RETURNING id`);
+    const id = Number(rows[0]!.id);
+    await world.dbs.primary.query(`UPDATE cool_widgets SET file_name = $2 WHERE id = $1`, [id, `f${id}.bin`]);
+    await world.primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: `${world.prefix}cool_widgets/${id}/f${id}.bin`, Body: randomBytes(2048) }));
+    ids.push(id);
+  }
+  const labels = { [LABELS.credentials]: "true" };
+  const secrets = [
+    { name: "primary-db", data: { url: world.dbs.primaryUrl } },
+    { name: "tracking-db", data: { url: world.dbs.trackingUrl } },
+    { name: "primary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.primary.secretAccessKey } },
+    { name: "secondary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.secondary.secretAccessKey } },
+  ];
+  const docs: object[] = [
+    ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name, labels }, stringData: s.data })),
+    { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london" }, spec: { ...world.primarySite, statusInterval: "2s" } },
+    { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "tokyo" }, spec: { ...world.secondarySite, statusInterval: "2s" } },
+    {
+      apiVersion: "geo.replication.dev/v1alpha1",
+      kind: "ReplicableType",
+      metadata: { name: "cool-widget" },
+      spec: {
+        ...world.type,
+        intervals: { sync: "2s", verification: "2s", primaryVerification: "2s", consistency: "2s" },
+        deletion: { gracePeriod: "0s" },
+      },
+    },
+  ];
+  await kubectlOk(["apply", "-n", ns, "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+  const kc = new KubeConfig();
+  kc.loadFromFile(process.env.KUBECONFIG!);
+  manager = new Manager({
+    kubeConfig: kc,
+    namespace: ns,
+    log: createLogger({ name: "safety-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "error" }),
+    executor: "jobs",
+    jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 30 },
+    metricsPort: 0,
+    healthPort: 0,
+    leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500, identity: "safety" },
+    onLostLeadership: () => undefined,
+  });
+  kubelet = new FakeKubelet(kc, { namespace: ns });
+  kubelet.start();
+  await manager.start();
+}, 300_000);
+
+afterAll(async () => {
+  await manager?.stop();
+  await kubelet?.stop();
+  await world?.close();
+});
+
+describe("safety rails in status", () => {
+  it("replicates, and reports the replication lag read from the primary's heartbeat", async () => {
+    await until("tokyo synced and verified", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return t.status?.synced === "100.0%" && t.status?.verified === "100.0%" && t.status?.health === "Healthy" ? t : undefined;
+    });
+    const tokyo = await until("a replication lag in tokyo's status", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return typeof t.status?.replicationLagSeconds === "number" ? t : undefined;
+    });
+    // The primary's operator beats every status interval (2 s here): the lag is small.
+    expect(tokyo.status.replicationLagSeconds).toBeLessThan(60);
+    expect(await until("the lag metric", () => metricLine("geo_db_replication_lag_seconds", 'site="tokyo"'))).toMatch(/ \d/);
+  });
+
+  it("holds the deletions of an empty primary, shows them everywhere, and deletes them once released", async () => {
+    await world.dbs.primary.query(`DELETE FROM cool_widgets`);
+    const rt = await until("DeletionsHeld on the type", async () => {
+      const r = await getJSON("rtype", "cool-widget");
+      return conditionOf(r, "DeletionsHeld")?.status === "True" ? r : undefined;
+    });
+    expect(conditionOf(rt, "DeletionsHeld")).toMatchObject({ reason: "PrimaryEmpty" });
+    expect(conditionOf(rt, "DeletionsHeld").message).toMatch(/release-deletions/);
+    expect(rt.status.sites.find((s: any) => s.name === "tokyo")).toMatchObject({ heldDeletions: 12, holdReason: "PrimaryEmpty" });
+    const events = JSON.parse(await kubectlOk(["get", "events", "-n", ns, "--field-selector", "reason=DeletionsHeld", "-o", "json"]));
+    expect(events.items.length).toBeGreaterThan(0);
+    expect(await until("the held-deletions metric", () => metricLine("geo_operator_deletions_held", 'site="tokyo"'))).toMatch(/ 12$/);
+    await until("tokyo unhealthy with DeletionsHeld", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return (t.status?.healthReasons ?? []).some((r: string) => r.startsWith("DeletionsHeld")) || undefined;
+    });
+    // Held: nothing is lost, whatever time passes.
+    for (const id of ids) expect(await secondaryHas(id)).toBe(true);
+
+    await kubectlOk(["annotate", "rtype", "cool-widget", "-n", ns, "geo.replication.dev/release-deletions=now", "--overwrite"]);
+    await until("the copies deleted after the release", async () => {
+      for (const id of ids) if (await secondaryHas(id)) return undefined;
+      return true;
+    });
+    const after = await until("DeletionsHeld cleared", async () => {
+      const r = await getJSON("rtype", "cool-widget");
+      return conditionOf(r, "DeletionsHeld")?.status === "False" ? r : undefined;
+    });
+    expect(after.status.lastDeletionRelease).toBe("now");
+    const { rows } = await world.dbs.tracking.query(`SELECT count(*)::int AS n FROM cool_widget_registry`);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it("says so in status when worker Jobs cannot be created", async () => {
+    // An admission policy that refuses every Job in this namespace, as a webhook or policy engine might.
+    const policy = `deny-jobs-${ns}`;
+    const docs = [
+      {
+        apiVersion: "admissionregistration.k8s.io/v1",
+        kind: "ValidatingAdmissionPolicy",
+        metadata: { name: policy },
+        spec: {
+          failurePolicy: "Fail",
+          matchConstraints: { resourceRules: [{ apiGroups: ["batch"], apiVersions: ["v1"], operations: ["CREATE"], resources: ["jobs"] }] },
+          validations: [{ expression: "false", message: "Jobs are not allowed in this namespace (test policy)" }],
+        },
+      },
+      {
+        apiVersion: "admissionregistration.k8s.io/v1",
+        kind: "ValidatingAdmissionPolicyBinding",
+        metadata: { name: policy },
+        spec: { policyName: policy, validationActions: ["Deny"], matchResources: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ns } } } },
+      },
+    ];
+    await kubectlOk(["apply", "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+    try {
+      let n = 0;
+      const rt = await until("Ready=False JobsNotCreated", async () => {
+        // Each new trigger value starts every kind that is not running.
+        await kubectlOk(["annotate", "rtype", "cool-widget", "-n", ns, `geo.replication.dev/trigger=policy-${n++}`, "--overwrite"]);
+        const r = await getJSON("rtype", "cool-widget");
+        return conditionOf(r, "Ready")?.reason === "JobsNotCreated" ? r : undefined;
+      }, 90_000);
+      expect(conditionOf(rt, "Ready")).toMatchObject({ status: "False" });
+      expect(conditionOf(rt, "Ready").message).toMatch(/worker Jobs could not be created: .*not allowed in this namespace/);
+    } finally {
+      await kubectlOk(["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", policy]);
+    }
+    await until("Ready again once Jobs can be created", async () => conditionOf(await getJSON("rtype", "cool-widget"), "Ready")?.status === "True" || undefined);
+  });
+
+  it("names the site a Delete-policy deletion waits for, and lets a person force it", async () => {
+    await kubectlOk(["patch", "rtype", "cool-widget", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { deletionPolicy: "Delete" } })]);
+    await kubectlOk(["patch", "geosite", "tokyo", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { enabled: false } })]);
+    await kubectlOk(["delete", "rtype", "cool-widget", "-n", ns, "--wait=false"]);
+    const rt = await until("DeletionBlocked", async () => {
+      const r = await getJSON("rtype", "cool-widget");
+      return conditionOf(r, "DeletionBlocked")?.status === "True" ? r : undefined;
+    });
+    expect(conditionOf(rt, "DeletionBlocked").message).toMatch(/tokyo: the site is disabled/);
+    expect(conditionOf(rt, "DeletionBlocked").message).toMatch(/geo\.replication\.dev\/force-delete=true/);
+    await kubectlOk(["annotate", "rtype", "cool-widget", "-n", ns, "geo.replication.dev/force-delete=true"]);
+    await until("the type gone", async () => ((await kubectlAsync(["get", "rtype", "cool-widget", "-n", ns])).code !== 0 ? true : undefined));
+    // The disabled site's registry was left in place, as the Event says.
+    const { rows } = await world.dbs.tracking.query(`SELECT to_regclass('public.cool_widget_registry') IS NOT NULL AS present`);
+    expect(rows[0].present).toBe(true);
+  });
+});
