@@ -82,7 +82,7 @@ describe("fault suite: duplicate spec.name", () => {
           jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 30 },
           metricsPort: 0,
           healthPort: 0,
-          leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500, identity: "faults" },
+          leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "faults" },
           onLostLeadership: () => undefined,
         });
         kubelet = new FakeKubelet(kc, { namespace: ns });

@@ -61,7 +61,8 @@ describe("CustomResourceDefinitions", () => {
     expect(type.spec.deletionPolicy).toBe("Retain");
     expect(type.spec.batchSizes.consistency).toBe(10000);
     expect(type.spec.verification.minimumReverificationInterval).toBe("168h");
-    expect(type.spec.timeouts).toEqual({ sync: "3h", stuckStarted: "8h" });
+    expect(type.spec.timeouts).toEqual({ sync: "3h", stuckStarted: "8h", missingOnPrimaryRecheck: "1h" });
+    expect(type.spec.deletion).toEqual({ gracePeriod: "1h", maxPerPass: 1000, maxPercentPerPass: 10 });
   });
 
   it("prints NAME ROLE HEALTH SYNCED VERIFIED AGE for geosites", () => {

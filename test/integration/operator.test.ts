@@ -163,7 +163,7 @@ beforeAll(async () => {
     jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 60 },
     metricsPort: 0,
     healthPort: 0,
-    leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500, identity: "manager-a" },
+    leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "manager-a" },
     onLostLeadership: () => undefined,
   });
   kubelet = new FakeKubelet(kubeConfig(), { namespace: ns });
@@ -279,7 +279,7 @@ describe("operator", () => {
       log: createLogger({ name: "test-manager-b", level: "error" }),
       executor: "jobs",
       jobSettings: DEFAULT_JOB_SETTINGS,
-      leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 4000, renewDeadlineMs: 3000, retryPeriodMs: 500, identity: "manager-b" },
+      leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "manager-b" },
       onLostLeadership: () => undefined,
     });
     await second.start();
