@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools generate lint typecheck build test test-unit test-integration demo demo-corrupt e2e-kind clean
+.PHONY: help deps tools tools-node generate lint typecheck build test test-unit test-integration e2e demo demo-corrupt e2e-kind clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,6 +18,10 @@ deps: node_modules/.package-lock.json ## Install npm dependencies (and Node 24) 
 tools: ## Provide system packages and the kube-apiserver/etcd/kubectl/helm/MinIO binaries
 	bash hack/tools/ensure-system.sh
 	bash hack/tools/ensure.sh >/dev/null
+
+tools-node: ## Provide what the real node of `make e2e` needs: container packages, kubelet & co, CoreDNS
+	bash hack/tools/ensure-system.sh --node
+	bash hack/tools/ensure.sh --node >/dev/null
 
 generate: deps ## Regenerate CRD YAML and TypeScript types from src/api/v1alpha1/crds.ts
 	node hack/generate.ts
@@ -37,12 +41,22 @@ test-unit: deps ## Unit tests of pure logic (no servers)
 test-integration: deps tools ## Integration tests against real kube-apiserver, PostgreSQL, MinIO and git
 	vitest run --project integration
 
-test: deps tools lint typecheck ## Everything: set-up, lint, typecheck, unit and integration tests
+# The real-node end to end (hack/node/run.sh): builds the image, starts a single-node cluster in a
+# network namespace with no route out, runs test/e2e inside it and tears it down. Needs root; where
+# it cannot run it fails loudly (exit 3), it never passes silently.
+E2E_RUN = bash hack/node/run.sh -- vitest run --project e2e --reporter=default --reporter=json --outputFile.json=$(REPORTS)/e2e.json
+
+e2e: deps tools tools-node ## End to end on a real node: image, kubelet, helm install, real Pods (root)
+	@mkdir -p $(REPORTS)
+	$(E2E_RUN)
+
+test: deps tools tools-node lint typecheck ## Everything: set-up, lint, typecheck, unit, integration and real-node e2e tests
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@status=0; \
 	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
 	vitest run --project integration --reporter=default --reporter=json --outputFile.json=$(REPORTS)/integration.json || status=1; \
-	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json || status=1; \
+	$(E2E_RUN) || status=1; \
+	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json $(REPORTS)/e2e.json || status=1; \
 	exit $$status
 
 demo: deps tools ## Local control plane, databases, object stores and git server with the samples applied
