@@ -26,7 +26,7 @@ log() { printf '[base-image] %s\n' "$*" >&2; }
 node_version="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$repo/node_modules/node/package.json" 2>/dev/null || true)"
 [ -n "$node_version" ] || node_version="$(node -p 'process.versions.node')"
 # Bump when the recipe below changes, so caches made by an older recipe are not reused.
-recipe=2
+recipe=3
 name="$DEBIAN_SUITE-r$recipe-node$node_version-npm$NPM_VERSION"
 image="localhost/geo-operator-base:$name"
 rootfs_tar="$cache/base-image/$name.tar"
@@ -71,6 +71,8 @@ Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 CFG
   printf 'Acquire::Languages "none";\n' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+  # glibc's iconv modules for legacy character sets (8 MB): Node has ICU, git works in UTF-8.
+  find "$root/usr/lib/$(uname -m)-linux-gnu/gconv" -name '*.so' ! -name 'UTF-*' ! -name 'UNICODE.so' -delete 2>/dev/null || true
   find "$root/usr/share/doc" -mindepth 2 ! -name copyright -delete 2>/dev/null || true
   rm -rf "$root"/usr/share/{man,info,locale,groff,lintian,linda}/* \
          "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb \

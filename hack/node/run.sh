@@ -6,7 +6,7 @@
 #   Network   all of it (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 #             containerd + kubelet, kube-proxy, CoreDNS, the Pods, and COMMAND with the test
 #             servers it starts) runs in the network namespace $GEO_NODE_NETNS, which this script
-#             creates with a loopback and a dummy interface holding the node IP — and NO route out
+#             creates with only a loopback device, which also holds the node IP — and NO route out
 #             (no default route, no link to the host). A packet to a Service IP that kube-proxy has
 #             not translated, or to anything off the machine, has nowhere to go.
 #   Lock      one cluster per machine (ports, cni0 and the namespace name are per machine):
@@ -120,14 +120,14 @@ done
 # --- The network namespace: loopback and the node IP, no route out. -------------------------------
 ip netns add "$NETNS"
 ip -n "$NETNS" link set lo up
-ip -n "$NETNS" link add geo0 type dummy
-ip -n "$NETNS" addr add "$NODE_IP/32" dev geo0
-ip -n "$NETNS" link set geo0 up
+# The node IP sits on the loopback device: local to the namespace, reachable from Pods through
+# cni0, and tied to no link (kernels without the dummy device type have one too).
+ip -n "$NETNS" addr add "$NODE_IP/32" dev lo
 assert_no_route_out() {
   local routes
   routes="$(ip -n "$NETNS" route show default; ip -n "$NETNS" -6 route show default)"
   if [ -n "$routes" ]; then loud "the node's network namespace has a default route: $routes"; return 1; fi
-  if ip -n "$NETNS" -o link show | grep -Ev ': (lo|geo0|cni0|veth[^:]*)[@:]' | grep -q .; then
+  if ip -n "$NETNS" -o link show | grep -Ev ': (lo|cni0|veth[^:@]*)[@:]' | grep -q .; then
     loud "the node's network namespace has an unexpected interface:" "$(ip -n "$NETNS" -o link show)"; return 1
   fi
 }
@@ -211,6 +211,20 @@ nsenter --net="/run/netns/$NETNS" env KUBECONFIG="$RUN/pki/admin.kubeconfig" GEO
   GEO_E2E_IMAGE="$IMAGE" GEO_E2E_IMAGE_ID="$image_id" GEO_E2E_RUN_DIR="$RUN" KUBECTL="$KUBECTL" HELM="$HELM" "$@"
 status=$?
 set -e
+if [ "$status" != 0 ]; then
+  # What a failed run looked like, kept until the next run: objects, events, the operator's logs.
+  diag="$dir/last-failure"
+  rm -rf "$diag" && mkdir -p "$diag"
+  k() { nsenter --net="/run/netns/$NETNS" "$KUBECTL" --kubeconfig "$RUN/pki/admin.kubeconfig" "$@"; }
+  k get nodes,pods,jobs,leases,geosites,replicabletypes -A -o wide >"$diag/objects.txt" 2>&1 || true
+  k get events -A --sort-by=.lastTimestamp >"$diag/events.txt" 2>&1 || true
+  for pod in $(k get pods -A -l app.kubernetes.io/component=manager -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' 2>/dev/null); do
+    k logs -n "${pod%%/*}" "${pod#*/}" >"$diag/${pod#*/}.log" 2>&1 || true
+    k logs -n "${pod%%/*}" "${pod#*/}" --previous >"$diag/${pod#*/}.previous.log" 2>&1 || true
+  done
+  cp -r "$RUN/logs" "$diag/node-logs"
+  log "the command failed; diagnostics in $diag"
+fi
 for f in "$RUN"/dead.*; do
   [ -e "$f" ] || continue
   loud "node component ${f##*/dead.} exited during the run (log: $RUN/logs/${f##*/dead.}.log)"
