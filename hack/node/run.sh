@@ -133,11 +133,21 @@ assert_no_route_out() {
 }
 assert_no_route_out
 
+# The host's own rules (another cluster's, say) are not ours: only an increase counts.
+host_kube_rules() { iptables-save 2>/dev/null | grep -c 'KUBE-' || true; }
+host_rules_before="$(host_kube_rules)"
 node_pid=""
+command_pid=""
 teardown() {
   local code=$?
   trap - EXIT INT TERM
   set +e
+  # Interrupted while the command ran: it goes first (TERM, then KILL), so it can stop its servers.
+  if [ -n "$command_pid" ] && kill -0 "$command_pid" 2>/dev/null; then
+    kill -TERM "$command_pid"
+    for _ in $(seq 1 300); do kill -0 "$command_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$command_pid" 2>/dev/null
+  fi
   if [ -n "$node_pid" ]; then
     # An interface or route that appeared during the run fails the run even if the tests passed.
     assert_no_route_out || code=1
@@ -158,7 +168,7 @@ teardown() {
   local left=""
   grep -q " $RUN" /proc/self/mountinfo && left+=" mounts under $RUN;"
   ip netns list | grep -qw "^$NETNS" && left+=" network namespace $NETNS;"
-  iptables-save 2>/dev/null | grep -q 'KUBE-' && left+=" KUBE- iptables rules in the host's namespace;"
+  [ "$(host_kube_rules)" -gt "$host_rules_before" ] && left+=" KUBE- iptables rules in the host's namespace;"
   for d in $(cgroup_dirs); do [ -d "$d" ] && left+=" cgroup $d;"; done
   if [ -n "$left" ]; then loud "the node left things behind:$left"; [ "$code" = 0 ] && code=1; fi
   log "node torn down (exit $code)"
@@ -208,8 +218,11 @@ import "$IMAGE" "$image_id"
 log "running: $*"
 set +e
 nsenter --net="/run/netns/$NETNS" env KUBECONFIG="$RUN/pki/admin.kubeconfig" GEO_E2E_NODE_IP="$NODE_IP" \
-  GEO_E2E_IMAGE="$IMAGE" GEO_E2E_IMAGE_ID="$image_id" GEO_E2E_RUN_DIR="$RUN" KUBECTL="$KUBECTL" HELM="$HELM" "$@"
+  GEO_E2E_IMAGE="$IMAGE" GEO_E2E_IMAGE_ID="$image_id" GEO_E2E_RUN_DIR="$RUN" KUBECTL="$KUBECTL" HELM="$HELM" "$@" &
+command_pid=$!
+wait "$command_pid"
 status=$?
+command_pid=""
 set -e
 if [ "$status" != 0 ]; then
   # What a failed run looked like, kept until the next run: objects, events, the operator's logs.
