@@ -43,6 +43,8 @@ FROM ${RUNTIME_IMAGE}
 # Debian's git depends on perl (about 50 MB) for commands the workers never run (svn, send-email,
 # instaweb, ...); clone, fetch, fsck and rev-parse are C, so perl goes again in the same layer, as
 # do git's servers and tools a client never runs (2 MB each: daemon, shell, http-backend, ...).
+# SC2046: the unquoted $(dpkg-query ...) is meant to split into package names.
+# hadolint ignore=SC2046
 RUN apt-get update \
  && apt-get install -y --no-install-recommends git tini ca-certificates \
  && dpkg --remove --force-depends $(dpkg-query -W -f '${Package}\n' perl 'perl-modules-*' 'libperl5*' liberror-perl) \

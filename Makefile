@@ -46,11 +46,13 @@ test-integration: deps tools ## Integration tests against real kube-apiserver, P
 # it cannot run it fails loudly (exit 3), it never passes silently.
 E2E_RUN = bash hack/node/run.sh -- vitest run --project e2e --reporter=default --reporter=json --outputFile.json=$(REPORTS)/e2e.json
 
-e2e: deps tools tools-node ## End to end on a real node: image, kubelet, helm install, real Pods (root)
+e2e: deps tools-node tools ## End to end on a real node: image, kubelet, helm install, real Pods (root)
 	@mkdir -p $(REPORTS)
 	$(E2E_RUN)
 
-test: deps tools tools-node lint typecheck ## Everything: set-up, lint, typecheck, unit, integration and real-node e2e tests
+# tools-node before tools: on a cold machine its one `go build` makes every Kubernetes binary,
+# kube-apiserver and kubectl included, so their shared packages compile once.
+test: deps tools-node tools lint typecheck ## Everything: set-up, lint, typecheck, unit, integration and real-node e2e tests
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@status=0; \
 	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
