@@ -174,7 +174,7 @@ describe("geo-operator on a real node", () => {
     // The work was done by Pods the kubelet ran: succeeded worker Pods for every kind.
     const pods = await podsOf(MANAGED);
     const succeeded = pods.filter((p) => p.status.phase === "Succeeded");
-    const kinds = new Set(succeeded.map((p) => `${p.metadata.labels["geo.replication.dev/site"]}/${p.metadata.labels["geo.replication.dev/kind"]}`));
+    const kinds = new Set(succeeded.map((p) => `${p.metadata.labels["geo.replication.dev/site"]}/${p.metadata.labels["geo.replication.dev/worker"]}`));
     for (const k of ["tokyo/sync", "tokyo/verify", "tokyo/consistency", "london/verify-primary"]) expect(kinds).toContain(k);
     expect(succeeded.every((p) => p.spec.nodeName === "geo-e2e-node")).toBe(true);
     const jobs = (await json(["get", "jobs", "-n", NS, "-l", MANAGED])).items as any[];
@@ -183,7 +183,7 @@ describe("geo-operator on a real node", () => {
   }, 660_000);
 
   it("kubectl logs of a worker Job shows its summary line", async () => {
-    const jobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=design-repository,geo.replication.dev/kind=sync`])).items as any[];
+    const jobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=design-repository,geo.replication.dev/worker=sync`])).items as any[];
     const done = jobs.find((j) => j.status.succeeded > 0);
     expect(done).toBeDefined();
     const logs = await kubectlAsyncOk(["logs", "-n", NS, `job/${done.metadata.name}`]);
@@ -191,7 +191,7 @@ describe("geo-operator on a real node", () => {
   });
 
   it("a type with parallelism 3 runs three Pods of one Indexed Job that share the work, no row claimed twice", async () => {
-    const jobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=cool-widget,geo.replication.dev/kind=sync`])).items as any[];
+    const jobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=cool-widget,geo.replication.dev/worker=sync`])).items as any[];
     expect(jobs.length).toBeGreaterThan(0);
     for (const j of jobs) expect(j.spec).toMatchObject({ parallelism: 3, completions: 3, completionMode: "Indexed" });
     // Each sync Pod prints what it claimed; the Job that did the initial copy had all three busy.
@@ -222,8 +222,16 @@ describe("geo-operator on a real node", () => {
 
   it("the metrics Service is scraped through the cluster network (CoreDNS, kube-proxy)", async () => {
     const url = `http://${RELEASE}-metrics.${NS}.svc.cluster.local:9090/metrics`;
-    // Either replica may answer; only the leader exports the registry gauges, so ask until it does.
-    const script = `const u=${JSON.stringify(url)};(async()=>{for(let i=0;i<40;i++){try{const t=await (await fetch(u)).text();if(/^geo_cool_widgets_synced\\{site="tokyo"/m.test(t)){console.log(t);return}}catch(e){console.error(String(e))}await new Promise(r=>setTimeout(r,500))}process.exit(1)})()`;
+    // Either replica may answer; only the leader exports the registry gauges, so ask until it does,
+    // on a new connection each time (kube-proxy picks a backend per connection).
+    const script = [
+      `const http = require("node:http"); const url = ${JSON.stringify(url)};`,
+      "const get = () => new Promise((ok, ko) => http.get(url, { agent: false }, (r) => { let t = ''; r.on('data', (c) => (t += c)); r.on('end', () => ok(t)); }).on('error', ko));",
+      "(async () => { for (let i = 0; i < 60; i++) {",
+      "  try { const t = await get(); if (/^geo_cool_widgets_synced\\{site=\"tokyo\"/m.test(t)) { console.log(t); return; } console.error('answered without the registry gauges (not the leader)'); }",
+      "  catch (e) { console.error(String(e)); }",
+      "  await new Promise((r) => setTimeout(r, 500)); } process.exit(1); })();",
+    ].join("\n");
     const restricted = { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } };
     const overrides = { spec: { securityContext: restricted, containers: [{ name: "scrape", image: IMAGE, imagePullPolicy: "Never", command: ["node", "-e", script],
       securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true } }] } };
