@@ -34,7 +34,7 @@ export default defineConfig({
           environment: "node",
           pool: "forks",
           maxWorkers: 1,
-          testTimeout: 300_000,
+          testTimeout: 600_000,
           hookTimeout: 600_000,
         },
       },
