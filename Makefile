@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools tools-node generate lint typecheck build test test-unit test-integration e2e demo demo-corrupt e2e-kind clean
+.PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration e2e demo demo-corrupt e2e-kind clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -19,8 +19,11 @@ tools: ## Provide system packages and the kube-apiserver/etcd/kubectl/helm/MinIO
 	bash hack/tools/ensure-system.sh
 	bash hack/tools/ensure.sh >/dev/null
 
-tools-node: ## Provide what the real node of `make e2e` needs: container packages, kubelet & co, CoreDNS
+tools-node: tools-node-binaries ## Provide what the real node of `make e2e` needs: container packages, kubelet & co, CoreDNS
 	bash hack/tools/ensure-system.sh --node
+
+# Every Kubernetes binary in one `go build` (and CoreDNS); needs no root.
+tools-node-binaries:
 	bash hack/tools/ensure.sh --node >/dev/null
 
 generate: deps ## Regenerate CRD YAML and TypeScript types from src/api/v1alpha1/crds.ts
@@ -50,14 +53,16 @@ e2e: deps tools-node tools ## End to end on a real node: image, kubelet, helm in
 	@mkdir -p $(REPORTS)
 	$(E2E_RUN)
 
-# tools-node before tools: on a cold machine its one `go build` makes every Kubernetes binary,
-# kube-apiserver and kubectl included, so their shared packages compile once.
-test: deps tools-node tools lint typecheck ## Everything: set-up, lint, typecheck, unit, integration and real-node e2e tests
+# tools-node-binaries before tools: on a cold machine its one `go build` makes every Kubernetes
+# binary, kube-apiserver and kubectl included, so their shared packages compile once. The node's
+# system packages are installed in the e2e step, so a machine that cannot have them (no root)
+# still runs the other tests, and the e2e step fails loudly.
+test: deps tools-node-binaries tools lint typecheck ## Everything: set-up, lint, typecheck, unit, integration and real-node e2e tests
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@status=0; \
 	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
 	vitest run --project integration --reporter=default --reporter=json --outputFile.json=$(REPORTS)/integration.json || status=1; \
-	$(E2E_RUN) || status=1; \
+	{ bash hack/tools/ensure-system.sh --node && $(E2E_RUN); } || status=1; \
 	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json $(REPORTS)/e2e.json || status=1; \
 	exit $$status
 
