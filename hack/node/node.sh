@@ -136,6 +136,9 @@ cat >"$RUN/cni/net.d/10-geo-e2e.conflist" <<EOF
 EOF
 start containerd containerd --config "$RUN/containerd/config.toml"
 wait_for containerd 30 ctr --address "$CTR_ADDRESS" version
+# The CRI plugin answers "server is not initialized yet" until it has recovered its state, and a
+# kubelet started before that exits at once. Its last start-up step logs this line.
+wait_for "containerd's CRI plugin" 60 grep -q "Start streaming server" "$logs/containerd.log"
 # Containers a killed earlier run left in the kept image store.
 for c in $(ctr --address "$CTR_ADDRESS" -n k8s.io containers ls -q 2>/dev/null); do
   ctr --address "$CTR_ADDRESS" -n k8s.io tasks delete -f "$c" >/dev/null 2>&1 || true
