@@ -7,7 +7,7 @@ REPORTS := .test-reports
 .PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration e2e demo demo-corrupt e2e-kind clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
