@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh [--image-only] -- COMMAND... — starts a single-node Kubernetes cluster on this machine,
+# run.sh -- COMMAND... — starts a single-node Kubernetes cluster on this machine,
 # runs COMMAND inside the cluster's network namespace, and tears the cluster down again whatever
 # COMMAND's outcome. Exit status: COMMAND's, or non-zero when the node could not be provided.
 #
@@ -24,7 +24,6 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 here="$repo/hack/node"
 dir="${GEO_NODE_DIR:-/var/tmp/geo-operator-node}"
-cache="${GEO_OPERATOR_CACHE:-$HOME/.cache/geo-operator}"
 NETNS="${GEO_NODE_NETNS:-geo-operator-e2e}"
 NODE_IP=10.250.0.1 NODE_NAME=geo-e2e-node CGROUP_ROOT=geo-operator-e2e
 IMAGE=localhost/geo-operator:e2e PAUSE_IMAGE=localhost/geo-operator-pause:1
