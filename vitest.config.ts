@@ -38,6 +38,19 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      {
+        // The operator on a real node: run only through hack/node/run.sh (make e2e), which starts
+        // the node and runs vitest inside its network namespace.
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          pool: "forks",
+          maxWorkers: 1,
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
+        },
+      },
     ],
   },
 });

@@ -7,8 +7,9 @@
 #   2. Checks the Dockerfile for what this project needs of its image (structural checks below).
 #   3. Lays out a temp directory exactly like the image (/app/package.json, /app/bin,
 #      /app/dist from `tsc -p tsconfig.build.json`, production node_modules from
-#      `npm ci --omit=dev --ignore-scripts`, and the /usr/local/bin/geo-operator wrapper taken from
-#      the Dockerfile) and runs the image's entry point from there.
+#      `npm ci --omit=dev --ignore-scripts` pruned by hack/image/prune-node-modules.sh, and the
+#      /usr/local/bin/geo-operator wrapper taken from the Dockerfile) and runs the image's entry
+#      point from there. hack/node/image.sh builds the real image with podman (make e2e).
 #
 # Exits non-zero when any check fails. GEO_CHECK_IMAGE_REQUIRE_HADOLINT=1 makes a missing
 # hadolint a failure too. Takes about a minute (npm ci dominates).
@@ -101,6 +102,8 @@ check_dockerfile "no :latest base image" '^FROM' all
 if grep -Eq '^FROM [^ ]*:latest( |$)' Dockerfile; then fail "Dockerfile: a base image uses :latest"; fi
 check_dockerfile "production dependencies only (npm ci --omit=dev)" 'npm ci .*--omit=dev' all
 check_dockerfile "final stage takes node_modules from the production-only stage" '^COPY --from=deps /app/node_modules' final
+check_dockerfile "final stage takes only the node binary from the Node image (no npm)" '^COPY --from=node /usr/local/bin/node /usr/local/bin/node$' final
+check_dockerfile "production node_modules pruned (hack/image/prune-node-modules.sh)" 'prune-node-modules\.sh node_modules' all
 check_dockerfile "git installed in the final stage" 'apt-get install .*\bgit\b' final
 check_dockerfile "tini installed in the final stage" 'apt-get install .*\btini\b' final
 check_dockerfile "apt lists removed" 'rm -rf /var/lib/apt/lists' final
@@ -130,6 +133,7 @@ mkdir -p "$tmp/deps"
 cp package.json package-lock.json "$tmp/deps/"
 if (cd "$tmp/deps" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null); then
   pass "npm ci --omit=dev --ignore-scripts"
+  if sh hack/image/prune-node-modules.sh "$tmp/deps/node_modules"; then pass "prune-node-modules.sh (as the deps stage runs it)"; else fail "prune-node-modules.sh"; fi
 else
   fail "npm ci --omit=dev --ignore-scripts"; exit 1
 fi

@@ -2,6 +2,10 @@
 # ensure-system.sh — install the system packages geo-operator's tests and demo need, when missing:
 # PostgreSQL server binaries, git, openssl, curl and setpriv (util-linux). Uses apt-get when run as
 # root on Debian/Ubuntu; otherwise says exactly what to install.
+#   --bench  also rclone (the benchmarks)
+#   --node   also what `make e2e` needs to build the image and run a real node without a container
+#            registry: podman (builds the image), debootstrap (the local base image), containerd,
+#            runc, the CNI plugins, iptables and iproute2 (the node's network namespace).
 set -euo pipefail
 missing=()
 have_postgres() { compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || command -v postgres >/dev/null || [ -n "${GEO_PG_BIN:-}" ]; }
@@ -11,9 +15,22 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v flock >/dev/null || missing+=(util-linux)
-if [ "${1:-}" = "--bench" ]; then
-  command -v rclone >/dev/null || missing+=(rclone)
-fi
+for flag in "$@"; do
+  case "$flag" in
+    --bench) command -v rclone >/dev/null || missing+=(rclone) ;;
+    --node)
+      command -v podman >/dev/null || missing+=(podman)
+      command -v debootstrap >/dev/null || missing+=(debootstrap)
+      command -v containerd >/dev/null || missing+=(containerd)
+      command -v runc >/dev/null || missing+=(runc)
+      [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || missing+=(containernetworking-plugins)
+      command -v iptables >/dev/null || missing+=(iptables)
+      command -v ip >/dev/null || missing+=(iproute2)
+      command -v conntrack >/dev/null || missing+=(conntrack)
+      command -v nsenter >/dev/null || missing+=(util-linux) ;;
+    *) echo "[system] unknown flag: $flag" >&2; exit 2 ;;
+  esac
+done
 [ ${#missing[@]} -eq 0 ] && exit 0
 # shellcheck disable=SC2207
 missing=($(printf '%s\n' "${missing[@]}" | sort -u))

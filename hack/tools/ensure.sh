@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # ensure.sh TOOL... — print the absolute path of each tool's binary, one per line, providing it
-# first if needed. TOOL is one of: kube-apiserver etcd kubectl helm minio.
+# first if needed. TOOL is one of: kube-apiserver etcd kubectl helm minio kind, and for the real
+# node of `make e2e`: kubelet kube-proxy kube-controller-manager kube-scheduler coredns.
 #
 # Resolution order (first hit wins):
-#   1. an explicit path in an env var (GEO_KUBE_APISERVER, GEO_ETCD, GEO_KUBECTL, GEO_HELM, GEO_MINIO)
+#   1. an explicit path in an env var (GEO_KUBE_APISERVER, GEO_ETCD, GEO_KUBECTL, GEO_HELM, GEO_MINIO,
+#      GEO_KUBELET, GEO_KUBE_PROXY, GEO_KUBE_CONTROLLER_MANAGER, GEO_KUBE_SCHEDULER, GEO_COREDNS)
 #   2. the cache: ${GEO_OPERATOR_CACHE:-~/.cache/geo-operator}/<tool>-<version>/<tool>
 #   3. the official release download (skipped with GEO_OPERATOR_NO_DOWNLOAD=1)
-#   4. a build from Go modules (needs only `go` and the Go module proxy)
+#   4. a build from Go modules (needs only `go` and the Go module proxy). The Kubernetes binaries
+#      (kube-apiserver, kubectl, kubelet, kube-proxy, kube-controller-manager, kube-scheduler) are
+#      built by ONE `go build` of every one of them missing from the cache, so their shared
+#      packages compile once.
 # Progress goes to stderr; stdout carries only the paths.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +31,8 @@ os="$(uname -s | tr '[:upper:]' '[:lower:]')"
 
 version_of() {
   case "$1" in
-    kube-apiserver|kubectl) echo "$KUBERNETES_VERSION" ;;
+    kube-apiserver|kubectl|kubelet|kube-proxy|kube-controller-manager|kube-scheduler) echo "$KUBERNETES_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     minio) echo "$MINIO_VERSION" ;;
@@ -59,7 +65,7 @@ try_release() {
 fetch_release() {
   local tool=$1 tmp=$2
   case "$tool" in
-    kube-apiserver|kubectl)
+    kube-apiserver|kubectl|kubelet|kube-proxy|kube-controller-manager|kube-scheduler)
       download "https://dl.k8s.io/release/$KUBERNETES_VERSION/bin/$os/$arch/$tool" "$tmp/$tool" || return 1 ;;
     etcd)
       download "https://github.com/etcd-io/etcd/releases/download/$ETCD_VERSION/etcd-$ETCD_VERSION-$os-$arch.tar.gz" "$tmp/e.tgz" || return 1
@@ -71,23 +77,35 @@ fetch_release() {
       download "https://dl.min.io/server/minio/release/$os-$arch/archive/minio.$MINIO_RELEASE" "$tmp/minio" || return 1 ;;
     kind)
       download "https://kind.sigs.k8s.io/dl/$KIND_VERSION/kind-$os-$arch" "$tmp/kind" || return 1 ;;
+    coredns)
+      download "https://github.com/coredns/coredns/releases/download/$COREDNS_VERSION/coredns_${COREDNS_VERSION#v}_${os}_$arch.tgz" "$tmp/c.tgz" || return 1
+      tar -xzf "$tmp/c.tgz" -C "$tmp" coredns || return 1 ;;
   esac
 }
 
 # A throwaway module that requires the upstream module and builds its command. k8s.io/kubernetes
 # resolves its k8s.io/* staging modules through ./staging replaces that only work inside its own
 # repository, so the wrapper replaces each of them with the published v0.X.Y of the same release.
+is_kubernetes() {
+  case "$1" in kube-apiserver|kubectl|kubelet|kube-proxy|kube-controller-manager|kube-scheduler) return 0 ;; esac
+  return 1
+}
+KUBERNETES_TOOLS="kube-apiserver kubectl kubelet kube-proxy kube-controller-manager kube-scheduler"
+
+# go_build TOOL DIR [ALSO...]: builds TOOL into DIR/TOOL; for a Kubernetes binary, the same
+# `go build` also builds each ALSO tool (other Kubernetes binaries missing from the cache) into
+# $cache/<also>-<version>/<also>.
 go_build() {
-  local tool=$1 dir=$2 work pkg ldflags=""
+  local tool=$1 dir=$2 work pkg ldflags="" also=("${@:3}")
   command -v go >/dev/null || { log "cannot build $tool: 'go' is not installed"; return 1; }
   work="$cache/build/$tool-$(version_of "$tool")"
   rm -rf "$work" && mkdir -p "$work"
-  log "building $tool $(version_of "$tool") from Go modules (first run only; several minutes on 2 cores)"
+  log "building $tool ${also[*]} $(version_of "$tool") from Go modules (first run only; several minutes on 2 cores)"
   (
     cd "$work"
     export GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
     case "$tool" in
-      kube-apiserver|kubectl|etcd)
+      kube-apiserver|kubectl|etcd|kubelet|kube-proxy|kube-controller-manager|kube-scheduler)
         local staging_ver="v0.${KUBERNETES_VERSION#v1.}"
         go mod init geo-operator.local/tools-build >/dev/null 2>&1
         local gomod
@@ -100,9 +118,8 @@ go_build() {
           echo ")"
         } >> go.mod
         case "$tool" in
-          kube-apiserver) pkg=k8s.io/kubernetes/cmd/kube-apiserver ;;
-          kubectl) pkg=k8s.io/kubernetes/cmd/kubectl ;;
           etcd) pkg=go.etcd.io/etcd/server/v3 ;;
+          *) pkg=k8s.io/kubernetes/cmd/$tool ;;
         esac
         if [ "$tool" != etcd ]; then
           local v=$KUBERNETES_VERSION minor
@@ -122,12 +139,42 @@ go_build() {
         go mod init geo-operator.local/tools-build >/dev/null 2>&1
         echo "require sigs.k8s.io/kind $KIND_VERSION" >> go.mod
         pkg=sigs.k8s.io/kind ;;
+      coredns)
+        go mod init geo-operator.local/tools-build >/dev/null 2>&1
+        echo "require github.com/coredns/coredns $COREDNS_VERSION" >> go.mod
+        pkg=github.com/coredns/coredns ;;
     esac
-    printf 'package tools\n\nimport _ "%s"\n' "$pkg" > tools.go
+    local pkgs=("$pkg") t
+    for t in "${also[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$t"); done
+    { echo 'package tools'; echo; for t in "${pkgs[@]}"; do echo "import _ \"$t\""; done; } > tools.go
     go mod tidy >&2
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$work/$tool" "$pkg" >&2
+    if [ ${#pkgs[@]} -eq 1 ]; then
+      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$work/$tool" "$pkg" >&2
+    else
+      # -o DIR/ with several main packages writes one binary per package, named after its folder.
+      mkdir -p "$work/out"
+      CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$work/out/" "${pkgs[@]}" >&2
+      mv "$work/out/$tool" "$work/$tool"
+    fi
   ) || return 1
+  local t
+  for t in "${also[@]}"; do
+    mkdir -p "$cache/$t-$(version_of "$t")" && mv "$work/out/$t" "$cache/$t-$(version_of "$t")/$t"
+  done
   mkdir -p "$dir" && mv "$work/$tool" "$dir/$tool" && rm -rf "$work"
+}
+
+# The other Kubernetes binaries among the requested tools that are in neither the env nor the cache.
+kubernetes_missing() {
+  local first=$1 t
+  shift
+  for t in "$@"; do
+    [ "$t" = "$first" ] && continue
+    is_kubernetes "$t" || continue
+    [ -n "$(env_override "$t")" ] && continue
+    [ -x "$cache/$t-$(version_of "$t")/$t" ] && continue
+    echo "$t"
+  done | sort -u
 }
 
 ensure_one() {
@@ -140,13 +187,19 @@ ensure_one() {
   version="$(version_of "$tool")"
   dir="$cache/$tool-$version"
   if [ -x "$dir/$tool" ]; then echo "$dir/$tool"; return; fi
-  # One builder at a time per tool, so parallel test runs do not build twice.
-  exec 9>"$cache/.$tool.lock"
+  # One builder at a time per tool (one for all the Kubernetes binaries, which build together), so
+  # parallel test runs do not build twice.
+  local lock=$tool
+  is_kubernetes "$tool" && lock=kubernetes
+  exec 9>"$cache/.$lock.lock"
   flock 9
   if [ -x "$dir/$tool" ]; then flock -u 9; echo "$dir/$tool"; return; fi
+  local also=()
+  # shellcheck disable=SC2207
+  is_kubernetes "$tool" && also=($(kubernetes_missing "$tool" "${REQUESTED[@]}"))
   if try_release "$tool" "$dir"; then
     log "$tool $version downloaded"
-  elif go_build "$tool" "$dir"; then
+  elif go_build "$tool" "$dir" "${also[@]}"; then
     log "$tool $version built"
   else
     log "could not provide $tool $version (no download, and the Go build failed)"; exit 1
@@ -156,4 +209,6 @@ ensure_one() {
 }
 
 [ $# -gt 0 ] || set -- kube-apiserver etcd kubectl helm minio
+[ "$1" = --node ] && set -- kube-apiserver kubectl kubelet kube-proxy kube-controller-manager kube-scheduler coredns
+REQUESTED=("$@")
 for t in "$@"; do ensure_one "$t"; done

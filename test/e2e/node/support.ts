@@ -1,0 +1,114 @@
+/**
+ * What the real-node end-to-end test needs around the cluster hack/node/run.sh provides: the
+ * binaries it hands over (KUBECTL, HELM), the node IP, and the test servers' ports re-opened on
+ * the node IP so Pods can reach them (the servers listen on 127.0.0.1 of the node's network
+ * namespace, which Pods cannot reach).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this test through hack/node/run.sh (make e2e)`);
+  return value;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function run(binary: string, args: string[], input?: string, timeoutMs = 120_000): CommandResult {
+  const res = spawnSync(binary, args, { input, encoding: "utf8", timeout: timeoutMs });
+  return { code: res.status ?? -1, stdout: res.stdout ?? "", stderr: (res.stderr ?? "") + (res.error ? String(res.error) : "") };
+}
+
+export const kubectl = (args: string[], input?: string): CommandResult => run(requireEnv("KUBECTL"), args, input);
+
+export function kubectlOk(args: string[], input?: string): string {
+  const res = kubectl(args, input);
+  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
+  return res.stdout;
+}
+
+export function helmOk(args: string[]): string {
+  const res = run(requireEnv("HELM"), args, undefined, 300_000);
+  if (res.code !== 0) throw new Error(`helm ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
+  return res.stdout;
+}
+
+/** kubectl without blocking the event loop (the test's TCP forwarders run on it). */
+export function kubectlAsync(args: string[], input?: string): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(requireEnv("KUBECTL"), args);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? "");
+  });
+}
+
+export async function kubectlAsyncOk(args: string[], input?: string): Promise<string> {
+  const res = await kubectlAsync(args, input);
+  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
+  return res.stdout;
+}
+
+/** Polls `probe` until it returns something other than undefined/false. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export interface Forwarder {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens on host:0 and forwards every connection to 127.0.0.1:targetPort. */
+export function forward(host: string, targetPort: number): Promise<Forwarder> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    }
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") return reject(new Error("no port"));
+      resolve({
+        port: address.port,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
