@@ -47,7 +47,8 @@ for (let i = 1; i <= REPOS; i++) {
 await db.end();
 s3.destroy();
 
-const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name }, stringData: data });
+// The operator reads only Secrets that carry this label (docs/installation.md).
+const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, labels: { "geo.replication.dev/credentials": "true" } }, stringData: data });
 const site = (name: string, spec: object) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "5s", ...spec } });
 const docs: object[] = [
   secret("primary-main-db", { url: `postgres://postgres:${PASSWORD}@pg-primary:5432/app` }),
