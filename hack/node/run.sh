@@ -204,8 +204,11 @@ import() { # reference id
     log "$1 in containerd is current (${2:7:12})"; return
   fi
   local t=$SECONDS
-  # The previous version goes first, so its layers do not pile up in the kept image store.
-  ctr --address "$ctr_address" -n k8s.io images rm --sync "$1" >/dev/null 2>&1 || true
+  # The previous version goes first, by name and by the ID reference the CRI plugin adds, so
+  # its layers do not pile up in the kept image store.
+  local previous
+  previous="$(cat "$stamp" 2>/dev/null || true)"
+  ctr --address "$ctr_address" -n k8s.io images rm --sync "$1" ${previous:+"$previous"} >/dev/null 2>&1 || true
   # shellcheck source=podman-env.sh
   (source "$here/podman-env.sh"; podman save --format docker-archive "$1") \
     | ctr --address "$ctr_address" -n k8s.io images import - >/dev/null

@@ -100,7 +100,7 @@ go_build() {
   command -v go >/dev/null || { log "cannot build $tool: 'go' is not installed"; return 1; }
   work="$cache/build/$tool-$(version_of "$tool")"
   rm -rf "$work" && mkdir -p "$work"
-  log "building $tool ${also[*]} $(version_of "$tool") from Go modules (first run only; several minutes on 2 cores)"
+  log "building $tool${also[*]:+ ${also[*]}} $(version_of "$tool") from Go modules (first run only; several minutes on 2 cores)"
   (
     cd "$work"
     export GOFLAGS=-mod=mod GOTOOLCHAIN="${GOTOOLCHAIN:-auto}"
