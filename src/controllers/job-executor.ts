@@ -36,10 +36,19 @@ export function runRecordOfJob(job: V1Job): RunRecord {
   };
 }
 
+/** How long a created Job is remembered while the informer has not shown it yet. */
+const CREATED_MEMORY_MS = 5 * 60_000;
+
 export class JobExecutor implements RunExecutor {
   private readonly batch: BatchV1Api;
   private readonly core: CoreV1Api;
   private readonly jobs: Informer<V1Job>;
+  /**
+   * Jobs this process created that the informer may not show yet (controller-runtime's
+   * "expectations"): without them a reconcile right after a create would see no active run of
+   * that kind and start a second one, which happened on a loaded machine.
+   */
+  private readonly created = new Map<string, { job: V1Job; at: number }>();
 
   constructor(opts: { batch: BatchV1Api; core: CoreV1Api; jobs: Informer<V1Job> }) {
     this.batch = opts.batch;
@@ -48,10 +57,18 @@ export class JobExecutor implements RunExecutor {
   }
 
   runs(namespace: string, typeName: string): RunRecord[] {
-    return this.jobs
-      .list(namespace)
-      .filter((j) => j.metadata?.labels?.[LABELS.type] === typeName)
-      .map(runRecordOfJob);
+    const seen = this.jobs.list(namespace).filter((j) => j.metadata?.labels?.[LABELS.type] === typeName);
+    const names = new Set(seen.map((j) => j.metadata?.name));
+    const now = Date.now();
+    const pending: V1Job[] = [];
+    for (const [key, { job, at }] of this.created) {
+      if (names.has(job.metadata?.name) || now - at > CREATED_MEMORY_MS) {
+        if (job.metadata?.namespace === namespace) this.created.delete(key);
+        continue;
+      }
+      if (job.metadata?.namespace === namespace && job.metadata?.labels?.[LABELS.type] === typeName) pending.push(job);
+    }
+    return [...seen, ...pending].map(runRecordOfJob);
   }
 
   /** Creates the Job; throws SecretNotOptedInError (and creates nothing) if its pod references an unlabelled Secret. */
@@ -59,7 +76,8 @@ export class JobExecutor implements RunExecutor {
     const namespace = job.metadata!.namespace!;
     await assertPodSecretsOptedIn(this.core, namespace, job.spec!.template.spec!);
     try {
-      await this.batch.createNamespacedJob({ namespace, body: job });
+      const created = await this.batch.createNamespacedJob({ namespace, body: job });
+      this.created.set(`${namespace}/${job.metadata!.name}`, { job: created, at: Date.now() });
     } catch (err) {
       if (err instanceof ApiException && err.code === 409) return; // this run was already created
       throw err;
@@ -67,6 +85,9 @@ export class JobExecutor implements RunExecutor {
   }
 
   async deleteAll(namespace: string, typeName: string): Promise<void> {
+    for (const [key, { job }] of this.created) {
+      if (job.metadata?.namespace === namespace && job.metadata?.labels?.[LABELS.type] === typeName) this.created.delete(key);
+    }
     const list = await this.batch.listNamespacedJob({ namespace, labelSelector: `${MANAGED_JOBS_SELECTOR},${LABELS.type}=${typeName}` });
     for (const job of list.items) {
       try {

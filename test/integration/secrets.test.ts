@@ -136,6 +136,13 @@ describe("the Jobs executor", () => {
     expect(jobExists("all-labelled")).toBe(true);
   });
 
+  it("counts a Job it created as an active run before its informer shows it, so no second run starts", async () => {
+    // This executor's informer is never started: like a cache that lags behind the create.
+    await executor.start(job("just-created", { env: [fromSecret("labelled", "url")] }));
+    const run = executor.runs(ns, "t").find((r) => r.name === "just-created");
+    expect(run).toMatchObject({ active: true, succeeded: false, failed: false });
+  });
+
   const cases: [string, Refs][] = [
     ["env secretKeyRef", { env: [fromSecret("labelled", "url"), fromSecret("other-workload", "password")] }],
     ["optional env secretKeyRef", { env: [fromSecret("other-workload", "password", true)] }],
