@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CHECKSUM_MISMATCH_MESSAGE } from "../../../src/registry/states.ts";
 import { ensureReplicasTable, recordMismatch } from "../../../src/registry/replicas.ts";
+import { deletionHold, ensureDeletionTables, holdDeletions } from "../../../src/registry/deletions.ts";
 import { PLUGIN, createPluginWorld, runGeo, type PluginWorld } from "./plugin-world.ts";
 
 let world: PluginWorld;
@@ -255,6 +256,22 @@ describe("kubectl geo reverify", () => {
     const byRegistryId = await world.geo(["reverify", "cool-widget", "--site", "london", "--id", "1"]);
     expect(byRegistryId.code).toBe(2);
     expect(byRegistryId.stderr).toMatch(/london is the primary, which has no registry ids: select rows with --model-id/);
+  });
+});
+
+describe("release-deletions", () => {
+  it("releases the deletions a secondary held for a type, and exits 3 when nothing is held", async () => {
+    await ensureDeletionTables(world.dbs.tracking);
+    const none = await world.geo(["release-deletions", "cool-widget", "--site", "tokyo"]);
+    expect(none.code).toBe(3);
+    expect(none.stderr).toMatch(/no deletions of cool_widget are held on GeoSite tokyo/);
+    await holdDeletions(world.dbs.tracking, "cool_widget", { reason: "TooManyDeletions", message: "40 of 40 look deleted", pending: 40 });
+    const res = await world.geo(["release-deletions", "cool_widget", "--site", "tokyo"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(/released 40 held cool_widget deletion\(s\) on tokyo \(TooManyDeletions\)/);
+    const hold = await deletionHold(world.dbs.tracking, "cool_widget");
+    expect(hold?.releasedAt?.getTime()).toBeGreaterThanOrEqual(hold!.heldAt.getTime());
+    expect(hold?.releasedBy).toMatch(/^kubectl geo release-deletions/);
   });
 });
 
