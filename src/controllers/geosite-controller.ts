@@ -18,12 +18,11 @@ import type { EventRecorder } from "../k8s/events.ts";
 import { patchStatus } from "../k8s/status.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
-import { primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
+import { oldestUnsyncedAgeSeconds, primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
 import { readReplicaProof, writeHeartbeat } from "../registry/heartbeat.ts";
 import { deletionHold } from "../registry/deletions.ts";
 import { maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
 import { duplicateTypeNames } from "./validation.ts";
-import { tableRefs } from "../registry/tables.ts";
 import { replicatedBytes } from "../registry/replicas.ts";
 import type { Queryable } from "../registry/db.ts";
 import { canonicalJSON } from "../util/canonical.ts";
@@ -198,11 +197,7 @@ export class GeoSiteController {
           statuses.push({ type: t, status: await primaryStatus(main, config) });
         } else {
           const status = await secondaryStatus(tracking!, main, config, selectiveSyncOf(site.spec));
-          const { registry } = tableRefs(config);
-          const oldest = await tracking!.query<{ age: number | null }>(
-            `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${registry} WHERE state <> 2`,
-          );
-          statuses.push({ type: t, status, oldestPendingAgeSeconds: Math.max(0, Math.round(oldest.rows[0]?.age ?? 0)) });
+          statuses.push({ type: t, status, oldestPendingAgeSeconds: await oldestUnsyncedAgeSeconds(tracking!, config) });
           await this.countReplicatedBytes(tracking!, t.spec.name, site.metadata.name);
           reasons.push(...secondaryTypeFindings(t.spec.name, status, previous.get(t.spec.name)));
           const hold = await deletionHold(tracking!, t.spec.name);

@@ -185,3 +185,12 @@ export async function primaryStatus(primary: Queryable, config: ReplicableTypeSc
     verifiedInPercentage: null,
   };
 }
+
+/** Seconds since the oldest registry row that is not synced was created (0 when all are synced). */
+export async function oldestUnsyncedAgeSeconds(tracking: Queryable, config: ReplicableTypeSchemaConfig): Promise<number> {
+  const { registry } = tableRefs(config);
+  const { rows } = await tracking.query<{ age: number | null }>(
+    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${registry} WHERE state <> 2`,
+  );
+  return Math.max(0, Math.round(rows[0]?.age ?? 0));
+}

@@ -306,3 +306,23 @@ export async function failStuckVerifications(db: Queryable, config: ReplicableTy
   );
   return rows.map((r) => toNumber(r.id));
 }
+
+/**
+ * Verified rows in model id order after `afterModelId`, with the checksum they were verified
+ * against: for noticing primaries whose checksum changed since (a push).
+ */
+export async function verifiedChecksumsAfter(
+  db: Queryable,
+  config: ReplicableTypeSchemaConfig,
+  afterModelId: number,
+  limit: number,
+): Promise<{ modelId: number; checksum: Buffer }[]> {
+  const { registry, modelId } = tableRefs(config);
+  const { rows } = await db.query<{ model_id: string; verification_checksum: Buffer }>(
+    `SELECT ${modelId} AS model_id, verification_checksum FROM ${registry}
+     WHERE state = 2 AND verification_state = 2 AND ${modelId} > $1::bigint
+     ORDER BY ${modelId} LIMIT $2::integer`,
+    [afterModelId, limit],
+  );
+  return rows.map((r) => ({ modelId: toNumber(r.model_id), checksum: r.verification_checksum }));
+}

@@ -8,7 +8,7 @@ import { markChecksumFailed, markChecksumSucceeded, claimChecksumWork, failStuck
 import { backfillStatesIncrementally } from "../registry/states-backfill.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
 import { clockOption, itemSignal, type WorkerContext } from "./context.ts";
-import { markPrimaryReverificationDue } from "./reverification.ts";
+import { markPrimaryReverificationDue } from "../registry/reverification.ts";
 import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
 
 export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummary> {

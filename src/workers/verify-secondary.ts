@@ -22,14 +22,14 @@ import {
   markCopyUnusable,
   markVerificationFailed,
   markVerificationSucceeded,
+  verifiedChecksumsAfter,
 } from "../registry/verification-state.ts";
 import { setVerificationEnabled } from "../registry/checksum-state.ts";
 import { CopyDamagedError, MissingCopyError } from "../strategies/replicator.ts";
-import { tableRefs } from "../registry/tables.ts";
-import { toNumber, type Queryable } from "../registry/db.ts";
+import type { Queryable } from "../registry/db.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
 import { clockOption, itemSignal, requireTracking, type WorkerContext } from "./context.ts";
-import { markSecondaryReverificationDue } from "./reverification.ts";
+import { markSecondaryReverificationDue } from "../registry/reverification.ts";
 import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
 
 export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSummary> {
@@ -101,26 +101,17 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
 
 /** Verified rows whose primary checksum is no longer the one they were verified against. */
 async function resyncChangedOnPrimary(tracking: Queryable, primary: Queryable, ctx: WorkerContext, batchSize = 1000): Promise<number> {
-  const { registry, modelId } = tableRefs(ctx.type.schema);
   let after = 0;
   let changed = 0;
   for (;;) {
-    const { rows } = await tracking.query<{ id: string; model_id: string; verification_checksum: Buffer }>(
-      `SELECT id, ${modelId} AS model_id, verification_checksum FROM ${registry}
-       WHERE state = 2 AND verification_state = 2 AND ${modelId} > $1::bigint
-       ORDER BY ${modelId} LIMIT $2::integer`,
-      [after, batchSize],
-    );
+    const rows = await verifiedChecksumsAfter(tracking, ctx.type.schema, after, batchSize);
     if (rows.length === 0) return changed;
-    after = toNumber(rows[rows.length - 1]!.model_id);
-    const ids = rows.map((r) => toNumber(r.model_id));
-    const primarySums = await readPrimaryChecksums(primary, ctx.type.schema, ids);
-    const stale = rows
-      .filter((r) => {
-        const p = primarySums.get(toNumber(r.model_id));
-        return p !== undefined && !p.equals(r.verification_checksum);
-      })
-      .map((r) => toNumber(r.model_id));
-    if (stale.length) changed += await requestResync(tracking, ctx.type.schema, stale);
+    after = rows[rows.length - 1]!.modelId;
+    const primarySums = await readPrimaryChecksums(primary, ctx.type.schema, rows.map((r) => r.modelId));
+    const stale = rows.filter((r) => {
+      const p = primarySums.get(r.modelId);
+      return p !== undefined && !p.equals(r.checksum);
+    });
+    if (stale.length) changed += await requestResync(tracking, ctx.type.schema, stale.map((r) => r.modelId));
   }
 }

@@ -189,9 +189,11 @@ describe("operator", () => {
   });
 
   it("replicates and verifies every object and repository; kubectl get geosites shows 100.0%", async () => {
-    const line = await until("tokyo at 100.0% synced and verified", () => {
+    // Re-verification every 4 s here sends the primary's checksums back to pending for a moment,
+    // so both sites are read at once until both show everything done.
+    const line = await until("tokyo at 100.0% synced and verified, london at 100.0% checksummed", () => {
       const out = kubectlOk(["get", "geosites", "-n", ns, "--no-headers"]);
-      return /^tokyo\s+secondary\s+Healthy\s+100\.0%\s+100\.0%/m.test(out) ? out : undefined;
+      return /^tokyo\s+secondary\s+Healthy\s+100\.0%\s+100\.0%/m.test(out) && /^london\s+primary\s+Healthy\s+-\s+100\.0%/m.test(out) ? out : undefined;
     }, 240_000);
     expect(line).toMatch(/^london\s+primary\s+Healthy\s+-\s+100\.0%/m);
     const site = JSON.parse(kubectlOk(["get", "gsite", "tokyo", "-n", ns, "-o", "json"]));
@@ -213,7 +215,7 @@ describe("operator", () => {
   it("exports GitLab's gauges with the right values", async () => {
     const text = await until("gauges", async () => {
       const t = await metrics();
-      return metricValue(t, "geo_cool_widgets_verified", "tokyo") === BLOBS ? t : undefined;
+      return metricValue(t, "geo_cool_widgets_verified", "tokyo") === BLOBS && metricValue(t, "geo_cool_widgets_checksummed", "london") === BLOBS ? t : undefined;
     });
     expect(metricValue(text, "geo_cool_widgets", "tokyo")).toBe(BLOBS);
     expect(metricValue(text, "geo_cool_widgets_synced", "tokyo")).toBe(BLOBS);

@@ -3,10 +3,10 @@
  * again, on the primary (`_states`) and on each secondary (registry), so silent corruption and
  * changed data (a push to a repository) are found without any event from the application.
  */
-import type { ReplicableTypeSchemaConfig } from "../registry/config.ts";
-import { nowSql } from "../registry/db.ts";
-import type { ClockOption, Queryable } from "../registry/db.ts";
-import { tableRefs } from "../registry/tables.ts";
+import type { ReplicableTypeSchemaConfig } from "./config.ts";
+import { nowSql } from "./db.ts";
+import type { ClockOption, Queryable } from "./db.ts";
+import { tableRefs } from "./tables.ts";
 
 export async function markPrimaryReverificationDue(
   primary: Queryable,
