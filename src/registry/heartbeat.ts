@@ -13,6 +13,7 @@
 import type { Queryable } from "./db.ts";
 
 export const HEARTBEAT_TABLE = "geo_operator_primary_heartbeat";
+const UNDEFINED_TABLE = "42P01";
 
 export async function ensureHeartbeatTable(db: Queryable): Promise<void> {
   await db.query(
@@ -27,14 +28,21 @@ export async function ensureHeartbeatTable(db: Queryable): Promise<void> {
 
 /** The primary's operator: "site `siteName` is alive and this is its database". Returns the identity. */
 export async function writeHeartbeat(primary: Queryable, siteName: string): Promise<string> {
-  await ensureHeartbeatTable(primary);
-  const { rows } = await primary.query<{ identity: string }>(
-    `INSERT INTO public.${HEARTBEAT_TABLE} (site_name, beat_at) VALUES ($1::text, now())
-     ON CONFLICT (site_name) DO UPDATE SET beat_at = now()
-     RETURNING identity::text`,
-    [siteName],
-  );
-  return rows[0]!.identity;
+  const beat = () =>
+    primary.query<{ identity: string }>(
+      `INSERT INTO public.${HEARTBEAT_TABLE} (site_name, beat_at) VALUES ($1::text, now())
+       ON CONFLICT (site_name) DO UPDATE SET beat_at = now()
+       RETURNING identity::text`,
+      [siteName],
+    );
+  try {
+    return (await beat()).rows[0]!.identity;
+  } catch (err) {
+    // The table is created on the first beat only, not with a DDL round trip on every one.
+    if ((err as { code?: string }).code !== UNDEFINED_TABLE) throw err;
+    await ensureHeartbeatTable(primary);
+    return (await beat()).rows[0]!.identity;
+  }
 }
 
 export type ReplicaProof =
