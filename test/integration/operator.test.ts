@@ -20,7 +20,7 @@ import { createLogger } from "../../src/util/log.ts";
 import { createTestDatabases, type TestDatabases } from "./registry/databases.ts";
 import { FakeKubelet } from "../support/fake-kubelet.ts";
 import { createNamespace, kubectl, kubectlAsync, kubectlOk } from "../support/kubectl.ts";
-import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
 
 const env = inject("env");
 const prefix = `op-${randomBytes(3).toString("hex")}/`;
@@ -29,7 +29,7 @@ let ns: string;
 let dbs: TestDatabases;
 let manager: Manager;
 let kubelet: FakeKubelet;
-let proxy: TcpProxy;
+let proxy: FaultProxy;
 let mirrorRoot: string;
 let work: string;
 let primaryS3: S3Client;
@@ -154,7 +154,7 @@ beforeAll(async () => {
     kubectlOk(["apply", "-n", ns, "-f", "-"], stringify(doc));
   }
 
-  proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(kubeConfig().getCurrentCluster()!.server).port) });
+  proxy = await startFaultProxy({ host: "127.0.0.1", port: Number(new URL(kubeConfig().getCurrentCluster()!.server).port) });
   manager = new Manager({
     kubeConfig: proxiedKubeConfig(proxy.port),
     namespace: ns,

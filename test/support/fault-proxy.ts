@@ -1,7 +1,8 @@
 /**
- * A TCP proxy on 127.0.0.1 that a fault test can stop, start again on the same port, and slow
- * down: how the fault suite makes a server (PostgreSQL, MinIO) "go away" mid-run, or makes a copy
- * last long enough to be interfered with, without touching the shared servers other tests use.
+ * A TCP proxy on 127.0.0.1 in front of another local server that a test can cut, stop, start again
+ * on the same port, and slow down: how the operator test kills the manager's watch connections, and
+ * how the fault suite makes a server (PostgreSQL, MinIO) "go away" mid-run or makes a copy last long
+ * enough to be interfered with, without touching the shared servers other tests use.
  */
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
@@ -9,6 +10,8 @@ export interface FaultProxy {
   port: number;
   /** Rewrites a URL's host:port to go through the proxy. */
   url(target: string): string;
+  /** Destroys every proxied connection (new ones are still accepted); returns how many there were. */
+  cutAll(): number;
   /** Refuses new connections and destroys open ones, as a stopped server would. */
   stop(): Promise<void>;
   /** Listens again on the same port. */
@@ -65,11 +68,13 @@ export async function startFaultProxy(target: { host: string; port: number }): P
     });
 
   const cutAll = () => {
+    const n = pairs.size;
     for (const [a, b] of [...pairs]) {
       a.destroy();
       b.destroy();
     }
     pairs.clear();
+    return n;
   };
 
   const stop = () =>
@@ -92,6 +97,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       u.port = String(port);
       return u.toString().replace(/\/$/, t.endsWith("/") ? "/" : "");
     },
+    cutAll,
     stop,
     async start() {
       if (server) return;
