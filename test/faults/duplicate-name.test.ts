@@ -5,15 +5,11 @@
  * status and get no Jobs, while the first one replicates as usual.
  */
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
 import { LABELS } from "../../src/api/v1alpha1/resources.ts";
-import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
-import { Manager } from "../../src/manager.ts";
-import { createLogger } from "../../src/util/log.ts";
-import { FakeKubelet } from "../support/fake-kubelet.ts";
+import { startTestOperator, type TestOperator } from "../support/test-manager.ts";
 import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
 import type { World } from "../support/worker-world.ts";
 import { expectInvariants } from "./invariants.ts";
@@ -21,13 +17,11 @@ import { scenario } from "./report.ts";
 import { addBlobs, createFaultBlobWorld, sleep, stateCounts, until } from "./world.ts";
 
 const env = inject("env");
-let manager: Manager | undefined;
-let kubelet: FakeKubelet | undefined;
+let operator: TestOperator | undefined;
 let world: World | undefined;
 
 afterAll(async () => {
-  await manager?.stop();
-  await kubelet?.stop();
+  await operator?.stop();
   await world?.close();
 });
 
@@ -72,22 +66,7 @@ describe("fault suite: duplicate spec.name", () => {
           metadata: { name },
           spec: { ...w.type, source: { ...w.type.source, table }, intervals: fast },
         });
-        const kc = new KubeConfig();
-        kc.loadFromFile(process.env.KUBECONFIG!);
-        manager = new Manager({
-          kubeConfig: kc,
-          namespace: ns,
-          log: createLogger({ name: "faults-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "error" }),
-          executor: "jobs",
-          jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 30 },
-          metricsPort: 0,
-          healthPort: 0,
-          leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "faults" },
-          onLostLeadership: () => undefined,
-        });
-        kubelet = new FakeKubelet(kc, { namespace: ns });
-        kubelet.start();
-        await manager.start();
+        operator = await startTestOperator({ namespace: ns, identity: "faults", logName: "faults-manager", maxRunSeconds: 30 });
 
         await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-a", "cool_widgets")));
         await sleep(1500); // creationTimestamp has one-second resolution: b is unmistakably later

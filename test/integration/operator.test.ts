@@ -18,7 +18,7 @@ import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
 import { Manager } from "../../src/manager.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { createTestDatabases, type TestDatabases } from "./registry/databases.ts";
-import { FakeKubelet } from "../support/fake-kubelet.ts";
+import { startTestOperator, testKubeConfig, TEST_LEASE, type TestOperator } from "../support/test-manager.ts";
 import { createNamespace, kubectl, kubectlAsync, kubectlOk } from "../support/kubectl.ts";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
 
@@ -28,7 +28,7 @@ const run = randomBytes(3).toString("hex");
 let ns: string;
 let dbs: TestDatabases;
 let manager: Manager;
-let kubelet: FakeKubelet;
+let operator: TestOperator;
 let proxy: FaultProxy;
 let mirrorRoot: string;
 let work: string;
@@ -50,12 +50,6 @@ function proxiedKubeConfig(port: number): KubeConfig {
   doc.clusters[0].cluster["tls-server-name"] = "localhost";
   const kc = new KubeConfig();
   kc.loadFromString(stringify(doc));
-  return kc;
-}
-
-function kubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromFile(process.env.KUBECONFIG!);
   return kc;
 }
 
@@ -154,26 +148,13 @@ beforeAll(async () => {
     kubectlOk(["apply", "-n", ns, "-f", "-"], stringify(doc));
   }
 
-  proxy = await startFaultProxy({ host: "127.0.0.1", port: Number(new URL(kubeConfig().getCurrentCluster()!.server).port) });
-  manager = new Manager({
-    kubeConfig: proxiedKubeConfig(proxy.port),
-    namespace: ns,
-    log: createLogger({ name: "test-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "warn" }),
-    executor: "jobs",
-    jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 60 },
-    metricsPort: 0,
-    healthPort: 0,
-    leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "manager-a" },
-    onLostLeadership: () => undefined,
-  });
-  kubelet = new FakeKubelet(kubeConfig(), { namespace: ns });
-  kubelet.start();
-  await manager.start();
+  proxy = await startFaultProxy({ host: "127.0.0.1", port: Number(new URL(testKubeConfig().getCurrentCluster()!.server).port) });
+  operator = await startTestOperator({ namespace: ns, identity: "manager-a", logName: "test-manager", maxRunSeconds: 60, kubeConfig: proxiedKubeConfig(proxy.port) });
+  manager = operator.manager;
 }, 300_000);
 
 afterAll(async () => {
-  await manager?.stop();
-  await kubelet?.stop();
+  await operator?.stop();
   await proxy?.close();
   primaryS3?.destroy();
   secondaryS3?.destroy();
@@ -276,12 +257,12 @@ describe("operator", () => {
 
   it("elects one leader when two managers run", async () => {
     const second = new Manager({
-      kubeConfig: kubeConfig(),
+      kubeConfig: testKubeConfig(),
       namespace: ns,
       log: createLogger({ name: "test-manager-b", level: "error" }),
       executor: "jobs",
       jobSettings: DEFAULT_JOB_SETTINGS,
-      leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "manager-b" },
+      leaderElection: { namespace: ns, ...TEST_LEASE, identity: "manager-b" },
       onLostLeadership: () => undefined,
     });
     await second.start();
@@ -314,7 +295,7 @@ describe("operator", () => {
   it("reports invalid topologies and missing source tables in conditions, and schedules nothing for them", async () => {
     const other = createNamespace("invalid");
     // A manager of its own for this namespace (the main one watches only its namespace).
-    const local = new Manager({ kubeConfig: kubeConfig(), namespace: other, log: createLogger({ name: "test-manager-invalid", level: "error" }), executor: "jobs", jobSettings: DEFAULT_JOB_SETTINGS });
+    const local = new Manager({ kubeConfig: testKubeConfig(), namespace: other, log: createLogger({ name: "test-manager-invalid", level: "error" }), executor: "jobs", jobSettings: DEFAULT_JOB_SETTINGS });
     await local.start();
     try {
       await checkInvalid(other);

@@ -7,16 +7,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { KubeConfig } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
 import { LABELS } from "../../src/api/v1alpha1/resources.ts";
-import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
-import { Manager } from "../../src/manager.ts";
-import { createLogger } from "../../src/util/log.ts";
-import { FakeKubelet } from "../support/fake-kubelet.ts";
+import type { Manager } from "../../src/manager.ts";
+import { startTestOperator, type TestOperator } from "../support/test-manager.ts";
 import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
 import { createBlobWorld, type World } from "../support/worker-world.ts";
 
@@ -24,7 +21,7 @@ const env = inject("env");
 let ns: string;
 let world: World;
 let manager: Manager;
-let kubelet: FakeKubelet;
+let operator: TestOperator;
 const ids: number[] = [];
 
 async function kubectlOk(args: string[], input?: string): Promise<string> {
@@ -98,27 +95,12 @@ beforeAll(async () => {
     },
   ];
   await kubectlOk(["apply", "-n", ns, "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
-  const kc = new KubeConfig();
-  kc.loadFromFile(process.env.KUBECONFIG!);
-  manager = new Manager({
-    kubeConfig: kc,
-    namespace: ns,
-    log: createLogger({ name: "safety-manager", level: process.env.GEO_TEST_LOG_LEVEL ?? "error" }),
-    executor: "jobs",
-    jobSettings: { ...DEFAULT_JOB_SETTINGS, maxRunSeconds: 30 },
-    metricsPort: 0,
-    healthPort: 0,
-    leaderElection: { namespace: ns, name: "geo-operator-leader", leaseDurationMs: 15000, renewDeadlineMs: 10000, retryPeriodMs: 500, identity: "safety" },
-    onLostLeadership: () => undefined,
-  });
-  kubelet = new FakeKubelet(kc, { namespace: ns });
-  kubelet.start();
-  await manager.start();
+  operator = await startTestOperator({ namespace: ns, identity: "safety", logName: "safety-manager", maxRunSeconds: 30 });
+  manager = operator.manager;
 }, 300_000);
 
 afterAll(async () => {
-  await manager?.stop();
-  await kubelet?.stop();
+  await operator?.stop();
   await world?.close();
 });
 
