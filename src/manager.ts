@@ -108,7 +108,7 @@ export class Manager {
         // the type and site specs in env) would be most of the cache.
         transform: (job) => ({ apiVersion: job.apiVersion, kind: job.kind, metadata: withoutManagedFields(job).metadata, status: job.status }),
       });
-      this.executor = new JobExecutor({ batch, core, jobs: this.jobs });
+      this.executor = new JobExecutor({ batch, core, jobs: this.jobs, settings: opts.jobSettings });
     } else {
       this.executor = new InProcessExecutor({
         core,

@@ -21,7 +21,7 @@ import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { startMinio, type S3Endpoint } from "../../hack/localenv/minio.ts";
 import { copyObject, DEFAULT_QUEUE_SIZE } from "../../src/strategies/blob/copy.ts";
 import { createObjectStore, type ObjectStore } from "../../src/strategies/blob/object-store.ts";
-import { sha256Object } from "../../src/verification/sha256.ts";
+import { sha256Object } from "../../src/strategies/blob/s3-read.ts";
 import { MiB, emptyBucket, findMinio, listAll, objectSet, pool, rcloneEnv, run, seedSet, timed, timedCommand, type ObjectSet } from "./workload.ts";
 
 const intEnv = (name: string, fallback: number) => {

@@ -18,7 +18,7 @@ import { stringify } from "yaml";
 import { startLocalEnvironment } from "../../hack/localenv/index.ts";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
 import { LABELS } from "../../src/api/v1alpha1/resources.ts";
-import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
 
 const TYPES = Number(process.env.GEO_BENCH_TYPES ?? 50);

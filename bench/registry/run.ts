@@ -37,7 +37,7 @@ const STATUS_RUNS = 7;
 const ROUNDS = Number(process.env.GEO_BENCH_ROUNDS ?? 3);
 
 function widget(name: string, table: string): ReplicableTypeSchemaConfig {
-  return { name, strategy: "blob", source: { table }, deletionPolicy: "Delete" };
+  return { name, statesLayout: "keyed-by-model-id", source: { table }, deletionPolicy: "Delete" };
 }
 
 async function serverUrls(): Promise<{ primary: string; secondary: string; servers: LocalServer[] }> {

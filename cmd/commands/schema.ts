@@ -5,7 +5,7 @@
 import { Option, type Command } from "commander";
 import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
-import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import type { ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
 import { renderSchemaDDL } from "../../src/registry/ddl.ts";
 

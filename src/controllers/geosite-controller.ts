@@ -12,7 +12,9 @@
 import type { CustomObjectsApi } from "@kubernetes/client-node";
 import { PLURALS, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
-import { selectiveSyncOf, typeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import { selectiveSyncOf } from "../api/v1alpha1/runtime.ts";
+import { strategyFor } from "../strategies/catalog.ts";
+import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { GeoSiteStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { patchStatus } from "../k8s/status.ts";
@@ -96,10 +98,11 @@ export class GeoSiteController {
         this.d.metrics.setTypeStatus(type.spec.plural ?? `${type.spec.name}s`, { name, url }, status);
         if (oldestPendingAgeSeconds !== undefined) this.d.metrics.oldestPendingSeconds.set({ type: type.spec.name, site: name }, oldestPendingAgeSeconds);
       }
-      if (types.some((t) => t.spec.strategy === "blob") && site.spec.objectStorage) {
-        const problem = await this.d.access.bucketProblem(site).then(
-          (p) => (p ? `${Reason.BucketUnreachable}: ${p}` : undefined),
-          (err: unknown) => `${failureReason(err, Reason.BucketUnreachable)}: bucket check failed: ${(err as Error).message}`,
+      for (const strategy of new Set(types.map((t) => strategyFor(t.spec.strategy)))) {
+        if (!strategy.probeStorage) continue;
+        const problem = await strategy.probeStorage(site, this.d.access).then(
+          (p) => (p ? `${Reason.StorageUnreachable}: ${p}` : undefined),
+          (err: unknown) => `${failureReason(err, Reason.StorageUnreachable)}: ${strategy.name} storage check failed: ${(err as Error).message}`,
         );
         if (problem) reasons.push(problem);
       }

@@ -1,15 +1,16 @@
 /**
  * Runs workers inside the manager process instead of as Jobs (`make demo`, small installs): the
- * same Job object is built, its env resolved from Secrets as the kubelet would, and its command
- * run through the same worker code. Runs are remembered in memory (the last few per kind).
+ * run's env is resolved from Secrets as the kubelet would, and the worker runs with the run's
+ * options through the same code a Job's pod runs. Volumes are not mounted: in-process, the paths
+ * they would be mounted at are the manager's own. Runs are remembered in memory (the last few
+ * per kind).
  */
-import type { CoreV1Api, V1Job } from "@kubernetes/client-node";
-import { LABELS } from "../api/v1alpha1/resources.ts";
+import type { CoreV1Api } from "@kubernetes/client-node";
 import { resolveEnv } from "../k8s/env.ts";
 import type { Logger } from "../util/log.ts";
-import { WORKER_KINDS, type WorkerKind } from "../workers/kinds.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { RunRecord } from "./schedule.ts";
+import type { WorkerRun } from "./worker-run.ts";
 
 const KEEP_PER_KIND = 3;
 
@@ -30,27 +31,20 @@ export class InProcessExecutor implements RunExecutor {
     return [...(this.records.get(`${namespace}/${typeName}`) ?? [])];
   }
 
-  async start(job: V1Job): Promise<void> {
-    const namespace = job.metadata!.namespace!;
-    const labels = job.metadata!.labels ?? {};
-    const typeName = labels[LABELS.type]!;
+  async start(spec: WorkerRun): Promise<void> {
+    const { namespace, typeName, kind } = spec;
     const key = `${namespace}/${typeName}`;
-    if (this.records.get(key)?.some((r) => r.name === job.metadata!.name)) return;
-    const container = job.spec!.template.spec!.containers[0]!;
-    const args = container.args ?? [];
-    const kind = args[1] as WorkerKind;
-    if (args[0] !== "worker" || !WORKER_KINDS.includes(kind)) throw new Error(`unexpected worker command: ${args.join(" ")}`);
-    const opt = (name: string) => args[args.indexOf(name) + 1]!;
+    if (this.records.get(key)?.some((r) => r.name === spec.name)) return;
     // Resolved before the run is recorded: a Secret that is missing or not opted in fails start()
     // instead of leaving a run that looks active forever.
-    const env = { ...(await resolveEnv(this.core, namespace, container.env ?? [])), PATH: process.env.PATH ?? "" };
+    const env = { ...(await resolveEnv(this.core, namespace, spec.env)), PATH: process.env.PATH ?? "" };
     const list = this.records.get(key) ?? [];
-    if (list.some((r) => r.name === job.metadata!.name)) return; // started while the env was read
+    if (list.some((r) => r.name === spec.name)) return; // started while the env was read
     const run: RunRecord = {
-      name: job.metadata!.name!,
-      site: labels[LABELS.site] ?? "",
+      name: spec.name,
+      site: spec.site,
       kind,
-      scheduledAt: new Date(job.metadata!.annotations?.["geo.replication.dev/scheduled-at"] ?? Date.now()),
+      scheduledAt: spec.scheduledAt,
       active: true,
       succeeded: false,
       failed: false,
@@ -71,7 +65,8 @@ export class InProcessExecutor implements RunExecutor {
     };
     // The worker code (storage SDKs, git) is loaded only when a run starts in this process.
     const { runWorker } = await import("../workers/run.ts");
-    void runWorker(kind, { type: opt("--type"), site: opt("--site"), maxRun: opt("--max-run"), logLevel: "warn" }, env, {
+    const options = { type: spec.options.type, site: spec.options.site, maxRun: `${spec.options.maxRunSeconds}s`, logLevel: "warn" };
+    void runWorker(kind, options, env, {
       signal: abort.signal,
       out: (line) => this.log.info({ run: run.name }, line),
     }).then(

@@ -9,7 +9,9 @@ import type { Informer } from "../k8s/informer.ts";
 import { assertPodSecretsOptedIn } from "../k8s/secrets.ts";
 import type { WorkerKind } from "../workers/kinds.ts";
 import type { RunExecutor } from "./executor.ts";
+import { renderJob, SCHEDULED_AT_ANNOTATION, type JobSettings } from "./job-spec.ts";
 import type { RunRecord } from "./schedule.ts";
+import type { WorkerRun } from "./worker-run.ts";
 
 export const MANAGED_JOBS_SELECTOR = `${LABELS.managedBy}=geo-operator`;
 
@@ -19,7 +21,7 @@ export function runRecordOfJob(job: V1Job): RunRecord {
   const complete = isTrue("Complete");
   const failed = isTrue("Failed");
   const labels = job.metadata?.labels ?? {};
-  const scheduled = job.metadata?.annotations?.["geo.replication.dev/scheduled-at"];
+  const scheduled = job.metadata?.annotations?.[SCHEDULED_AT_ANNOTATION];
   const created = job.metadata?.creationTimestamp;
   const completion = job.status?.completionTime ?? failed?.lastTransitionTime;
   return {
@@ -43,6 +45,7 @@ export class JobExecutor implements RunExecutor {
   private readonly batch: BatchV1Api;
   private readonly core: CoreV1Api;
   private readonly jobs: Informer<V1Job>;
+  private readonly settings: JobSettings;
   /**
    * Jobs this process created that the informer may not show yet (controller-runtime's
    * "expectations"): without them a reconcile right after a create would see no active run of
@@ -50,10 +53,11 @@ export class JobExecutor implements RunExecutor {
    */
   private readonly created = new Map<string, { job: V1Job; at: number }>();
 
-  constructor(opts: { batch: BatchV1Api; core: CoreV1Api; jobs: Informer<V1Job> }) {
+  constructor(opts: { batch: BatchV1Api; core: CoreV1Api; jobs: Informer<V1Job>; settings: JobSettings }) {
     this.batch = opts.batch;
     this.core = opts.core;
     this.jobs = opts.jobs;
+    this.settings = opts.settings;
   }
 
   runs(namespace: string, typeName: string): RunRecord[] {
@@ -71,8 +75,13 @@ export class JobExecutor implements RunExecutor {
     return [...seen, ...pending].map(runRecordOfJob);
   }
 
-  /** Creates the Job; throws SecretNotOptedInError (and creates nothing) if its pod references an unlabelled Secret. */
-  async start(job: V1Job): Promise<void> {
+  /** Creates the run's Job; throws SecretNotOptedInError (and creates nothing) if its pod references an unlabelled Secret. */
+  async start(run: WorkerRun): Promise<void> {
+    await this.create(renderJob(run, this.settings));
+  }
+
+  /** Creates `job` after checking every Secret its pod references is opted in. */
+  async create(job: V1Job): Promise<void> {
     const namespace = job.metadata!.namespace!;
     await assertPodSecretsOptedIn(this.core, namespace, job.spec!.template.spec!);
     try {

@@ -16,7 +16,8 @@ export const Reason = {
   PointsAtPrimary: "PointsAtPrimary",
   SourceMissing: "SourceMissing",
   DatabaseUnreachable: "DatabaseUnreachable",
-  BucketUnreachable: "BucketUnreachable",
+  /** A strategy's storage probe on a site failed (a bucket missing or refusing the credentials...). */
+  StorageUnreachable: "StorageUnreachable",
   /** A GeoSite names a Secret without the geo.replication.dev/credentials=true label. */
   SecretNotOptedIn: "SecretNotOptedIn",
   SchemaFailed: "SchemaFailed",

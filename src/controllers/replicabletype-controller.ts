@@ -21,7 +21,8 @@ import {
   type GeoSite,
   type ReplicableType,
 } from "../api/v1alpha1/resources.ts";
-import { typeRuntimeConfig, type TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { ReplicableTypeStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import type { Informer } from "../k8s/informer.ts";
@@ -35,7 +36,8 @@ import type { Logger } from "../util/log.ts";
 import { PRIMARY_KINDS, SECONDARY_KINDS, type WorkerKind } from "../workers/kinds.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
 import type { RunExecutor } from "./executor.ts";
-import { buildWorkerJob, type JobSettings } from "./job-spec.ts";
+import type { JobSettings } from "./job-spec.ts";
+import { buildWorkerRun } from "./worker-run.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import { decideRuns, latestRun } from "./schedule.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
@@ -294,7 +296,7 @@ export class ReplicableTypeController {
       triggered,
     });
     for (const kind of decision.start) {
-      await this.d.executor.start(buildWorkerJob({ type: rt, site, primary, kind, scheduledAt: now, settings: this.d.jobSettings }));
+      await this.d.executor.start(buildWorkerRun({ type: rt, site, primary, kind, scheduledAt: now, maxRunSeconds: this.d.jobSettings.maxRunSeconds }));
     }
     return decision.requeueAfterMs;
   }

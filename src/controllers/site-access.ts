@@ -1,17 +1,18 @@
 /**
- * The operator's own connections to the sites' databases and buckets (for schemas, validation and
+ * The operator's own access to the sites' databases and Secrets (for schemas, validation and
  * status; the data itself is moved by workers). URLs come from the Secrets the GeoSites name; a
- * pool is kept per URL and reused across reconciles.
+ * pool is kept per URL and reused across reconciles. Strategies probe their storage through
+ * `resolveEnv` (see StrategyDefinition.probeStorage).
  *
  * Only Secrets labelled geo.replication.dev/credentials=true are read: any other makes these
  * methods throw SecretNotOptedInError, whose message names the Secret and the command that
  * labels it. `failureReason` turns such an error into its condition reason.
  */
-import type { CoreV1Api } from "@kubernetes/client-node";
+import type { CoreV1Api, V1EnvVar } from "@kubernetes/client-node";
 import type pg from "pg";
 import type { GeoSite } from "../api/v1alpha1/resources.ts";
 import { resolveEnv, SecretNotOptedInError } from "../k8s/env.ts";
-import { classifyS3Error } from "../verification/s3-errors.ts";
+import type { SecretAccess } from "../strategies/definition.ts";
 import { createPool } from "../util/database.ts";
 import { Reason } from "./reasons.ts";
 
@@ -24,7 +25,7 @@ export function failureReason(err: unknown, fallback: string): string {
 
 export type DatabaseRole = "main" | "tracking" | "primaryReplica";
 
-export class SiteAccess {
+export class SiteAccess implements SecretAccess {
   private readonly core: CoreV1Api;
   private readonly pools = new Map<string, pg.Pool>();
 
@@ -51,36 +52,9 @@ export class SiteAccess {
     return pool;
   }
 
-  /**
-   * Checks the site's bucket with its credentials; returns a problem description or undefined.
-   * Throws when the credentials cannot be read (SecretNotOptedInError for an unlabelled Secret).
-   */
-  async bucketProblem(site: GeoSite): Promise<string | undefined> {
-    const os = site.spec.objectStorage;
-    if (!os) return undefined;
-    const env = await resolveEnv(this.core, site.metadata.namespace, [
-      { name: "ID", valueFrom: { secretKeyRef: { name: os.credentialsSecretRef.name, key: "AWS_ACCESS_KEY_ID" } } },
-      { name: "KEY", valueFrom: { secretKeyRef: { name: os.credentialsSecretRef.name, key: "AWS_SECRET_ACCESS_KEY" } } },
-    ]);
-    // Loaded on first use: the SDK costs ~30 MB of memory that a manager without blob types never needs.
-    const { HeadBucketCommand, S3Client } = await import("@aws-sdk/client-s3");
-    const client = new S3Client({
-      endpoint: os.endpoint,
-      region: os.region ?? "us-east-1",
-      forcePathStyle: os.forcePathStyle ?? false,
-      credentials: { accessKeyId: env.ID!, secretAccessKey: env.KEY! },
-      maxAttempts: 1,
-    });
-    try {
-      await client.send(new HeadBucketCommand({ Bucket: os.bucket }), { abortSignal: AbortSignal.timeout(5000) });
-      return undefined;
-    } catch (err) {
-      const kind = classifyS3Error(err);
-      const what = kind === "missing-bucket" ? "does not exist" : kind === "bad-credentials" ? "rejects the credentials" : kind === "unreachable" ? "is unreachable" : `failed (${(err as Error).name})`;
-      return `bucket ${os.bucket} at ${os.endpoint} ${what}`;
-    } finally {
-      client.destroy();
-    }
+  /** Values of `vars` in `namespace`, as a pod would see them (SecretNotOptedInError if a Secret is unlabelled). */
+  resolveEnv(namespace: string, vars: readonly V1EnvVar[]): Promise<Record<string, string>> {
+    return resolveEnv(this.core, namespace, vars);
   }
 
   async close(): Promise<void> {

@@ -1,14 +1,13 @@
 /** Does the ReplicableType's model table, with every column it names, exist on the primary? */
 import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
 import type { Queryable } from "../registry/db.ts";
-import { templateColumns } from "../strategies/model-records.ts";
+import { strategyFor } from "../strategies/catalog.ts";
 
-/** Every (table, column) a type reads on the primary. `{base}` in repository paths is not a column. */
+/** Every (table, column) a type reads on the primary: the id, its strategy's columns, the selective-sync columns. */
 export function referencedColumns(type: TypeRuntimeConfig): { table: string; columns: string[] }[] {
   const src = type.schema.source;
-  const keySource = type.objectKey ?? type.repositoryPath;
-  const fromKey = keySource?.column ? [keySource.column] : keySource?.template ? templateColumns(keySource.template).filter((c) => c !== "base") : [];
-  const model = [src.idColumn ?? "id", ...fromKey, src.namespaceColumn, src.shardColumn].filter((c): c is string => !!c);
+  const fromStrategy = strategyFor(type.strategy).modelColumns(type.settings);
+  const model = [src.idColumn ?? "id", ...fromStrategy, src.namespaceColumn, src.shardColumn].filter((c): c is string => !!c);
   const tables = [{ table: src.table, columns: [...new Set(model)] }];
   if (src.namespaceTable) tables.push({ table: src.namespaceTable, columns: ["id", src.namespaceParentColumn!].filter(Boolean) });
   return tables;

@@ -1,7 +1,5 @@
 import type { V1PodSpec } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
-import { buildWorkerJob, DEFAULT_JOB_SETTINGS } from "../controllers/job-spec.ts";
 import { isOptedIn, SecretNotOptedInError, secretsReferencedBy } from "./secrets.ts";
 
 describe("secretsReferencedBy", () => {
@@ -48,42 +46,6 @@ describe("secretsReferencedBy", () => {
       { name: "both", optional: false },
       { name: "only-optional", optional: true },
       { name: "optional-volume", optional: true },
-    ]);
-  });
-
-  it("sees every Secret a worker Job gets from its GeoSites", () => {
-    const meta = (name: string) => ({ name, namespace: "geo", uid: `uid-${name}` });
-    const primary: GeoSite = {
-      metadata: meta("london"),
-      spec: {
-        role: "primary",
-        database: { secretRef: { name: "main-db" } },
-        objectStorage: { endpoint: "https://s3.example", bucket: "b", credentialsSecretRef: { name: "primary-s3" } },
-        git: { baseURL: "https://git.example", credentialsSecretRef: { name: "primary-git" } },
-      },
-    };
-    const secondary: GeoSite = {
-      metadata: meta("tokyo"),
-      spec: {
-        role: "secondary",
-        database: { secretRef: { name: "tracking-db" }, primaryReplicaSecretRef: { name: "replica-db" } },
-        objectStorage: { endpoint: "https://s3.tokyo.example", bucket: "t", credentialsSecretRef: { name: "tokyo-s3" } },
-      },
-    };
-    const type = (strategy: "blob" | "repository"): ReplicableType => ({
-      metadata: meta(strategy),
-      spec:
-        strategy === "blob"
-          ? { name: "w", strategy, source: { table: "ws", objectKey: { column: "path" } } }
-          : { name: "r", strategy, source: { table: "rs", repositoryPath: { template: "{disk_path}.git" } } },
-    });
-    const referenced = (t: ReplicableType) =>
-      secretsReferencedBy(buildWorkerJob({ type: t, site: secondary, primary, kind: "sync", scheduledAt: new Date(0), settings: DEFAULT_JOB_SETTINGS }).spec!.template.spec!);
-    expect(referenced(type("blob")).map((r) => r.name)).toEqual(["primary-s3", "replica-db", "tokyo-s3", "tracking-db"]);
-    expect(referenced(type("repository"))).toEqual([
-      { name: "primary-git", optional: true },
-      { name: "replica-db", optional: false },
-      { name: "tracking-db", optional: false },
     ]);
   });
 });

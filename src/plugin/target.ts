@@ -4,7 +4,7 @@
  * known to exist. Every command that reads or flags rows starts here.
  */
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
-import { typeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { ReplicableTypeSchemaConfig } from "../registry/config.ts";
 import { deriveIdentifiers } from "../registry/identifiers.ts";
 import { connectSiteDatabase, findType, getSite, openSession, type GlobalOptions, type Session, type SiteDatabase } from "./cluster.ts";

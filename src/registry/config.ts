@@ -1,13 +1,23 @@
 /**
  * The plain input of the registry layer. The controller builds it from a
- * ReplicableType custom resource; nothing here knows about Kubernetes.
+ * ReplicableType custom resource; nothing here knows about Kubernetes or strategies.
  */
+
+/**
+ * The shape of GitLab's `<name>_states` table, which GitLab's templates choose per strategy and
+ * the strategy's definition names: `keyed-by-model-id` (the blob template: the model id is the
+ * primary key) or `serial-id` (the repository template: a bigserial id, a unique model id and a
+ * NOT NULL retry count).
+ */
+export type StatesLayout = "keyed-by-model-id" | "serial-id";
+export const STATES_LAYOUTS: readonly StatesLayout[] = ["keyed-by-model-id", "serial-id"];
+
 export interface ReplicableTypeSchemaConfig {
   /** snake_case singular, e.g. "cool_widget"; at most 20 characters. */
   name: string;
   /** snake_case plural, e.g. "cool_widgets". Defaults to `${name}s`. */
   plural?: string;
-  strategy: "blob" | "repository";
+  statesLayout: StatesLayout;
   source: {
     /** Schema of the model table on the primary. Defaults to "public". */
     schema?: string;
@@ -47,7 +57,7 @@ export type SchemaRole = "primary" | "secondary";
 export interface ResolvedTypeConfig {
   name: string;
   plural: string;
-  strategy: "blob" | "repository";
+  statesLayout: StatesLayout;
   source: {
     schema: string;
     table: string;

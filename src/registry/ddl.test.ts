@@ -3,8 +3,8 @@ import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import { pendingMigrationStatements, renderSchemaDDL } from "./ddl.ts";
 import { resolveConfig } from "./identifiers.ts";
 
-const blob: ReplicableTypeSchemaConfig = { name: "cool_widget", strategy: "blob", source: { table: "cool_widgets" }, deletionPolicy: "Retain" };
-const repository: ReplicableTypeSchemaConfig = { ...blob, strategy: "repository" };
+const blob: ReplicableTypeSchemaConfig = { name: "cool_widget", statesLayout: "keyed-by-model-id", source: { table: "cool_widgets" }, deletionPolicy: "Retain" };
+const repository: ReplicableTypeSchemaConfig = { ...blob, statesLayout: "serial-id" };
 
 describe("renderSchemaDDL", () => {
   it("secondary: the registry with missing_on_primary, 255-character checks and six indexes", () => {

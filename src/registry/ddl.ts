@@ -83,8 +83,9 @@ function registryStatements(config: ResolvedTypeConfig): string[] {
 }
 
 /**
- * `<name>_states`: the blob template keys it by the model id; the repository
- * template adds a bigserial id and a unique index on the model id.
+ * `<name>_states` in the layout the type's strategy uses: `keyed-by-model-id` keys it by the
+ * model id (GitLab's blob template); `serial-id` adds a bigserial id and a unique index on the
+ * model id (GitLab's repository template).
  */
 function statesStatements(config: ResolvedTypeConfig): string[] {
   const ids = deriveIdentifiers(config.name);
@@ -92,25 +93,25 @@ function statesStatements(config: ResolvedTypeConfig): string[] {
   const table = qualify(config.source.schema, raw);
   const modelId = quoteIdent(ids.modelIdColumn);
   const ix = ids.statesIndexes;
-  const repository = config.strategy === "repository";
+  const serial = config.statesLayout === "serial-id";
   const columns = [
-    ...(repository ? [`  id bigserial PRIMARY KEY,`] : []),
+    ...(serial ? [`  id bigserial PRIMARY KEY,`] : []),
     `  verification_started_at ${TIMESTAMPTZ},`,
     `  verification_retry_at ${TIMESTAMPTZ},`,
     `  verified_at ${TIMESTAMPTZ},`,
     `  ${modelId} bigint NOT NULL,`,
     `  verification_state smallint DEFAULT 0 NOT NULL,`,
-    repository ? `  verification_retry_count smallint DEFAULT 0 NOT NULL,` : `  verification_retry_count smallint,`,
+    serial ? `  verification_retry_count smallint DEFAULT 0 NOT NULL,` : `  verification_retry_count smallint,`,
     `  verification_checksum bytea,`,
     `  verification_failure text,`,
-    ...(repository ? [] : [`  CONSTRAINT ${quoteIdent(`${raw}_pkey`)} PRIMARY KEY (${modelId}),`]),
+    ...(serial ? [] : [`  CONSTRAINT ${quoteIdent(`${raw}_pkey`)} PRIMARY KEY (${modelId}),`]),
     `  ${textLimit(raw, "verification_failure")},`,
     `  CONSTRAINT ${quoteIdent(foreignKeyName(raw, ids.modelIdColumn))} FOREIGN KEY (${modelId}) ` +
       `REFERENCES ${qualify(config.source.schema, config.source.table)}(${quoteIdent(config.source.idColumn)}) ON DELETE CASCADE`,
   ];
   return [
     [`CREATE TABLE ${table} (`, ...columns, `)`].join("\n"),
-    ...(repository ? [createIndex(ix.modelId, table, modelId, undefined, true)] : []),
+    ...(serial ? [createIndex(ix.modelId, table, modelId, undefined, true)] : []),
     createIndex(ix.verificationState, table, "verification_state"),
     createIndex(ix.pendingVerification, table, "verified_at NULLS FIRST", "(verification_state = 0)"),
     createIndex(ix.failedVerification, table, "verification_retry_at NULLS FIRST", "(verification_state = 3)"),
@@ -180,7 +181,7 @@ export function renderSchemaDDL(config: ReplicableTypeSchemaConfig, role: Schema
   const resolved = resolveConfig(config);
   const database = role === "secondary" ? "secondary tracking database" : "primary main database";
   const lines = [
-    `-- geo-operator schema for ReplicableType ${resolved.name} (${resolved.strategy}), ${database}`,
+    `-- geo-operator schema for ReplicableType ${resolved.name} (states ${resolved.statesLayout}), ${database}`,
     `-- Applied in one transaction; migrations already recorded in ${MIGRATIONS_TABLE} are skipped.`,
     "BEGIN;",
     `${lockStatement()};`,

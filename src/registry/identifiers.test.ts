@@ -2,14 +2,14 @@ import { describe, expect, it } from "vitest";
 import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import { InvalidIdentifierError, deriveIdentifiers, foreignKeyName, quoteIdent, resolveConfig, textLimitConstraintName } from "./identifiers.ts";
 
-const base: ReplicableTypeSchemaConfig = { name: "cool_widget", strategy: "blob", source: { table: "cool_widgets" }, deletionPolicy: "Retain" };
+const base: ReplicableTypeSchemaConfig = { name: "cool_widget", statesLayout: "keyed-by-model-id", source: { table: "cool_widgets" }, deletionPolicy: "Retain" };
 
 describe("identifiers", () => {
   it("fills in defaults", () => {
     expect(resolveConfig(base)).toEqual({
       name: "cool_widget",
       plural: "cool_widgets",
-      strategy: "blob",
+      statesLayout: "keyed-by-model-id",
       source: { schema: "public", table: "cool_widgets", idColumn: "id" },
       deletionPolicy: "Retain",
       verificationEnabled: true,

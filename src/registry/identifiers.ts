@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { ReplicableTypeSchemaConfig, ResolvedTypeConfig } from "./config.ts";
+import { STATES_LAYOUTS, type ReplicableTypeSchemaConfig, type ResolvedTypeConfig } from "./config.ts";
 
 /** PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -153,8 +153,8 @@ export function resolveConfig(config: ReplicableTypeSchemaConfig): ResolvedTypeC
   }
   const plural = config.plural ?? `${config.name}s`;
   checkSnakeCase("plural", plural);
-  if (config.strategy !== "blob" && config.strategy !== "repository") {
-    throw new InvalidIdentifierError("strategy", `must be "blob" or "repository", got ${JSON.stringify(config.strategy)}`);
+  if (!STATES_LAYOUTS.includes(config.statesLayout)) {
+    throw new InvalidIdentifierError("statesLayout", `must be one of ${STATES_LAYOUTS.map((l) => JSON.stringify(l)).join(", ")}, got ${JSON.stringify(config.statesLayout)}`);
   }
   if (config.deletionPolicy !== "Retain" && config.deletionPolicy !== "Delete") {
     throw new InvalidIdentifierError("deletionPolicy", `must be "Retain" or "Delete", got ${JSON.stringify(config.deletionPolicy)}`);
@@ -186,7 +186,7 @@ export function resolveConfig(config: ReplicableTypeSchemaConfig): ResolvedTypeC
   return {
     name: config.name,
     plural,
-    strategy: config.strategy,
+    statesLayout: config.statesLayout,
     source,
     deletionPolicy: config.deletionPolicy,
     verificationEnabled: config.verificationEnabled ?? true,

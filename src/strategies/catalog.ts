@@ -1,21 +1,23 @@
 /**
- * The strategies geo-operator knows. Each factory claims one `spec.strategy`; asking for a
- * strategy that none or several claim is an error rather than a silent pick.
+ * The strategies geo-operator knows: one line per strategy. Each definition claims one
+ * `spec.strategy`; asking for a strategy that none or several claim is an error rather than a
+ * silent pick. Adding a strategy: its folder under src/strategies/, one line here, and
+ * `npm run generate` for the CRDs (docs/architecture.md, "Adding a strategy").
  */
-import { blobReplicatorFactory } from "./blob/replicator.ts";
-import { repositoryReplicatorFactory } from "./repository/replicator.ts";
-import type { Replicator, ReplicatorContext, ReplicatorFactory } from "./replicator.ts";
+import { blobStrategy } from "./blob/definition.ts";
+import type { StrategyDefinition } from "./definition.ts";
+import { repositoryStrategy } from "./repository/definition.ts";
 
-export const REPLICATOR_FACTORIES: readonly ReplicatorFactory[] = [blobReplicatorFactory, repositoryReplicatorFactory];
+export const STRATEGIES: readonly StrategyDefinition[] = [
+  blobStrategy,
+  repositoryStrategy,
+];
 
-export function replicatorFactoryFor(strategy: string, factories: readonly ReplicatorFactory[] = REPLICATOR_FACTORIES): ReplicatorFactory {
-  const claiming = factories.filter((f) => f.strategy === strategy);
+/** The one definition claiming `name`. */
+export function strategyFor(name: string, strategies: readonly StrategyDefinition[] = STRATEGIES): StrategyDefinition {
+  const claiming = strategies.filter((s) => s.name === name);
   if (claiming.length !== 1) {
-    throw new Error(claiming.length === 0 ? `no replicator handles strategy "${strategy}"` : `${claiming.length} replicators claim strategy "${strategy}"`);
+    throw new Error(claiming.length === 0 ? `no strategy handles strategy "${name}"` : `${claiming.length} strategies claim strategy "${name}"`);
   }
   return claiming[0]!;
-}
-
-export function createReplicator(ctx: ReplicatorContext): Replicator {
-  return replicatorFactoryFor(ctx.type.strategy).create(ctx);
 }

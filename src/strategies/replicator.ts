@@ -1,6 +1,6 @@
 /**
  * The one interface every data type implements. The workers and the controller only ever talk to
- * a Replicator; which storage sits behind it (S3, git) is the strategy's business.
+ * a Replicator; which storage sits behind it is the strategy's business (see definition.ts).
  *
  * Every operation acts on one model record and is idempotent: running it twice has the effect of
  * running it once, so a retried or duplicated Job is harmless.
@@ -63,36 +63,14 @@ export interface Replicator {
 }
 
 /** What a strategy needs to build its Replicator for one type and one secondary (or the primary). */
-export interface ReplicatorContext {
-  type: TypeRuntimeConfig;
+export interface ReplicatorContext<Settings = unknown, Endpoints = unknown> {
+  type: TypeRuntimeConfig<Settings>;
   /** Name of the site this process acts for. */
   siteName: string;
   role: "primary" | "secondary";
-  /** Connection settings resolved from the GeoSites and their Secrets (see workers/context.ts). */
-  endpoints: SiteEndpoints;
+  /** How to reach storage, built by the strategy's definition from the worker's env. */
+  endpoints: Endpoints;
   log: Logger;
-}
-
-export interface S3Endpoint {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  prefix: string;
-  forcePathStyle: boolean;
-  accessKeyId: string;
-  secretAccessKey: string;
-}
-
-export interface SiteEndpoints {
-  primaryS3?: S3Endpoint;
-  secondaryS3?: S3Endpoint;
-  primaryGit?: { baseURL: string; username?: string; password?: string };
-  mirrorRoot?: string;
-}
-
-export interface ReplicatorFactory {
-  strategy: "blob" | "repository";
-  create(ctx: ReplicatorContext): Replicator;
 }
 
 /** The record's data does not exist on the primary. */

@@ -1,22 +1,21 @@
 /**
  * One run of one worker: what `geo-operator worker <kind> --type <name> --site <site>` executes,
- * in a Job's pod or in-process. Configuration comes from env and mounted Secret files (see
- * src/workers/environment.ts). Prints one summary line on stdout; logs are JSON on stderr.
+ * in a Job's pod or in-process. Configuration comes from env (see src/workers/environment.ts). Prints one summary line on stdout; logs are JSON on stderr.
  * Exit codes: 0 done (per-row failures are recorded in the registry, not fatal), 1 fatal error
  * (unreachable database, bad credentials, missing bucket), 2 invalid configuration.
  */
-import { typeRuntimeConfig, capacitiesOf, maxReplicationLagSecondsOf, selectiveSyncOf } from "../api/v1alpha1/runtime.ts";
+import { maxReplicationLagSecondsOf, selectiveSyncOf, verificationCapacityOf } from "../api/v1alpha1/runtime.ts";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
 import { recordWorkerRun } from "../registry/replicas.ts";
 import { ensureTrackingSideTables } from "../registry/side-tables.ts";
-import { createReplicator } from "../strategies/catalog.ts";
+import { strategyFor } from "../strategies/catalog.ts";
+import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import { checkDatabase, createPool, type Pool } from "../util/database.ts";
 import { createLogger } from "../util/log.ts";
 import type { WorkerContext } from "./context.ts";
 import { runConsistency } from "./consistency.ts";
 import {
   ConfigurationError,
-  endpointsFromEnv,
   requireSecret,
   siteSpecFromEnv,
   typeSpecFromEnv,
@@ -89,10 +88,10 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       await checkDatabase(trackingDb, trackingURL, "tracking database");
       await ensureTrackingSideTables(trackingDb);
     }
-    const endpoints = endpointsFromEnv(env, site, primary, type.strategy);
-    const caps = capacitiesOf(site);
-    const concurrency = kind === "sync" ? (type.strategy === "blob" ? caps.blobs : caps.repositories) : caps.verification;
-    const replicator = createReplicator({ type, siteName: opts.site, role: site.role, endpoints, log });
+    const strategy = strategyFor(type.strategy);
+    const endpoints = strategy.endpointsFromEnv(env, site, primary);
+    const concurrency = kind === "sync" ? (site.capacities?.[strategy.syncCapacity.field] ?? strategy.syncCapacity.default) : verificationCapacityOf(site);
+    const replicator = await strategy.createReplicator({ type, siteName: opts.site, role: site.role, endpoints, log });
     try {
       await replicator.preflight(abort.signal);
       const ctx: WorkerContext = {

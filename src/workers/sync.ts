@@ -10,6 +10,7 @@
  * A run in which nearly every item is "not found" on the primary stops: that is a wrong bucket,
  * base URL, prefix or token far more often than data that is really gone.
  */
+import { strategyFor } from "../strategies/catalog.ts";
 import {
   failStuckSyncs,
   claimSyncWork,
@@ -42,8 +43,8 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
   if (stuck.length) log.warn({ rows: stuck.length }, "rows stuck in started returned to failed");
   const recheck = await requeueMissingOnPrimary(tracking, type.schema, clockOption(ctx));
   if (recheck) log.info({ rows: recheck }, "rows missing on the primary are looked at again");
-  if (type.strategy === "repository" && !type.verificationEnabled) {
-    // No primary checksums to notice a push by: refresh the longest-unrefreshed mirrors instead
+  if (strategyFor(type.strategy).primaryDataMayChange && !type.verificationEnabled) {
+    // No primary checksums to notice a change (a push) by: refresh the longest-unrefreshed mirrors instead
     // (a fetch of an unchanged repository is one ls-remote).
     const refreshed = await requestResyncOfOldest(tracking, type.schema, type.intervalsMs.verification / 1000, { limit: ctx.concurrency * 10, ...clockOption(ctx) });
     if (refreshed) log.info({ rows: refreshed }, "verification is off: mirrors refreshed to follow pushes");

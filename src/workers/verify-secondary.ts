@@ -9,8 +9,8 @@
  * Every completion is fenced by the verification claim, so a hash of a copy that was replaced
  * meanwhile (a resync) never marks the new copy verified.
  *
- * For repository types it also notices primaries whose checksum changed since the copy was
- * verified (a push) and asks for a resync.
+ * For strategies whose primary data may change (repositories) it also notices primaries whose
+ * checksum changed since the copy was verified (a push) and asks for a resync.
  */
 import { requestResync } from "../registry/sync-state.ts";
 import { recordMismatch } from "../registry/replicas.ts";
@@ -25,6 +25,7 @@ import {
   verifiedChecksumsAfter,
 } from "../registry/verification-state.ts";
 import { setVerificationEnabled } from "../registry/checksum-state.ts";
+import { strategyFor } from "../strategies/catalog.ts";
 import { CopyDamagedError, MissingCopyError } from "../strategies/replicator.ts";
 import type { Queryable } from "../registry/db.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
@@ -47,7 +48,7 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
   await failStuckVerifications(tracking, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
   // A changed primary (a push) is a reason to resync, not a mismatch: look for it before
   // re-verification would compare the old copy with the new checksum.
-  if (type.strategy === "repository") {
+  if (strategyFor(type.strategy).primaryDataMayChange) {
     const changed = await resyncChangedOnPrimary(tracking, ctx.primaryDb, ctx);
     if (changed) log.info({ rows: changed }, "primary checksum changed since the last verification; resync requested");
   }

@@ -13,7 +13,7 @@ import { jobDeadlineSeconds, DEFAULT_JOB_SETTINGS } from "../../src/controllers/
 import { requestReverification } from "../../src/plugin/queries.ts";
 import { requestResync } from "../../src/registry/sync-state.ts";
 import { requestChecksum } from "../../src/registry/checksum-state.ts";
-import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import { startFaultProxy, hostPort, type FaultProxy } from "../support/fault-proxy.ts";
 import { registryRows, type World } from "../support/worker-world.ts";
 import { checkBlobInvariants, expectInvariants } from "./invariants.ts";

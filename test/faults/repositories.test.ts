@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createRepositoryWorld, registryRows, retryNow, type World } from "../support/worker-world.ts";
 import { requestResync } from "../../src/registry/sync-state.ts";
-import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import { connected, expectInvariants } from "./invariants.ts";
 import { scenario } from "./report.ts";
 import { converge, faultTypeOverrides, quietPools, round, runOk, runWorker, sleep, stateCounts, summaryField } from "./world.ts";

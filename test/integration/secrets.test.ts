@@ -7,6 +7,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { LABELS, type GeoSite } from "../../src/api/v1alpha1/resources.ts";
 import { InProcessExecutor } from "../../src/controllers/in-process-executor.ts";
 import { JobExecutor } from "../../src/controllers/job-executor.ts";
+import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
+import type { WorkerRun } from "../../src/controllers/worker-run.ts";
+import { blobStrategy } from "../../src/strategies/blob/definition.ts";
 import { Reason } from "../../src/controllers/reasons.ts";
 import { failureReason, SiteAccess } from "../../src/controllers/site-access.ts";
 import { resolveEnv, SecretNotOptedInError } from "../../src/k8s/env.ts";
@@ -45,6 +48,24 @@ function job(name: string, refs: Refs): V1Job {
     },
   };
 }
+/** A worker run of type "t" whose env is `env`. */
+function workerRun(name: string, env: V1EnvVar[]): WorkerRun {
+  return {
+    name,
+    namespace: ns,
+    typeName: "t",
+    site: "tokyo",
+    kind: "sync",
+    scheduledAt: new Date(),
+    options: { type: "t", site: "tokyo", maxRunSeconds: 1 },
+    env,
+    volumes: [],
+    mounts: [],
+    parallelism: 1,
+    deadlineSeconds: 600,
+    owner: { name: "t", uid: "" },
+  };
+}
 const jobExists = (name: string) => kubectl(["get", "job", name, "-n", ns]).code === 0;
 const fromSecret = (name: string, key: string, optional = false): V1EnvVar => ({ name: key.toUpperCase(), valueFrom: { secretKeyRef: { name, key, ...(optional ? { optional } : {}) } } });
 
@@ -74,7 +95,7 @@ beforeAll(() => {
     list: () => batch.listNamespacedJob({ namespace: ns }),
     log: createLogger({ name: "test", level: "error" }),
   });
-  executor = new JobExecutor({ batch, core, jobs });
+  executor = new JobExecutor({ batch, core, jobs, settings: DEFAULT_JOB_SETTINGS });
 });
 
 describe("resolveEnv", () => {
@@ -123,7 +144,7 @@ describe("the manager's status paths", () => {
       expect(err).toBeInstanceOf(SecretNotOptedInError);
       expect(failureReason(err, Reason.DatabaseUnreachable)).toBe(Reason.SecretNotOptedIn);
       expect(failureReason(new Error("connection refused"), Reason.DatabaseUnreachable)).toBe(Reason.DatabaseUnreachable);
-      await expect(access.bucketProblem(site("other-workload"))).rejects.toBeInstanceOf(SecretNotOptedInError);
+      await expect(blobStrategy.probeStorage!(site("other-workload"), access)).rejects.toBeInstanceOf(SecretNotOptedInError);
     } finally {
       await access.close();
     }
@@ -132,13 +153,20 @@ describe("the manager's status paths", () => {
 
 describe("the Jobs executor", () => {
   it("creates a Job whose Secrets are all labelled", async () => {
-    await executor.start(job("all-labelled", { env: [fromSecret("labelled", "url"), fromSecret("labelled", "password")] }));
+    await executor.create(job("all-labelled", { env: [fromSecret("labelled", "url"), fromSecret("labelled", "password")] }));
     expect(jobExists("all-labelled")).toBe(true);
+  });
+
+  it("renders a worker run as a Job, under the same check", async () => {
+    await expect(executor.start(workerRun("run-refused", [fromSecret("other-workload", "url")]))).rejects.toBeInstanceOf(SecretNotOptedInError);
+    expect(jobExists("run-refused")).toBe(false);
+    await executor.start(workerRun("run-labelled", [fromSecret("labelled", "url")]));
+    expect(jobExists("run-labelled")).toBe(true);
   });
 
   it("counts a Job it created as an active run before its informer shows it, so no second run starts", async () => {
     // This executor's informer is never started: like a cache that lags behind the create.
-    await executor.start(job("just-created", { env: [fromSecret("labelled", "url")] }));
+    await executor.create(job("just-created", { env: [fromSecret("labelled", "url")] }));
     const run = executor.runs(ns, "t").find((r) => r.name === "just-created");
     expect(run).toMatchObject({ active: true, succeeded: false, failed: false });
   });
@@ -154,7 +182,7 @@ describe("the Jobs executor", () => {
   for (const [how, refs] of cases) {
     it(`refuses a Job that references an unlabelled Secret (${how}) and creates nothing`, async () => {
       const name = `refused-${how.replace(/[^a-z]+/g, "-")}`;
-      const err = await executor.start(job(name, refs)).catch((e: unknown) => e);
+      const err = await executor.create(job(name, refs)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(SecretNotOptedInError);
       expect((err as Error).message).toContain("geo.replication.dev/credentials=true");
       expect(jobExists(name)).toBe(false);
@@ -162,18 +190,18 @@ describe("the Jobs executor", () => {
   }
 
   it("refuses a Job whose required Secret does not exist, and allows a missing optional one", async () => {
-    await expect(executor.start(job("missing-required", { env: [fromSecret("not-yet", "url")] }))).rejects.toThrow(`Secret ${ns}/not-yet not found`);
+    await expect(executor.create(job("missing-required", { env: [fromSecret("not-yet", "url")] }))).rejects.toThrow(`Secret ${ns}/not-yet not found`);
     expect(jobExists("missing-required")).toBe(false);
-    await executor.start(job("missing-optional", { env: [fromSecret("labelled", "url"), fromSecret("not-yet", "password", true)] }));
+    await executor.create(job("missing-optional", { env: [fromSecret("labelled", "url"), fromSecret("not-yet", "password", true)] }));
     expect(jobExists("missing-optional")).toBe(true);
   });
 
   it("creates the Job once the Secret is labelled", async () => {
     const refused = job("after-label", { env: [fromSecret("late-label", "url")] });
     kubectlOk(["apply", "-n", ns, "-f", "-"], secret("late-label", { url: "postgres://x" }));
-    await expect(executor.start(refused)).rejects.toBeInstanceOf(SecretNotOptedInError);
+    await expect(executor.create(refused)).rejects.toBeInstanceOf(SecretNotOptedInError);
     kubectlOk(["label", "secret", "late-label", "-n", ns, "geo.replication.dev/credentials=true"]);
-    await executor.start(refused);
+    await executor.create(refused);
     expect(jobExists("after-label")).toBe(true);
   });
 });
@@ -181,8 +209,7 @@ describe("the Jobs executor", () => {
 describe("the in-process executor", () => {
   it("refuses a run whose env names an unlabelled Secret, and records no run", async () => {
     const inProcess = new InProcessExecutor({ core, log: createLogger({ name: "test", level: "error" }), onFinished: () => undefined });
-    const run = job("in-process", { env: [fromSecret("other-workload", "password")] });
-    run.spec!.template.spec!.containers[0]!.args = ["worker", "sync", "--type", "t", "--site", "tokyo", "--max-run", "1"];
+    const run = workerRun("in-process", [fromSecret("other-workload", "password")]);
     await expect(inProcess.start(run)).rejects.toBeInstanceOf(SecretNotOptedInError);
     expect(inProcess.runs(ns, "t")).toEqual([]);
   });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import type pg from "pg";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
-import { typeRuntimeConfig } from "../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
 import { writeHeartbeat } from "../../src/registry/heartbeat.ts";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";

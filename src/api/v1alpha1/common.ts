@@ -25,6 +25,8 @@ export type JSONSchema = {
   "x-kubernetes-preserve-unknown-fields"?: boolean;
 };
 
+export type Validation = NonNullable<JSONSchema["x-kubernetes-validations"]>[number];
+
 export const GROUP = "geo.replication.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -112,3 +114,34 @@ export const conditions: JSONSchema = {
     },
   },
 };
+
+/** `{column}` placeholders in key and path templates. */
+const TEMPLATE = "^([^{}]|\\{[a-z_][a-z0-9_]*\\})+$";
+
+/** Where each record's key or path comes from: one column, or a template over columns. */
+export const columnOrTemplate = (what: string, example: string): JSONSchema => ({
+  type: "object",
+  description: `Where each record's ${what} comes from: one column, or a template over columns such as "${example}".`,
+  properties: {
+    column: sqlIdentifier(`Column holding the ${what}.`),
+    template: {
+      type: "string",
+      minLength: 1,
+      maxLength: 1024,
+      "x-kubernetes-validations": matches(TEMPLATE, "template may contain only text and {column} placeholders with lower-case column names"),
+      description: `Template with {column} placeholders, e.g. "${example}".`,
+    },
+  },
+  "x-kubernetes-validations": [
+    { rule: "has(self.column) != has(self.template)", message: `set exactly one of column or template for the ${what}` },
+  ],
+});
+
+/** One of a GeoSite's `capacities`: how many items one Job pod handles at once. */
+export const capacity = (def: number, what: string): JSONSchema => ({
+  type: "integer",
+  minimum: 1,
+  maximum: 10000,
+  default: def,
+  description: `${what} (GitLab's default: ${def}).`,
+});

@@ -1,4 +1,4 @@
-import { conditions, duration, matches, secretKeyRef, secretName, type JSONSchema } from "./common.ts";
+import { capacity, conditions, duration, secretKeyRef, type JSONSchema } from "./common.ts";
 
 /** The twelve per-type counters GitLab's GeoNodeStatus reports, camelCased. */
 export const REPLICABLE_STATUS_FIELDS = [
@@ -31,46 +31,6 @@ const typeStatus: JSONSchema = {
   },
 };
 
-const s3Storage: JSONSchema = {
-  type: "object",
-  description: "S3-compatible object storage holding this site's blobs.",
-  required: ["endpoint", "bucket", "credentialsSecretRef"],
-  properties: {
-    endpoint: {
-      type: "string",
-      maxLength: 2048,
-      "x-kubernetes-validations": matches("^https?://[^\\s/]+(/.*)?$", "endpoint must be an http:// or https:// URL"),
-      description: "S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com or http://minio.storage:9000.",
-    },
-    region: { type: "string", default: "us-east-1", minLength: 1, maxLength: 64 },
-    bucket: {
-      type: "string",
-      maxLength: 255,
-      "x-kubernetes-validations": matches(
-        "^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
-        "bucket must be a valid S3 bucket name: 3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit",
-      ),
-      description: "Bucket name (S3 naming rules: 3-63 lower-case letters, digits, dots and hyphens).",
-    },
-    prefix: {
-      type: "string",
-      maxLength: 512,
-      description: "Optional key prefix every object lives under; must end with '/' when set, e.g. \"uploads/\".",
-      "x-kubernetes-validations": [
-        { rule: "self == '' || (self.endsWith('/') && !self.startsWith('/') && !self.contains('//'))", message: "prefix must be empty or a relative path ending in '/', such as \"uploads/\"" },
-        { rule: "!self.split('/').exists(s, s == '..' || s == '.')", message: "prefix must not contain '.' or '..' segments" },
-      ],
-    },
-    forcePathStyle: { type: "boolean", default: false, description: "Use path-style addressing (MinIO and most self-hosted S3)." },
-    credentialsSecretRef: {
-      type: "object",
-      required: ["name"],
-      description: "Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
-      properties: { name: secretName },
-    },
-  },
-};
-
 const database: JSONSchema = {
   type: "object",
   description:
@@ -89,40 +49,6 @@ const database: JSONSchema = {
       "10m",
       "Secondary only: deletions wait, and the site is Unhealthy, while the primary's heartbeat read through the replica is older than this.",
     ),
-  },
-};
-
-const git: JSONSchema = {
-  type: "object",
-  description: "Git repositories. A primary says where secondaries fetch from; a secondary says where its mirrors live.",
-  properties: {
-    baseURL: {
-      type: "string",
-      maxLength: 2048,
-      "x-kubernetes-validations": matches("^(https?|git|ssh|file)://.+$", "baseURL must be an https://, http://, git://, ssh:// or file:// URL"),
-      description: "Primary only: base URL that repository paths are appended to, e.g. https://git.example.com or git://gitaly.internal.",
-    },
-    credentialsSecretRef: {
-      type: "object",
-      required: ["name"],
-      description: "Primary only: Secret with keys `username` and `password` (or a token as password) for HTTP fetches.",
-      properties: { name: secretName },
-    },
-    mirrorRoot: {
-      type: "string",
-      maxLength: 1024,
-      description: "Secondary only: absolute path where mirrors are kept (the mount point of persistentVolumeClaim).",
-      "x-kubernetes-validations": [
-        { rule: "self.startsWith('/')", message: "mirrorRoot must be an absolute path" },
-        { rule: "!self.split('/').exists(s, s == '..' || s == '.')", message: "mirrorRoot must be an absolute path without '.' or '..' segments" },
-      ],
-    },
-    persistentVolumeClaim: {
-      type: "object",
-      required: ["claimName"],
-      description: "Secondary only: PVC mounted at mirrorRoot in sync and verification Jobs.",
-      properties: { claimName: secretName },
-    },
   },
 };
 
@@ -152,14 +78,10 @@ const selectiveSync: JSONSchema = {
   ],
 };
 
-const capacity = (def: number, what: string): JSONSchema => ({
-  type: "integer",
-  minimum: 1,
-  maximum: 10000,
-  default: def,
-  description: `${what} (GitLab's default: ${def}).`,
-});
-
+/**
+ * The GeoSite spec without any strategy: each strategy's fragment adds the storage it needs
+ * (objectStorage, git...), its `capacities` entry and its rules (see crds.ts).
+ */
 export const geoSiteSpec: JSONSchema = {
   type: "object",
   required: ["role", "database"],
@@ -173,15 +95,11 @@ export const geoSiteSpec: JSONSchema = {
     enabled: { type: "boolean", default: true, description: "When false the operator schedules nothing for this site." },
     url: { type: "string", maxLength: 2048, description: "The site's external URL, used as the `url` label of metrics." },
     database,
-    objectStorage: s3Storage,
-    git,
     selectiveSync,
     capacities: {
       type: "object",
       default: {},
       properties: {
-        blobs: capacity(10, "Blobs copied at once by one sync Job pod"),
-        repositories: capacity(25, "Repositories mirrored at once by one sync Job pod"),
         verification: capacity(100, "Checksums computed at once by one verification Job pod"),
       },
     },
@@ -191,10 +109,6 @@ export const geoSiteSpec: JSONSchema = {
     { rule: "self.role == 'secondary' || !has(self.selectiveSync)", message: "selectiveSync applies to secondary sites only" },
     { rule: "self.role == 'secondary' || !has(self.database.primaryReplicaSecretRef)", message: "database.primaryReplicaSecretRef applies to secondary sites only (the primary reads its own database)" },
     { rule: "self.role == 'primary' || has(self.database.primaryReplicaSecretRef)", message: "a secondary site needs database.primaryReplicaSecretRef: how it reads the primary's main database" },
-    { rule: "!has(self.git) || self.role == 'secondary' || has(self.git.baseURL)", message: "a primary site's git section needs baseURL (where secondaries fetch repositories from)" },
-    { rule: "!has(self.git) || self.role == 'secondary' || (!has(self.git.mirrorRoot) && !has(self.git.persistentVolumeClaim))", message: "git.mirrorRoot and git.persistentVolumeClaim apply to secondary sites only" },
-    { rule: "!has(self.git) || self.role == 'primary' || has(self.git.mirrorRoot)", message: "a secondary site's git section needs mirrorRoot (where mirrors are kept)" },
-    { rule: "!has(self.git) || self.role == 'primary' || (!has(self.git.baseURL) && !has(self.git.credentialsSecretRef))", message: "git.baseURL and git.credentialsSecretRef apply to the primary site only" },
   ],
 };
 

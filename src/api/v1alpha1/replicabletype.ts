@@ -7,27 +7,10 @@ import { conditions, duration, matches, sqlIdentifier, type JSONSchema } from ".
 export const MAX_TYPE_NAME_LENGTH = 20;
 export const SNAKE_CASE = "^[a-z][a-z0-9]*(_[a-z0-9]+)*$";
 
-/** `{column}` placeholders in key and path templates. */
-const TEMPLATE = "^([^{}]|\\{[a-z_][a-z0-9_]*\\})+$";
-
-const columnOrTemplate = (what: string, example: string): JSONSchema => ({
-  type: "object",
-  description: `Where each record's ${what} comes from: one column, or a template over columns such as "${example}".`,
-  properties: {
-    column: sqlIdentifier(`Column holding the ${what}.`),
-    template: {
-      type: "string",
-      minLength: 1,
-      maxLength: 1024,
-      "x-kubernetes-validations": matches(TEMPLATE, "template may contain only text and {column} placeholders with lower-case column names"),
-      description: `Template with {column} placeholders, e.g. "${example}".`,
-    },
-  },
-  "x-kubernetes-validations": [
-    { rule: "has(self.column) != has(self.template)", message: `set exactly one of column or template for the ${what}` },
-  ],
-});
-
+/**
+ * The ReplicableType spec without any strategy: `strategy` has no enum yet, and `source` lacks the
+ * strategies' own fields (objectKey, repositoryPath...). crds.ts merges each strategy's fragment in.
+ */
 export const replicableTypeSpec: JSONSchema = {
   type: "object",
   required: ["name", "strategy", "source"],
@@ -57,8 +40,7 @@ export const replicableTypeSpec: JSONSchema = {
     },
     strategy: {
       type: "string",
-      enum: ["blob", "repository"],
-      description: "blob: objects in S3-compatible storage. repository: git repositories. Immutable.",
+      description: "Immutable.",
       "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "strategy is immutable" }],
     },
     source: {
@@ -69,8 +51,6 @@ export const replicableTypeSpec: JSONSchema = {
         schema: sqlIdentifier("Schema of the model table.", "public"),
         table: sqlIdentifier("Model table, e.g. cool_widgets."),
         idColumn: sqlIdentifier("Primary key column (bigint).", "id"),
-        objectKey: columnOrTemplate("object key (blob strategy)", "widgets/{id}/{file_name}"),
-        repositoryPath: columnOrTemplate("repository path (repository strategy)", "{disk_path}.git"),
         namespaceColumn: sqlIdentifier("Column with the record's namespace id, for selective sync by namespace."),
         namespaceTable: sqlIdentifier("Table of namespaces (id, parent) so that selective sync includes descendants."),
         namespaceParentColumn: sqlIdentifier("Parent column in namespaceTable."),
@@ -131,14 +111,6 @@ export const replicableTypeSpec: JSONSchema = {
       default: 1,
       description: "Pods per Job; above 1 an Indexed Job whose pods share the work.",
     },
-    repository: {
-      type: "object",
-      default: {},
-      description: "Repository strategy only.",
-      properties: {
-        housekeepingEveryFetches: { type: "integer", minimum: 0, maximum: 100000, default: 10, description: "Run `git gc --auto` after this many fetches (0 disables it)." },
-      },
-    },
     deletion: {
       type: "object",
       default: {},
@@ -163,12 +135,6 @@ export const replicableTypeSpec: JSONSchema = {
       description: "Retain keeps registry and state tables when this ReplicableType is deleted; Delete drops them. Replicated data and primary data are never touched either way.",
     },
   },
-  "x-kubernetes-validations": [
-    { rule: "self.strategy != 'blob' || has(self.source.objectKey)", message: "strategy blob needs source.objectKey (a column or template that yields each object's key)" },
-    { rule: "self.strategy != 'repository' || has(self.source.repositoryPath)", message: "strategy repository needs source.repositoryPath (a column or template that yields each repository's path)" },
-    { rule: "self.strategy != 'blob' || !has(self.source.repositoryPath)", message: "source.repositoryPath applies to the repository strategy only" },
-    { rule: "self.strategy != 'repository' || !has(self.source.objectKey)", message: "source.objectKey applies to the blob strategy only" },
-  ],
 };
 
 const jobRecord: JSONSchema = {

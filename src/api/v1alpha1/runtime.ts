@@ -2,23 +2,22 @@
  * Turns the custom resources into the plain, fully defaulted settings the registry, the
  * strategies and the workers use. The API server applies schema defaults on write; these defaults
  * repeat them for objects read from files (e.g. `geo-operator schema print -f`).
+ *
+ * The strategy's part of a type (its settings, its `_states` layout) is not known here: callers
+ * use `typeRuntimeConfig` from src/strategies/type-config.ts, which supplies it.
  */
-import type { ReplicableTypeSchemaConfig, SelectiveSync } from "../../registry/config.ts";
+import type { ReplicableTypeSchemaConfig, SelectiveSync, StatesLayout } from "../../registry/config.ts";
 import { parseDuration } from "./duration.ts";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "./types.generated.ts";
 
-export interface KeySource {
-  column?: string;
-  template?: string;
-}
-
-export interface TypeRuntimeConfig {
+/** A type's settings; `settings` is its strategy's own, parsed by the strategy's definition. */
+export interface TypeRuntimeConfig<Settings = unknown> {
   schema: ReplicableTypeSchemaConfig;
   name: string;
   plural: string;
-  strategy: "blob" | "repository";
-  objectKey?: KeySource;
-  repositoryPath?: KeySource;
+  /** The strategy's name, as the catalog (src/strategies/catalog.ts) knows it. */
+  strategy: string;
+  settings: Settings;
   replicationEnabled: boolean;
   verificationEnabled: boolean;
   minimumReverificationIntervalMs: number;
@@ -27,17 +26,22 @@ export interface TypeRuntimeConfig {
   timeoutsMs: { sync: number; stuckStarted: number; missingOnPrimaryRecheck: number };
   deletion: { graceSeconds: number; maxPerPass: number; maxPercentPerPass: number };
   parallelism: number;
-  housekeepingEveryFetches: number;
 }
 
-export function typeRuntimeConfig(spec: ReplicableTypeSpec): TypeRuntimeConfig {
+/** What the strategy contributes to a type's runtime config. */
+export interface StrategyTypeParts<Settings> {
+  statesLayout: StatesLayout;
+  settings: Settings;
+}
+
+export function buildTypeRuntimeConfig<Settings>(spec: ReplicableTypeSpec, strategy: StrategyTypeParts<Settings>): TypeRuntimeConfig<Settings> {
   const plural = spec.plural ?? `${spec.name}s`;
   const verificationEnabled = spec.verification?.enabled ?? true;
   return {
     schema: {
       name: spec.name,
       plural,
-      strategy: spec.strategy,
+      statesLayout: strategy.statesLayout,
       source: {
         schema: spec.source.schema ?? "public",
         table: spec.source.table,
@@ -53,8 +57,7 @@ export function typeRuntimeConfig(spec: ReplicableTypeSpec): TypeRuntimeConfig {
     name: spec.name,
     plural,
     strategy: spec.strategy,
-    ...(spec.source.objectKey ? { objectKey: spec.source.objectKey } : {}),
-    ...(spec.source.repositoryPath ? { repositoryPath: spec.source.repositoryPath } : {}),
+    settings: strategy.settings,
     replicationEnabled: spec.replication?.enabled ?? true,
     verificationEnabled,
     minimumReverificationIntervalMs: parseDuration(spec.verification?.minimumReverificationInterval ?? "168h"),
@@ -76,7 +79,6 @@ export function typeRuntimeConfig(spec: ReplicableTypeSpec): TypeRuntimeConfig {
       maxPercentPerPass: spec.deletion?.maxPercentPerPass ?? 10,
     },
     parallelism: spec.parallelism ?? 1,
-    housekeepingEveryFetches: spec.repository?.housekeepingEveryFetches ?? 10,
   };
 }
 
@@ -86,12 +88,9 @@ export function selectiveSyncOf(site: GeoSiteSpec): SelectiveSync {
   return s.type === "namespaces" ? { type: "namespaces", namespaces: s.namespaces ?? [] } : { type: "shards", shards: s.shards ?? [] };
 }
 
-export function capacitiesOf(site: GeoSiteSpec): { blobs: number; repositories: number; verification: number } {
-  return {
-    blobs: site.capacities?.blobs ?? 10,
-    repositories: site.capacities?.repositories ?? 25,
-    verification: site.capacities?.verification ?? 100,
-  };
+/** Checksums one verification Job pod computes at once (sync capacities belong to the strategies). */
+export function verificationCapacityOf(site: GeoSiteSpec): number {
+  return site.capacities?.verification ?? 100;
 }
 
 /** How stale the primary's heartbeat, read through this secondary's replica, may be. */

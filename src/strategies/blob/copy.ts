@@ -11,7 +11,8 @@
 import { DeleteObjectCommand, PutObjectCommand, type PutObjectCommandInput } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { pipeline } from "node:stream/promises";
-import { Sha256Meter, openObject, type ObjectChecksum, type ObjectReadStream } from "../../verification/sha256.ts";
+import { Sha256Meter } from "../../util/sha256-meter.ts";
+import { openObject, type ObjectChecksum, type ObjectReadStream } from "./s3-read.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 

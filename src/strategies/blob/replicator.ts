@@ -1,10 +1,10 @@
 /**
  * The blob strategy's Replicator: objects in the primary's S3 bucket, copied to each secondary's
- * bucket, with a SHA-256 of the full content on both sides.
+ * bucket, with a SHA-256 of the full content on both sides. Built by definition.ts.
  */
 import { HeadBucketCommand } from "@aws-sdk/client-s3";
-import { classifyS3Error, ObjectMissingError } from "../../verification/s3-errors.ts";
-import { sha256Object } from "../../verification/sha256.ts";
+import { classifyS3Error, ObjectMissingError } from "./s3-errors.ts";
+import { sha256Object } from "./s3-read.ts";
 import {
   InvalidLocationError,
   MissingCopyError,
@@ -13,15 +13,17 @@ import {
   type ModelRecord,
   type Replicator,
   type ReplicatorContext,
-  type ReplicatorFactory,
-  type S3Endpoint,
   type SyncResult,
 } from "../replicator.ts";
+import type { BlobEndpoints, BlobSettings, BlobStoreEndpoint } from "./definition.ts";
 import { copyObject, deleteObject } from "./copy.ts";
 import { compileObjectKeySource, InvalidObjectKeyError, type ObjectKeySource } from "./object-keys.ts";
 import { createObjectStore, type ObjectStore } from "./object-store.ts";
 
-function storeFor(endpoint: S3Endpoint, role: "primary" | "secondary", ctx: ReplicatorContext): ObjectStore {
+type BlobContext = ReplicatorContext<BlobSettings, BlobEndpoints>;
+
+function storeFor(endpoint: BlobStoreEndpoint, role: "primary" | "secondary", ctx: BlobContext): ObjectStore {
+  if (endpoint.kind !== "s3") throw new Error(`no blob store of kind ${String(endpoint.kind)}`);
   return createObjectStore(
     { endpoint: endpoint.endpoint, region: endpoint.region, bucket: endpoint.bucket, prefix: endpoint.prefix, forcePathStyle: endpoint.forcePathStyle },
     { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
@@ -30,21 +32,19 @@ function storeFor(endpoint: S3Endpoint, role: "primary" | "secondary", ctx: Repl
   );
 }
 
-class BlobReplicator implements Replicator {
+export class BlobReplicator implements Replicator {
   readonly columns: readonly string[];
   private readonly keys: ObjectKeySource;
   private readonly primary: ObjectStore;
   private readonly secondary?: ObjectStore;
 
-  constructor(ctx: ReplicatorContext) {
-    if (!ctx.type.objectKey) throw new Error(`ReplicableType ${ctx.type.name} has no source.objectKey`);
-    this.keys = compileObjectKeySource(ctx.type.objectKey);
+  constructor(ctx: BlobContext) {
+    this.keys = compileObjectKeySource(ctx.type.settings.objectKey);
     this.columns = this.keys.columns;
-    if (!ctx.endpoints.primaryS3) throw new Error("the blob strategy needs the primary's object storage");
-    this.primary = storeFor(ctx.endpoints.primaryS3, "primary", ctx);
+    this.primary = storeFor(ctx.endpoints.primary, "primary", ctx);
     if (ctx.role === "secondary") {
-      if (!ctx.endpoints.secondaryS3) throw new Error("the blob strategy needs this secondary's object storage");
-      this.secondary = storeFor(ctx.endpoints.secondaryS3, "secondary", ctx);
+      if (!ctx.endpoints.secondary) throw new Error("the blob strategy needs this secondary's object storage");
+      this.secondary = storeFor(ctx.endpoints.secondary, "secondary", ctx);
     }
   }
 
@@ -120,8 +120,3 @@ class BlobReplicator implements Replicator {
     this.secondary?.client.destroy();
   }
 }
-
-export const blobReplicatorFactory: ReplicatorFactory = {
-  strategy: "blob",
-  create: (ctx) => new BlobReplicator(ctx),
-};

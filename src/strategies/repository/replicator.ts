@@ -40,31 +40,29 @@ import {
   type ModelRecord,
   type Replicator,
   type ReplicatorContext,
-  type ReplicatorFactory,
   type SyncOptions,
   type SyncResult,
 } from "../replicator.ts";
-import { templateColumns } from "../model-records.ts";
+import { repositoryStrategy, type RepositoryEndpoints, type RepositorySettings } from "./definition.ts";
 
 /** Mismatch reports list at most this many differing refs. */
 const REF_DIFFERENCE_CAP = 20;
 
-class RepositoryReplicator implements Replicator {
+type RepositoryContext = ReplicatorContext<RepositorySettings, RepositoryEndpoints>;
+
+export class RepositoryReplicator implements Replicator {
   readonly columns: readonly string[];
   private readonly source: RepositoryPathSource;
   private readonly baseURL: string;
   private readonly credentials?: GitCredentials;
   private readonly mirrorRoot?: string;
-  private readonly ctx: ReplicatorContext;
+  private readonly ctx: RepositoryContext;
 
-  constructor(ctx: ReplicatorContext) {
+  constructor(ctx: RepositoryContext) {
     this.ctx = ctx;
-    const spec = ctx.type.repositoryPath;
-    if (!spec) throw new Error(`ReplicableType ${ctx.type.name} has no source.repositoryPath`);
-    this.source = spec.column ? { column: spec.column } : { template: spec.template! };
-    this.columns = spec.column ? [spec.column] : templateColumns(spec.template!).filter((c) => c !== "base");
-    const git = ctx.endpoints.primaryGit;
-    if (!git) throw new Error("the repository strategy needs the primary's git.baseURL");
+    this.source = ctx.type.settings.repositoryPath;
+    this.columns = repositoryStrategy.modelColumns(ctx.type.settings);
+    const git = ctx.endpoints.primary;
     this.baseURL = git.baseURL;
     if (git.username || git.password) this.credentials = { username: git.username ?? "", password: git.password ?? "" };
     if (ctx.role === "secondary") {
@@ -125,7 +123,7 @@ class RepositoryReplicator implements Replicator {
         mirrorPath: await this.mirror(relative),
         timeoutMs: this.ctx.type.timeoutsMs.sync,
         signal,
-        housekeepingEveryFetches: this.ctx.type.housekeepingEveryFetches,
+        housekeepingEveryFetches: this.ctx.type.settings.housekeepingEveryFetches,
         redownload: options.repair === true,
       });
     } catch (err) {
@@ -170,8 +168,3 @@ class RepositoryReplicator implements Replicator {
 
   async close(): Promise<void> {}
 }
-
-export const repositoryReplicatorFactory: ReplicatorFactory = {
-  strategy: "repository",
-  create: (ctx) => new RepositoryReplicator(ctx),
-};

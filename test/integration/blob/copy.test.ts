@@ -3,7 +3,7 @@ import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterEach, describe, expect, it } from "vitest";
 import { PrimaryWriteRefusedError, copyObject, deleteObject } from "../../../src/strategies/blob/copy.ts";
 import { InvalidObjectKeyError } from "../../../src/strategies/blob/object-keys.ts";
-import { sha256Object } from "../../../src/verification/sha256.ts";
+import { sha256Object } from "../../../src/strategies/blob/s3-read.ts";
 import { countRequests, listKeys, pendingUploads, randomBody, read, s3Env, seed, storeOn, testStores } from "./stores.ts";
 
 const MiB = 1024 * 1024;

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { freePort } from "../../../hack/localenv/ports.ts";
 import { copyObject } from "../../../src/strategies/blob/copy.ts";
 import { createObjectStore, type ObjectStore } from "../../../src/strategies/blob/object-store.ts";
-import { ObjectMissingError, classifyS3Error } from "../../../src/verification/s3-errors.ts";
-import { sha256Object } from "../../../src/verification/sha256.ts";
+import { ObjectMissingError, classifyS3Error } from "../../../src/strategies/blob/s3-errors.ts";
+import { sha256Object } from "../../../src/strategies/blob/s3-read.ts";
 import { listKeys, s3Env, seed, testStores, type S3Info } from "./stores.ts";
 
 const created: ObjectStore[] = [];

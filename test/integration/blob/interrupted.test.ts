@@ -14,7 +14,7 @@ import { inject } from "vitest";
 import { startMinio, type S3Endpoint } from "../../../hack/localenv/minio.ts";
 import { copyObject } from "../../../src/strategies/blob/copy.ts";
 import type { ObjectStore } from "../../../src/strategies/blob/object-store.ts";
-import { classifyS3Error } from "../../../src/verification/s3-errors.ts";
+import { classifyS3Error } from "../../../src/strategies/blob/s3-errors.ts";
 import { pendingUploads, randomBody, read, s3Env, seed, storeOn, testStores } from "./stores.ts";
 
 const MiB = 1024 * 1024;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
 import { LABELS } from "../../../src/api/v1alpha1/resources.ts";
-import { typeRuntimeConfig } from "../../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../../src/strategies/type-config.ts";
 import type { ReplicableTypeSpec } from "../../../src/api/v1alpha1/types.generated.ts";
 import type { ReplicableTypeSchemaConfig } from "../../../src/registry/config.ts";
 import { applySchema } from "../../../src/registry/schema-manager.ts";

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ReplicableTypeSpec } from "../../../src/api/v1alpha1/types.generated.ts";
-import { typeRuntimeConfig } from "../../../src/api/v1alpha1/runtime.ts";
+import { typeRuntimeConfig } from "../../../src/strategies/type-config.ts";
 import { SYNC_EVERYTHING } from "../../../src/registry/config.ts";
 import { registryConsistencyBatches } from "../../../src/registry/consistency.ts";
 import {

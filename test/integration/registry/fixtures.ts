@@ -14,7 +14,7 @@ export async function createModelTables(primary: pg.Pool, table = "cool_widgets"
 export function widgetType(overrides: Partial<ReplicableTypeSchemaConfig> = {}): ReplicableTypeSchemaConfig {
   return {
     name: "cool_widget",
-    strategy: "blob",
+    statesLayout: "keyed-by-model-id",
     source: {
       table: "cool_widgets",
       namespaceColumn: "namespace_id",

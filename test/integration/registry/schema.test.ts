@@ -130,7 +130,7 @@ describe("_states table (primary main DB)", () => {
   });
 
   it("repository: bigserial id, unique model id, NOT NULL retry count", async () => {
-    const type = widgetType({ name: "snippet_repository", plural: "snippet_repositories", strategy: "repository", source: { table: "snippet_repositories" } });
+    const type = widgetType({ name: "snippet_repository", plural: "snippet_repositories", statesLayout: "serial-id", source: { table: "snippet_repositories" } });
     await withClient(dbs.primary, (c) => applySchema(c, type, "primary"));
     expect(await columnsOf(dbs.primary, "snippet_repository_states")).toEqual([
       "id bigint DEFAULT nextval('snippet_repository_states_id_seq'::regclass) NOT NULL",

@@ -7,8 +7,10 @@ import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { typeRuntimeConfig } from "../../../src/api/v1alpha1/runtime.ts";
-import { repositoryReplicatorFactory } from "../../../src/strategies/repository/replicator.ts";
+import { RepositoryReplicator } from "../../../src/strategies/repository/replicator.ts";
+import { repositoryStrategy } from "../../../src/strategies/repository/definition.ts";
+import { buildTypeRuntimeConfig } from "../../../src/api/v1alpha1/runtime.ts";
+import type { ReplicableTypeSpec } from "../../../src/api/v1alpha1/types.generated.ts";
 import type { ModelRecord, Replicator } from "../../../src/strategies/replicator.ts";
 import { createLogger } from "../../../src/util/log.ts";
 
@@ -78,11 +80,12 @@ export function commit(gitDir: string, branch: string, count = 1): string {
 
 /** The strategy's Replicator for a secondary, with records whose `path` column is the relative path. */
 export function secondaryReplicator(opts: { baseURL: string; mirrorRoot: string; username?: string; password?: string }): Replicator {
-  return repositoryReplicatorFactory.create({
-    type: typeRuntimeConfig({ name: "test_repository", strategy: "repository", source: { table: "test_repositories", repositoryPath: { column: "path" } } }),
+  const spec: ReplicableTypeSpec = { name: "test_repository", strategy: "repository", source: { table: "test_repositories", repositoryPath: { column: "path" } } };
+  return new RepositoryReplicator({
+    type: buildTypeRuntimeConfig(spec, { statesLayout: repositoryStrategy.statesLayout, settings: repositoryStrategy.parseSettings(spec) }),
     siteName: "secondary",
     role: "secondary",
-    endpoints: { primaryGit: { baseURL: opts.baseURL, username: opts.username, password: opts.password }, mirrorRoot: opts.mirrorRoot },
+    endpoints: { primary: { baseURL: opts.baseURL, username: opts.username, password: opts.password }, mirrorRoot: opts.mirrorRoot },
     log: createLogger({ name: "test", level: "silent" }),
   });
 }

@@ -1,58 +1,16 @@
 /**
- * SHA-256 of objects in S3, computed while the bytes stream past: the copy hashes what it writes
- * and verification re-reads an object once. Neither holds an object in memory.
+ * Reading objects from S3: opening a GetObject body as a Node stream of a known length, and the
+ * SHA-256 of an object read once (verification). Neither holds an object in memory.
  */
-import { createHash, type Hash } from "node:crypto";
-import { Readable, Transform, type TransformCallback } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { GetObjectCommand, type GetObjectCommandOutput } from "@aws-sdk/client-s3";
-import { fullObjectKey } from "../strategies/blob/object-keys.ts";
-import type { ObjectStore } from "../strategies/blob/object-store.ts";
-import { ObjectLengthMismatchError, ObjectMissingError, classifyS3Error } from "./s3-errors.ts";
+import { Sha256Meter, type StreamChecksum } from "../../util/sha256-meter.ts";
+import { fullObjectKey } from "./object-keys.ts";
+import type { ObjectStore } from "./object-store.ts";
+import { ObjectMissingError, classifyS3Error } from "./s3-errors.ts";
 
-export interface ObjectChecksum {
-  /** 32 bytes. */
-  checksum: Buffer;
-  bytes: number;
-}
-
-/**
- * A pass-through stream that hashes and counts what flows through it and fails, instead of
- * ending, when the count differs from `expectedBytes`. A consumer that sees the end has
- * therefore seen every byte of the object.
- */
-export class Sha256Meter extends Transform {
-  readonly expectedBytes: number;
-  readonly object: string;
-  bytes = 0;
-  private readonly hash: Hash = createHash("sha256");
-
-  constructor(expectedBytes: number, object: string) {
-    super();
-    this.expectedBytes = expectedBytes;
-    this.object = object;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    if (this.bytes > this.expectedBytes) {
-      callback(new ObjectLengthMismatchError(this.object, this.expectedBytes, this.bytes));
-      return;
-    }
-    this.hash.update(chunk);
-    callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.bytes !== this.expectedBytes) callback(new ObjectLengthMismatchError(this.object, this.expectedBytes, this.bytes));
-    else callback();
-  }
-
-  /** The checksum; only meaningful once the stream has finished without error. */
-  result(): ObjectChecksum {
-    return { checksum: this.hash.digest(), bytes: this.bytes };
-  }
-}
+export type ObjectChecksum = StreamChecksum;
 
 /** A GetObject response whose body is a Node stream of exactly `length` bytes. */
 export interface ObjectReadStream {

@@ -19,19 +19,6 @@ export class ObjectMissingError extends Error {
   }
 }
 
-/** The body delivered fewer or more bytes than the response's Content-Length announced. */
-export class ObjectLengthMismatchError extends Error {
-  override name = "ObjectLengthMismatchError";
-  readonly expected: number;
-  readonly received: number;
-
-  constructor(object: string, expected: number, received: number) {
-    super(`object ${object} announced ${expected} bytes but ${received > expected ? "sent more than that" : `ended after ${received}`}`);
-    this.expected = expected;
-    this.received = received;
-  }
-}
-
 export type S3ErrorClass = "missing-object" | "missing-bucket" | "bad-credentials" | "unreachable" | "other";
 
 const MISSING_OBJECT = new Set(["ObjectMissingError", "NoSuchKey"]);

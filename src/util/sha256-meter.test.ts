@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { ObjectLengthMismatchError } from "./s3-errors.ts";
-import { Sha256Meter } from "./sha256.ts";
+import { ObjectLengthMismatchError, Sha256Meter } from "./sha256-meter.ts";
+
 
 async function meter(chunks: string[], expected: number): Promise<{ meter: Sha256Meter; passed: string }> {
   const m = new Sha256Meter(expected, "bucket/key");

@@ -1,0 +1,65 @@
+/**
+ * SHA-256 of any stream, computed while the bytes pass through: a copy hashes what it writes, a
+ * verification reads its source once. Nothing is held in memory. Knows nothing of where the bytes
+ * come from (S3, a file, HTTP): the caller names the object for error messages.
+ */
+import { createHash, type Hash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+
+/** The body delivered fewer or more bytes than the response's Content-Length announced. */
+export class ObjectLengthMismatchError extends Error {
+  override name = "ObjectLengthMismatchError";
+  readonly expected: number;
+  readonly received: number;
+
+  constructor(object: string, expected: number, received: number) {
+    super(`object ${object} announced ${expected} bytes but ${received > expected ? "sent more than that" : `ended after ${received}`}`);
+    this.expected = expected;
+    this.received = received;
+  }
+}
+
+export interface StreamChecksum {
+  /** 32 bytes. */
+  checksum: Buffer;
+  bytes: number;
+}
+
+/**
+ * A pass-through stream that hashes and counts what flows through it and fails, instead of
+ * ending, when the count differs from `expectedBytes`. A consumer that sees the end has
+ * therefore seen every byte of the object.
+ */
+export class Sha256Meter extends Transform {
+  readonly expectedBytes: number;
+  readonly object: string;
+  bytes = 0;
+  private readonly hash: Hash = createHash("sha256");
+
+  constructor(expectedBytes: number, object: string) {
+    super();
+    this.expectedBytes = expectedBytes;
+    this.object = object;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.expectedBytes) {
+      callback(new ObjectLengthMismatchError(this.object, this.expectedBytes, this.bytes));
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.bytes !== this.expectedBytes) callback(new ObjectLengthMismatchError(this.object, this.expectedBytes, this.bytes));
+    else callback();
+  }
+
+  /** The checksum; only meaningful once the stream has finished without error. */
+  result(): StreamChecksum {
+    return { checksum: this.hash.digest(), bytes: this.bytes };
+  }
+}
+
