@@ -63,7 +63,7 @@ function workerRun(name: string, env: V1EnvVar[]): WorkerRun {
     mounts: [],
     parallelism: 1,
     deadlineSeconds: 600,
-    owner: { name: "t", uid: "" },
+    owner: { name: "t", uid: "4f0c5a6e-0000-4000-8000-000000000001" },
   };
 }
 const jobExists = (name: string) => kubectl(["get", "job", name, "-n", ns]).code === 0;
