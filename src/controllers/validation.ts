@@ -4,6 +4,7 @@
  * scheduling for whatever is invalid.
  */
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import { STRATEGIES } from "../strategies/catalog.ts";
 
 export interface Finding {
   reason: string;
@@ -20,14 +21,6 @@ export interface TopologyCheck {
 
 const secretKey = (ref: { name: string; key?: string } | undefined) => (ref ? `${ref.name}/${ref.key ?? "url"}` : undefined);
 
-function sameBucket(a: GeoSite, b: GeoSite): boolean {
-  const x = a.spec.objectStorage;
-  const y = b.spec.objectStorage;
-  if (!x || !y) return false;
-  const endpoint = (e: string) => e.replace(/\/+$/, "").toLowerCase();
-  return endpoint(x.endpoint) === endpoint(y.endpoint) && x.bucket === y.bucket && (x.prefix ?? "") === (y.prefix ?? "");
-}
-
 export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
   const enabled = sites.filter((s) => s.spec.enabled !== false);
   const primaries = enabled.filter((s) => s.spec.role === "primary");
@@ -41,18 +34,11 @@ export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
   }
   const primary = primaries[0]!;
   for (const s of enabled.filter((x) => x.spec.role === "secondary")) {
-    const problems: string[] = [];
-    if (sameBucket(s, primary)) {
-      problems.push(`its objectStorage is the primary's bucket (${primary.spec.objectStorage!.bucket} at ${primary.spec.objectStorage!.endpoint}); a secondary must write to its own bucket`);
-    }
+    // Each strategy knows when a secondary's storage of its kind is the primary's.
+    const problems = STRATEGIES.map((strategy) => strategy.storageSharedWithPrimary?.(s.spec, primary.spec)).filter((p): p is string => p !== undefined);
     const tracking = secretKey(s.spec.database.secretRef);
     if (tracking && tracking === secretKey(primary.spec.database.secretRef)) {
       problems.push(`its tracking database Secret ${tracking} is the primary's main database Secret`);
-    }
-    const root = s.spec.git?.mirrorRoot?.replace(/\/+$/, "");
-    const base = primary.spec.git?.baseURL;
-    if (root && base?.startsWith("file://") && base.slice("file://".length).replace(/\/+$/, "").startsWith(root)) {
-      problems.push(`its git.mirrorRoot ${root} contains the primary's repository root ${base}`);
     }
     if (problems.length) invalidSecondaries.set(s.metadata.name, { reason: "PointsAtPrimary", message: `secondary ${s.metadata.name}: ${problems.join("; ")}` });
   }

@@ -60,6 +60,11 @@ export interface StrategyDefinition<Settings = unknown, Endpoints = unknown> {
   /** The worker's storage endpoints from its env (the counterpart of `workerStorage`); throws ConfigurationError. */
   endpointsFromEnv(env: Env, site: GeoSiteSpec, primary: GeoSiteSpec): Endpoints;
   /**
+   * Why a secondary's storage of this kind is the primary's (writing there would change primary
+   * data), or undefined. The topology check refuses to schedule such a secondary.
+   */
+  storageSharedWithPrimary?(secondary: GeoSiteSpec, primary: GeoSiteSpec): string | undefined;
+  /**
    * Checks a site's storage for GeoSite health: a problem description, or undefined when fine or
    * when the site has no storage of this kind. Throws when the credentials cannot be read.
    */

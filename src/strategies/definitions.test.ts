@@ -105,3 +105,19 @@ describe("repository endpoints and worker storage", () => {
     expect(blobStrategy.primaryDataMayChange).toBe(false);
   });
 });
+
+describe("storage shared with the primary", () => {
+  it("blob: the same bucket and prefix at the same endpoint (trailing slash and case ignored)", () => {
+    const same = { ...secondary, objectStorage: { ...primary.objectStorage!, endpoint: "HTTP://p/" } };
+    expect(blobStrategy.storageSharedWithPrimary!(same, primary)).toBe("its objectStorage is the primary's bucket (pb at http://p); a secondary must write to its own bucket");
+    expect(blobStrategy.storageSharedWithPrimary!({ ...same, objectStorage: { ...same.objectStorage, prefix: "other/" } }, primary)).toBeUndefined();
+    expect(blobStrategy.storageSharedWithPrimary!(secondary, primary)).toBeUndefined();
+  });
+
+  it("repository: a mirror root that contains the primary's file:// repository root", () => {
+    const filePrimary = { ...primary, git: { baseURL: "file:///srv/git/repositories" } };
+    expect(repositoryStrategy.storageSharedWithPrimary!({ ...secondary, git: { mirrorRoot: "/srv/git/" } }, filePrimary)).toBe("its git.mirrorRoot /srv/git contains the primary's repository root file:///srv/git/repositories");
+    expect(repositoryStrategy.storageSharedWithPrimary!(secondary, filePrimary)).toBeUndefined();
+    expect(repositoryStrategy.storageSharedWithPrimary!({ ...secondary, git: { mirrorRoot: "/srv/git" } }, primary)).toBeUndefined();
+  });
+});

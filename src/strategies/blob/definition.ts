@@ -147,6 +147,15 @@ export const blobStrategy: StrategyDefinition<BlobSettings, BlobEndpoints> = {
     return endpoints;
   },
 
+  storageSharedWithPrimary(secondary, primary) {
+    const x = secondary.objectStorage;
+    const y = primary.objectStorage;
+    if (!x || !y) return undefined;
+    const endpoint = (e: string) => e.replace(/\/+$/, "").toLowerCase();
+    if (endpoint(x.endpoint) !== endpoint(y.endpoint) || x.bucket !== y.bucket || (x.prefix ?? "") !== (y.prefix ?? "")) return undefined;
+    return `its objectStorage is the primary's bucket (${y.bucket} at ${y.endpoint}); a secondary must write to its own bucket`;
+  },
+
   async probeStorage(site, access) {
     const storage = site.spec.objectStorage;
     if (!storage) return undefined;

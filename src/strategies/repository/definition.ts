@@ -137,6 +137,15 @@ export const repositoryStrategy: StrategyDefinition<RepositorySettings, Reposito
     return endpoints;
   },
 
+  storageSharedWithPrimary(secondary, primary) {
+    const root = secondary.git?.mirrorRoot?.replace(/\/+$/, "");
+    const base = primary.git?.baseURL;
+    if (root && base?.startsWith("file://") && base.slice("file://".length).replace(/\/+$/, "").startsWith(root)) {
+      return `its git.mirrorRoot ${root} contains the primary's repository root ${base}`;
+    }
+    return undefined;
+  },
+
   async createReplicator(ctx) {
     const { RepositoryReplicator } = await import("./replicator.ts");
     return new RepositoryReplicator(ctx);
