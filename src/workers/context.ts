@@ -1,4 +1,4 @@
-/** Everything one worker run needs, built by cmd/commands/worker.ts from env and mounted Secrets. */
+/** Everything one worker run needs, built by runWorker (workers/run.ts) from its env. */
 import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
 import type { SelectiveSync } from "../registry/config.ts";
 import type { Queryable } from "../registry/db.ts";
@@ -13,7 +13,7 @@ export interface WorkerContext {
   /** Deletions wait while the primary's heartbeat on the replica is older than this. */
   maxReplicationLagSeconds: number;
   selectiveSync: SelectiveSync;
-  /** Items handled at once: the site's blob/repository capacity for sync, verification capacity otherwise. */
+  /** Items handled at once: the site's capacity for the strategy's syncs (e.g. `capacities.blobs`), its verification capacity otherwise. */
   concurrency: number;
   /** The primary's main database; for a secondary, its read replica. */
   primaryDb: Queryable;
