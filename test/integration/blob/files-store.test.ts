@@ -1,6 +1,6 @@
 /** FileSource and FileStore on a real directory: atomic writes, confinement to the root, missing vs unavailable. */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -26,7 +26,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 
-/** Every entry under `dir`, recursively, as relative paths (symlinks not followed). */
+/** Every entry under `dir`, recursively, as relative paths (readdir follows symlinked directories). */
 function tree(dir: string): string[] {
   return readdirSync(dir, { recursive: true }).map(String).sort();
 }
@@ -103,6 +103,28 @@ describe("FileStore round trip", () => {
     await store.remove("a/b");
     await store.remove("never/was/here");
     expect(existsSync(join(root, "a/b"))).toBe(false);
+  });
+});
+
+describe("removeStaleTempFiles", () => {
+  it("removes old temporary files anywhere under the root, keeping recent ones, data and what symlinks point to", async () => {
+    mkdirSync(join(root, "a/b"), { recursive: true });
+    symlinkSync(outside, join(root, "link"));
+    writeFileSync(join(outside, ".geo-tmp-not-ours"), "x");
+    const hourAgo = new Date(Date.now() - 3_600_000);
+    for (const path of [".geo-tmp-1", "a/b/.geo-tmp-2"]) {
+      writeFileSync(join(root, path), "partial");
+      utimesSync(join(root, path), hourAgo, hourAgo);
+    }
+    writeFileSync(join(root, "a/.geo-tmp-fresh"), "being written");
+    writeFileSync(join(root, "a/b/data"), "keep");
+    utimesSync(join(root, "a/b/data"), hourAgo, hourAgo);
+
+    expect(await new FileStore(root).removeStaleTempFiles(600_000)).toBe(2);
+
+    expect(tree(join(root, "a"))).toEqual([".geo-tmp-fresh", "b", "b/data"]);
+    expect(existsSync(join(root, ".geo-tmp-1"))).toBe(false);
+    expect(tree(outside)).toEqual([".geo-tmp-not-ours", "secret.txt"]);
   });
 });
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, mkdir, open, readlink, realpath, rename, rm, unlink, type FileHandle } from "node:fs/promises";
+import { access, lstat, mkdir, open, readdir, readlink, realpath, rename, rm, unlink, type FileHandle } from "node:fs/promises";
 import { isAbsolute, join, resolve, sep } from "node:path";
 import { type Readable, addAbortSignal, pipeline as pipelineCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -193,6 +193,32 @@ export class FileStore extends FileSource implements BlobTarget {
     meter.resume();
     await pipeline(body, meter, signal ? { signal } : {});
     return meter.result();
+  }
+
+  /**
+   * Deletes the temporary files that writes interrupted by a crash left behind (a failed write
+   * removes its own), when they were last modified more than `olderThanMs` ago, so that a write
+   * still in progress elsewhere is not disturbed. Symlinks are not followed. Returns how many
+   * were removed.
+   */
+  async removeStaleTempFiles(olderThanMs: number, now: number = Date.now()): Promise<number> {
+    const root = await this.realRoot();
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (entry.isFile() && entry.name.startsWith(TEMP_PREFIX)) {
+          const stat = await lstat(path).catch(() => undefined);
+          if (stat && now - stat.mtimeMs > olderThanMs) {
+            await rm(path, { force: true });
+            removed++;
+          }
+        }
+      }
+    };
+    await walk(root);
+    return removed;
   }
 
   /**
