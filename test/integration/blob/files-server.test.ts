@@ -235,6 +235,23 @@ describe("TLS", () => {
   });
 });
 
+describe("close", () => {
+  it("lets a download in flight finish and refuses new connections", async () => {
+    const own = await serveFiles({ root, host: "127.0.0.1", port: 0, tls: { cert: certs.cert, key: certs.key }, siteKeys: new Map([["secondary-a", KEY_A]]), log: pino({ level: "silent" }) });
+    const { body } = await client({ url: own.url }).open("uploads/big.bin");
+    let closed = false;
+    const closing = own.close().then(() => (closed = true));
+
+    const hash = createHash("sha256");
+    await pipeline(body, hash);
+
+    expect(hash.digest()).toEqual(sha256(BIG));
+    await closing;
+    expect(closed).toBe(true);
+    await expect(client({ url: own.url }).probe()).rejects.toThrow(/unreachable/);
+  });
+});
+
 describe("responses the client must not trust", () => {
   /** An HTTPS server with the test certificate that answers every request with `respond`. */
   async function impostor(respond: Parameters<typeof createHttpsServer>[1]): Promise<{ url: string; close: () => Promise<void> }> {
