@@ -5,6 +5,7 @@
  */
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import { STRATEGIES } from "../strategies/catalog.ts";
+import { Reason } from "./reasons.ts";
 
 export interface Finding {
   reason: string;
@@ -26,11 +27,11 @@ export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
   const primaries = enabled.filter((s) => s.spec.role === "primary");
   const invalidSecondaries = new Map<string, Finding>();
   if (primaries.length === 0) {
-    return { problem: { reason: "NoPrimary", message: "no enabled GeoSite has role primary in this namespace; exactly one is required" }, invalidSecondaries };
+    return { problem: { reason: Reason.NoPrimary, message: "no enabled GeoSite has role primary in this namespace; exactly one is required" }, invalidSecondaries };
   }
   if (primaries.length > 1) {
     const names = primaries.map((p) => p.metadata.name).sort().join(", ");
-    return { problem: { reason: "MultiplePrimaries", message: `GeoSites ${names} all have role primary; exactly one is allowed` }, invalidSecondaries };
+    return { problem: { reason: Reason.MultiplePrimaries, message: `GeoSites ${names} all have role primary; exactly one is allowed` }, invalidSecondaries };
   }
   const primary = primaries[0]!;
   for (const s of enabled.filter((x) => x.spec.role === "secondary")) {
@@ -40,7 +41,7 @@ export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
     if (tracking && tracking === secretKey(primary.spec.database.secretRef)) {
       problems.push(`its tracking database Secret ${tracking} is the primary's main database Secret`);
     }
-    if (problems.length) invalidSecondaries.set(s.metadata.name, { reason: "PointsAtPrimary", message: `secondary ${s.metadata.name}: ${problems.join("; ")}` });
+    if (problems.length) invalidSecondaries.set(s.metadata.name, { reason: Reason.PointsAtPrimary, message: `secondary ${s.metadata.name}: ${problems.join("; ")}` });
   }
   return { primary, invalidSecondaries };
 }
