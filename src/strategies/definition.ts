@@ -13,6 +13,7 @@ import type { GeoSiteSpec, ReplicableTypeSpec } from "../api/v1alpha1/types.gene
 import type { StatesLayout } from "../registry/config.ts";
 import type { Env } from "../util/config-env.ts";
 import type { Replicator, ReplicatorContext } from "./replicator.ts";
+import type { SiteServer } from "./site-server.ts";
 
 /** A GeoSite `capacities` entry for sync; `verification` is shared by every strategy. */
 export type SyncCapacityField = Exclude<keyof NonNullable<GeoSiteSpec["capacities"]>, "verification">;
@@ -70,4 +71,11 @@ export interface StrategyDefinition<Settings = unknown, Endpoints = unknown> {
    */
   probeStorage?(site: GeoSite, access: SecretAccess): Promise<string | undefined>;
   createReplicator(ctx: ReplicatorContext<Settings, Endpoints>): Promise<Replicator>;
+  /**
+   * Long-running servers this strategy needs on `site` (e.g. the blob strategy's file retrieval
+   * server on a primary whose files live on a volume), given the settings of every type of this
+   * strategy in the namespace and all GeoSites. Empty or absent: none. The operator keeps exactly
+   * these running (controllers/site-servers.ts).
+   */
+  siteServers?(site: GeoSite, sites: readonly GeoSite[], types: readonly Settings[]): SiteServer[];
 }
