@@ -11,13 +11,13 @@
  * Deletions on a secondary wait while the identity is missing or the lag is above the threshold.
  */
 import type { Queryable } from "./db.ts";
-import { ensurePrimarySideTables, HEARTBEAT_TABLE, type Connectable } from "./side-tables.ts";
+import { ensurePrimarySideTables, HEARTBEAT_TABLE } from "./side-tables.ts";
 
 export { HEARTBEAT_TABLE } from "./side-tables.ts";
 const UNDEFINED_TABLE = "42P01";
 
 /** The primary's operator: "site `siteName` is alive and this is its database". Returns the identity. */
-export async function writeHeartbeat(primary: Connectable, siteName: string): Promise<string> {
+export async function writeHeartbeat(primary: Queryable, siteName: string): Promise<string> {
   const beat = () =>
     primary.query<{ identity: string }>(
       `INSERT INTO public.${HEARTBEAT_TABLE} (site_name, beat_at) VALUES ($1::text, now())

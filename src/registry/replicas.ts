@@ -10,6 +10,8 @@
 import type { Queryable } from "./db.ts";
 import { toNumber } from "./db.ts";
 import { REPLICAS_TABLE, WORKER_RUNS_TABLE } from "./side-tables.ts";
+import { quoteIdent } from "./identifiers.ts";
+import { tableExists } from "./tables.ts";
 
 export { REPLICAS_TABLE, WORKER_RUNS_TABLE } from "./side-tables.ts";
 
@@ -46,6 +48,12 @@ export async function mismatchesOf(db: Queryable, typeName: string, modelIds: re
     [typeName, modelIds],
   );
   return new Map(rows.map((r) => [toNumber(r.model_id), r.mismatch]));
+}
+
+/** Mismatch details the verify worker recorded (empty when none, or when no worker ever ran). */
+export async function mismatchDetails(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<Map<number, unknown>> {
+  if (modelIds.length === 0 || !(await tableExists(db, `public.${quoteIdent(REPLICAS_TABLE)}`))) return new Map();
+  return mismatchesOf(db, typeName, modelIds);
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The operator's own tables beside GitLab's: on a secondary's tracking database the copy locations,
- * worker runs and deletion evidence; on the primary's main database the heartbeat.
+ * worker runs and deletion evidence; on the primary's main database the heartbeat and the times of
+ * the last whole `_states` backfill walks.
  *
  * They are numbered migrations like each type's schema (same versions table, same advisory lock),
  * recorded under the set name OPERATOR_MIGRATION_SET, which no ReplicableType can have (type names
@@ -11,6 +12,7 @@
  */
 import pg from "pg";
 import type { SchemaRole } from "./config.ts";
+import type { Queryable } from "./db.ts";
 import { renderMigrationScript, type SchemaMigration } from "./ddl.ts";
 import { applyMigrations, appliedVersions, type ApplySchemaResult } from "./schema-manager.ts";
 
@@ -23,6 +25,7 @@ export const CONSISTENCY_PASSES_TABLE = "geo_operator_consistency_passes";
 export const DELETION_CANDIDATES_TABLE = "geo_operator_deletion_candidates";
 export const DELETION_HOLDS_TABLE = "geo_operator_deletion_holds";
 export const HEARTBEAT_TABLE = "geo_operator_primary_heartbeat";
+export const BACKFILL_WALKS_TABLE = "geo_operator_backfill_walks";
 
 const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
   {
@@ -83,7 +86,7 @@ const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
 const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
   {
     version: 1,
-    description: `create ${HEARTBEAT_TABLE}`,
+    description: `create ${HEARTBEAT_TABLE}, ${BACKFILL_WALKS_TABLE}`,
     statements: [
       `CREATE TABLE IF NOT EXISTS public.${HEARTBEAT_TABLE} (
   site_name text PRIMARY KEY,
@@ -91,6 +94,7 @@ const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
   database_name text NOT NULL DEFAULT current_database(),
   beat_at timestamptz NOT NULL
 )`,
+      `CREATE TABLE IF NOT EXISTS public.${BACKFILL_WALKS_TABLE} (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`,
     ],
   },
 ];
@@ -106,15 +110,17 @@ export function renderSideTablesDDL(role: SchemaRole): string {
   return renderMigrationScript(`-- geo-operator's own tables, ${database}`, OPERATOR_MIGRATION_SET, role, sideTableMigrations(role));
 }
 
-/** A pool (a client is checked out for the transaction) or a connected client not inside a transaction. */
-export type Connectable = pg.Pool | pg.ClientBase;
-
-async function ensureSideTables(db: Connectable, role: SchemaRole): Promise<ApplySchemaResult> {
+/**
+ * `db` must be a pg Pool (a client is checked out for the transaction) or a connected pg Client
+ * not inside a transaction; the work needs one connection, which a bare Queryable does not promise.
+ */
+async function ensureSideTables(db: Queryable, role: SchemaRole): Promise<ApplySchemaResult> {
   const migrations = sideTableMigrations(role);
-  // Every worker run calls this: when all versions are recorded, one read and no lock.
+  // Every worker run calls this: when all versions are recorded, two reads and no lock.
   const recorded = new Set(await appliedVersions(db, OPERATOR_MIGRATION_SET, role));
   if (migrations.every((m) => recorded.has(m.version))) return { applied: [] };
-  if (!(db instanceof pg.Pool)) return applyMigrations(db, OPERATOR_MIGRATION_SET, role, migrations);
+  if (db instanceof pg.Client) return applyMigrations(db, OPERATOR_MIGRATION_SET, role, migrations);
+  if (!(db instanceof pg.Pool)) throw new TypeError("the operator's tables are migrated through a pg Pool or Client");
   const client = await db.connect();
   try {
     return await applyMigrations(client, OPERATOR_MIGRATION_SET, role, migrations);
@@ -127,11 +133,14 @@ async function ensureSideTables(db: Connectable, role: SchemaRole): Promise<Appl
  * Brings the operator's tables in a secondary's tracking database up to date (the reconciler and
  * every secondary worker run call it). Safe to run from several processes at once.
  */
-export function ensureTrackingSideTables(db: Connectable): Promise<ApplySchemaResult> {
+export function ensureTrackingSideTables(db: Queryable): Promise<ApplySchemaResult> {
   return ensureSideTables(db, "secondary");
 }
 
-/** Brings the operator's table in the primary's main database (the heartbeat) up to date. */
-export function ensurePrimarySideTables(db: Connectable): Promise<ApplySchemaResult> {
+/**
+ * Brings the operator's tables in the primary's main database up to date (the reconciler, the
+ * first heartbeat and each verify-primary run call it). Safe to run from several processes at once.
+ */
+export function ensurePrimarySideTables(db: Queryable): Promise<ApplySchemaResult> {
   return ensureSideTables(db, "primary");
 }

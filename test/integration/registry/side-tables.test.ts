@@ -60,6 +60,7 @@ async function createTablesTheOldWay(tracking: pg.Pool, primary: pg.Pool): Promi
   await tracking.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_deletion_holds (
        type_name text PRIMARY KEY, reason text NOT NULL, message text NOT NULL, pending bigint NOT NULL,
        held_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, released_at timestamptz, released_by text)`);
+  await primary.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_backfill_walks (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`);
   await primary.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_primary_heartbeat (
        site_name text PRIMARY KEY, identity uuid NOT NULL DEFAULT gen_random_uuid(),
        database_name text NOT NULL DEFAULT current_database(), beat_at timestamptz NOT NULL)`);
@@ -71,7 +72,7 @@ describe("the operator's own tables as numbered migrations", () => {
     expect(await ensureTrackingSideTables(dbs.tracking)).toEqual({ applied: [1] });
     expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1] });
     expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
-    expect(await operatorTables(dbs.primary)).toEqual(["geo_operator_primary_heartbeat"]);
+    expect(await operatorTables(dbs.primary)).toEqual(["geo_operator_backfill_walks", "geo_operator_primary_heartbeat"]);
     expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
     expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1]);
     expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [] });
