@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { registerCrdsCommand } from "./commands/crds.ts";
 import { registerManagerCommand } from "./commands/manager.ts";
 import { registerSchemaCommand } from "./commands/schema.ts";
+import { registerServeFilesCommand } from "./commands/serve-files.ts";
 import { registerWorkerCommand } from "./commands/worker.ts";
 
 // cmd/ in a checkout, dist/cmd/ in the image: package.json is one or two levels up.
@@ -23,5 +24,6 @@ registerCrdsCommand(program);
 registerSchemaCommand(program);
 registerWorkerCommand(program);
 registerManagerCommand(program);
+registerServeFilesCommand(program);
 
 await program.parseAsync(process.argv);

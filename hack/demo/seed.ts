@@ -1,13 +1,14 @@
 /**
  * Sample data for `make demo`: a `cool_widgets` table whose rows name objects of mixed sizes in the
  * primary's bucket, and a `design_repositories` table whose rows name git repositories on the
- * primary's git server.
+ * primary's git server, and an `uploads` table whose rows say per record (GitLab's `store` column:
+ * 1 = a file on the primary's volume, 2 = an object in its bucket) where the file lives.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type pg from "pg";
@@ -63,4 +64,37 @@ export async function seedRepositories(db: pg.Pool, gitRoot: string, count: numb
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** GitLab's ObjectStorage::Store values, as kept in a model's `store` / `file_store` column. */
+export const FILE_STORE = { local: 1, remote: 2 } as const;
+
+/**
+ * Seeds `uploads`: every fifth record in the primary's bucket, the others as files under `fileRoot`
+ * (the primary's volume). Keys are `uploads/{id}/{file_name}` in either store.
+ */
+export async function seedUploads(db: pg.Pool, fileRoot: string, s3: S3Client, bucket: string, count: number): Promise<{ bytes: number; files: number; objects: number }> {
+  await db.query(`CREATE TABLE IF NOT EXISTS uploads (id bigserial PRIMARY KEY, namespace_id bigint NOT NULL, file_name text NOT NULL, store smallint NOT NULL)`);
+  const { rows } = await db.query<{ id: string; file_name: string; store: number }>(
+    `INSERT INTO uploads (namespace_id, file_name, store)
+     SELECT 1 + g % 5, 'upload-' || g || '.dat', CASE WHEN g % 5 = 0 THEN ${FILE_STORE.remote} ELSE ${FILE_STORE.local} END
+     FROM generate_series(1, $1::integer) AS g RETURNING id, file_name, store`,
+    [count],
+  );
+  const out = { bytes: 0, files: 0, objects: 0 };
+  await forEachLimit(rows, 16, async (row) => {
+    const body = randomBytes(demoObjectSize(Number(row.id) * 3));
+    const key = `uploads/${row.id}/${row.file_name}`;
+    out.bytes += body.length;
+    if (Number(row.store) === FILE_STORE.local) {
+      const path = join(fileRoot, key);
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, body);
+      out.files++;
+    } else {
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+      out.objects++;
+    }
+  });
+  return out;
 }

@@ -1,4 +1,8 @@
-/** Condition types, reasons and event reasons, in one place. */
+/**
+ * Condition types, reasons and event reasons, in one place. Every reason a condition, a site's
+ * status or an Event carries is one of these; the hold reasons that consistency runs write to the
+ * tracking database (workers/deletion-policy.ts HoldReason) are among them (reasons.test.ts).
+ */
 export const ConditionType = {
   Ready: "Ready",
   SitesValid: "SitesValid",
@@ -44,4 +48,8 @@ export const Reason = {
   RegistryBehind: "RegistryBehind",
   ReplicaUnproven: "ReplicaUnproven",
   ReplicaLagging: "ReplicaLagging",
+  PrimaryEmpty: "PrimaryEmpty",
+  TooManyDeletions: "TooManyDeletions",
 } as const;
+
+export type ReasonValue = (typeof Reason)[keyof typeof Reason];

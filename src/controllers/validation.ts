@@ -4,6 +4,7 @@
  * scheduling for whatever is invalid.
  */
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import { Reason } from "./reasons.ts";
 
 export interface Finding {
   reason: string;
@@ -33,11 +34,11 @@ export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
   const primaries = enabled.filter((s) => s.spec.role === "primary");
   const invalidSecondaries = new Map<string, Finding>();
   if (primaries.length === 0) {
-    return { problem: { reason: "NoPrimary", message: "no enabled GeoSite has role primary in this namespace; exactly one is required" }, invalidSecondaries };
+    return { problem: { reason: Reason.NoPrimary, message: "no enabled GeoSite has role primary in this namespace; exactly one is required" }, invalidSecondaries };
   }
   if (primaries.length > 1) {
     const names = primaries.map((p) => p.metadata.name).sort().join(", ");
-    return { problem: { reason: "MultiplePrimaries", message: `GeoSites ${names} all have role primary; exactly one is allowed` }, invalidSecondaries };
+    return { problem: { reason: Reason.MultiplePrimaries, message: `GeoSites ${names} all have role primary; exactly one is allowed` }, invalidSecondaries };
   }
   const primary = primaries[0]!;
   for (const s of enabled.filter((x) => x.spec.role === "secondary")) {
@@ -54,7 +55,7 @@ export function checkTopology(sites: readonly GeoSite[]): TopologyCheck {
     if (root && base?.startsWith("file://") && base.slice("file://".length).replace(/\/+$/, "").startsWith(root)) {
       problems.push(`its git.mirrorRoot ${root} contains the primary's repository root ${base}`);
     }
-    if (problems.length) invalidSecondaries.set(s.metadata.name, { reason: "PointsAtPrimary", message: `secondary ${s.metadata.name}: ${problems.join("; ")}` });
+    if (problems.length) invalidSecondaries.set(s.metadata.name, { reason: Reason.PointsAtPrimary, message: `secondary ${s.metadata.name}: ${problems.join("; ")}` });
   }
   return { primary, invalidSecondaries };
 }

@@ -71,3 +71,22 @@ it("an operator with --site tokyo prepares and schedules tokyo only, and writes 
   expect(JSON.parse((await kubectlAsync(["get", "gsite", "tokyo", "-n", ns, "-o", "json"])).stdout).status.lastStatusTime).toBeDefined();
   expect(JSON.parse((await kubectlAsync(["get", "gsite", "london", "-n", ns, "-o", "json"])).stdout).status).toBeUndefined();
 });
+
+it("reports the schema version its database records, also once the schema step is cached", async () => {
+  const rtOf = async () => JSON.parse((await kubectlAsync(["get", "rtype", "cool-widget", "-n", ns, "-o", "json"])).stdout);
+  const tokyoVersion = (rt: any) => rt.status?.sites?.find((s: any) => s.name === "tokyo")?.schemaVersion;
+  for (let i = 0; i < 120 && tokyoVersion(await rtOf()) !== 1; i++) await new Promise((r) => setTimeout(r, 250));
+  expect(tokyoVersion(await rtOf())).toBe(1);
+  // A later version recorded in the tracking database (as a newer operator would leave it): the
+  // next generation's schema step finds nothing to apply and reports what the database says.
+  await dbs.tracking.query(
+    `INSERT INTO geo_operator_schema_migrations (type_name, role, version) VALUES ('cool_widget', 'secondary', 7) ON CONFLICT DO NOTHING`,
+  );
+  kubectlOk(["patch", "rtype", "cool-widget", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { intervals: { sync: "2m" } } })]);
+  let version: unknown;
+  for (let i = 0; i < 120 && version !== 7; i++) {
+    await new Promise((r) => setTimeout(r, 250));
+    version = tokyoVersion(await rtOf());
+  }
+  expect(version).toBe(7);
+});

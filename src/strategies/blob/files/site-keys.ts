@@ -1,0 +1,31 @@
+/**
+ * The secondary sites' secret keys as the retrieval server reads them: a directory with one file
+ * per site, named after the site (a mounted Secret whose keys are site names). Kubernetes' own
+ * entries in such a mount (`..data`, `..2026_…`) start with a dot and are skipped.
+ */
+import { readFile, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { isSiteName, parseSecretKey } from "./signing.ts";
+
+export interface LoadedSiteKeys {
+  keys: Map<string, string>;
+  /** Entries that are not named like a site, so not keys (reported, not fatal). */
+  ignored: string[];
+}
+
+/** Reads every site key in `dir`. Throws when a key file is unreadable or too short, or none is found. */
+export async function loadSiteKeys(dir: string): Promise<LoadedSiteKeys> {
+  const keys = new Map<string, string>();
+  const ignored: string[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    if (name.startsWith(".")) continue;
+    if (!isSiteName(name)) {
+      ignored.push(name);
+      continue;
+    }
+    const path = join(dir, name);
+    keys.set(name, parseSecretKey(await readFile(path, "utf8"), `site key file ${path}`));
+  }
+  if (keys.size === 0) throw new Error(`${dir} holds no site key (expected one file per secondary site, named after the site)`);
+  return { keys, ignored };
+}
