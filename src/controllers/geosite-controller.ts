@@ -26,7 +26,7 @@ import { deletionHold } from "../registry/deletions.ts";
 import { maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
 import { duplicateTypeNames } from "./validation.ts";
 import { replicatedBytes } from "../registry/replicas.ts";
-import type { Queryable } from "../registry/db.ts";
+import { ping, type Queryable } from "../registry/db.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import type { Logger } from "../util/log.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
@@ -173,10 +173,10 @@ export class GeoSiteController {
     let main, tracking;
     try {
       main = await this.d.access.pool(site, primary ? "main" : "primaryReplica");
-      await main.query("select 1");
+      await ping(main);
       if (!primary) {
         tracking = await this.d.access.pool(site, "tracking");
-        await tracking.query("select 1");
+        await ping(tracking);
       }
     } catch (err) {
       reasons.push(`${failureReason(err, Reason.DatabaseUnreachable)}: ${(err as Error).message}`);
