@@ -18,6 +18,7 @@ import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { GeoSiteStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { patchStatus } from "../k8s/status.ts";
+import { describeError } from "../k8s/api-errors.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { oldestUnsyncedAgeSeconds, primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
@@ -33,6 +34,7 @@ import type { ReconcileResult } from "./controller-loop.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
 import { checkTopology } from "./validation.ts";
+import { desiredSiteServers, type SiteServerExecutor } from "./site-servers.ts";
 
 type TypeStatus = NonNullable<GeoSiteStatus["types"]>[number];
 
@@ -43,6 +45,8 @@ export interface GeoSiteControllerDeps {
   access: SiteAccess;
   events: EventRecorder;
   metrics: OperatorMetrics;
+  /** Runs the servers strategies ask for on a site (e.g. file retrieval on a primary). */
+  servers?: SiteServerExecutor;
   site?: string;
   log: Logger;
   heartbeatMs?: number;
@@ -106,6 +110,12 @@ export class GeoSiteController {
         );
         if (problem) reasons.push(problem);
       }
+    }
+    if (this.d.servers && !topology.problem) {
+      const desired = desiredSiteServers(site, this.d.sites.list(namespace), types);
+      await this.d.servers.reconcile(namespace, name, desired).catch((err: unknown) => {
+        reasons.push(`${failureReason(err, Reason.ServerNotRunning)}: ${desired.map((s) => s.name).join(", ") || "site servers"}: ${describeError(err)}`);
+      });
     }
     for (const t of types) {
       for (const job of t.status?.lastJobs ?? []) {
