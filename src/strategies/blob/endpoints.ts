@@ -8,7 +8,7 @@
  * read-only there) unless the primary GeoSite has `fileStorage.retrieval`: then a secondary reads
  * them through that HTTPS server with its own key.
  */
-import type { V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
+import type { V1EnvVar } from "@kubernetes/client-node";
 import type { GeoSite } from "../../api/v1alpha1/resources.ts";
 import type { GeoSiteSpec } from "../../api/v1alpha1/types.generated.ts";
 import { secretEnv } from "../../k8s/env.ts";
