@@ -1,3 +1,4 @@
+import type { V1EnvVar } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import type { GeoSite } from "../../api/v1alpha1/resources.ts";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../api/v1alpha1/types.generated.ts";
@@ -28,7 +29,7 @@ const settings = (over: Partial<BlobSettings> = {}): BlobSettings => ({ objectKe
 const files = settings({ primaryStore: "FileStorage" });
 const mixed = settings({ storeColumn: "file_store" });
 const spec = (over: Partial<ReplicableTypeSpec> = {}): ReplicableTypeSpec => ({ name: "u", strategy: "blob", source: { table: "us", objectKey: { template: "u/{id}/{file_name}" } }, ...over });
-const refs = (env: { name: string; valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } } }[]) =>
+const refs = (env: readonly V1EnvVar[]) =>
   env.map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key, e.valueFrom?.secretKeyRef?.optional ?? false]);
 
 describe("blob settings", () => {
