@@ -49,7 +49,11 @@ function s3Store(endpoint: S3StoreEndpoint, role: "primary" | "secondary", ctx: 
 
 /** The Replicator's error for a store's error; `side` says whose data was missing. */
 function mapped(err: unknown, side: "primary" | "secondary"): unknown {
-  if (err instanceof BlobMissingError || err instanceof ObjectMissingError) return side === "primary" ? new MissingOnPrimaryError(err.message, { cause: err }) : new MissingCopyError(err.message, { cause: err });
+  if (err instanceof BlobMissingError || err instanceof ObjectMissingError) {
+    // A bucket's answer keeps S3's own wording (bucket, key and site).
+    const message = err.cause instanceof ObjectMissingError ? err.cause.message : err.message;
+    return side === "primary" ? new MissingOnPrimaryError(message, { cause: err }) : new MissingCopyError(message, { cause: err });
+  }
   if (err instanceof InvalidBlobKeyError || err instanceof InvalidObjectKeyError || err instanceof UnknownStoreValueError) return new InvalidLocationError(err.message, { cause: err });
   return err;
 }
