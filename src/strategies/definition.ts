@@ -58,8 +58,11 @@ export interface StrategyDefinition<Settings = unknown, Endpoints = unknown> {
   modelColumns(settings: Settings): readonly string[];
   /** Env and volumes of a worker Job acting for `site` (the primary or a secondary). */
   workerStorage(settings: Settings, site: GeoSite, primary: GeoSite): WorkerStorage;
-  /** The worker's storage endpoints from its env (the counterpart of `workerStorage`); throws ConfigurationError. */
-  endpointsFromEnv(env: Env, site: GeoSiteSpec, primary: GeoSiteSpec): Endpoints;
+  /**
+   * The worker's storage endpoints from its env (the counterpart of `workerStorage`), for the
+   * stores `settings` use; `siteName` is the site the worker acts for. Throws ConfigurationError.
+   */
+  endpointsFromEnv(env: Env, site: GeoSiteSpec, primary: GeoSiteSpec, settings: Settings, siteName: string): Endpoints;
   /**
    * Why a secondary's storage of this kind is the primary's (writing there would change primary
    * data), or undefined. The topology check refuses to schedule such a secondary.

@@ -39,7 +39,7 @@ describe("the catalog", () => {
 
   it("fills a type's strategy settings and _states layout", () => {
     const blob = typeRuntimeConfig({ name: "w", strategy: "blob", source: { table: "ws", objectKey: { template: "w/{id}/{file_name}" } } });
-    expect(blob.settings).toEqual({ objectKey: { template: "w/{id}/{file_name}" } });
+    expect(blob.settings).toEqual({ objectKey: { template: "w/{id}/{file_name}" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary" });
     expect(blob.schema.statesLayout).toBe("keyed-by-model-id");
     const repo = typeRuntimeConfig({ name: "r", strategy: "repository", source: { table: "rs", repositoryPath: { template: "{base}/{disk_path}.git" } } });
     expect(repo.settings).toEqual({ repositoryPath: { template: "{base}/{disk_path}.git" }, housekeepingEveryFetches: 10 });
@@ -58,18 +58,20 @@ describe("blob endpoints and worker storage", () => {
     GEO_SECONDARY_S3_SECRET_ACCESS_KEY: "ssecret",
   };
 
+  const s3Only = { objectKey: { column: "k" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary" } as const;
+
   it("builds S3 endpoints per role, credentials only from secrets", () => {
-    expect(blobStrategy.endpointsFromEnv(env, secondary, primary)).toEqual({
-      primary: { kind: "s3", endpoint: "http://p", region: "us-east-1", bucket: "pb", prefix: "", forcePathStyle: false, accessKeyId: "pk", secretAccessKey: "psecret" },
-      secondary: { kind: "s3", endpoint: "http://s", region: "us-east-1", bucket: "sb", prefix: "x/", forcePathStyle: false, accessKeyId: "sk", secretAccessKey: "ssecret" },
+    expect(blobStrategy.endpointsFromEnv(env, secondary, primary, s3Only, "tokyo")).toEqual({
+      primary: { ObjectStorage: { kind: "s3", endpoint: "http://p", region: "us-east-1", bucket: "pb", prefix: "", forcePathStyle: false, accessKeyId: "pk", secretAccessKey: "psecret" } },
+      secondary: { ObjectStorage: { kind: "s3", endpoint: "http://s", region: "us-east-1", bucket: "sb", prefix: "x/", forcePathStyle: false, accessKeyId: "sk", secretAccessKey: "ssecret" } },
     });
-    expect(blobStrategy.endpointsFromEnv(env, primary, primary).secondary).toBeUndefined();
-    expect(() => blobStrategy.endpointsFromEnv({}, secondary, primary)).toThrow(/GEO_PRIMARY_S3_ACCESS_KEY_ID .* is required: credentials for bucket pb/);
-    expect(() => blobStrategy.endpointsFromEnv(env, { ...secondary, objectStorage: undefined }, primary)).toThrow(/this secondary GeoSite has no objectStorage/);
+    expect(blobStrategy.endpointsFromEnv(env, primary, primary, s3Only, "london").secondary).toBeUndefined();
+    expect(() => blobStrategy.endpointsFromEnv({}, secondary, primary, s3Only, "tokyo")).toThrow(/GEO_PRIMARY_S3_ACCESS_KEY_ID .* is required: credentials for bucket pb/);
+    expect(() => blobStrategy.endpointsFromEnv(env, { ...secondary, objectStorage: undefined }, primary, s3Only, "tokyo")).toThrow(/this secondary GeoSite has no objectStorage/);
   });
 
   it("gives a Job exactly the Secret references endpointsFromEnv reads", () => {
-    const storage = blobStrategy.workerStorage({ objectKey: { column: "k" } }, site("tokyo", secondary), site("london", primary));
+    const storage = blobStrategy.workerStorage(s3Only, site("tokyo", secondary), site("london", primary));
     expect(storage.env.map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key])).toEqual([
       ["GEO_PRIMARY_S3_ACCESS_KEY_ID", "c", "AWS_ACCESS_KEY_ID"],
       ["GEO_PRIMARY_S3_SECRET_ACCESS_KEY", "c", "AWS_SECRET_ACCESS_KEY"],
@@ -81,11 +83,12 @@ describe("blob endpoints and worker storage", () => {
 });
 
 describe("repository endpoints and worker storage", () => {
+  const repoSettings = { repositoryPath: { column: "path" }, housekeepingEveryFetches: 10 };
   it("builds the primary's git endpoint and the secondary's mirror root", () => {
-    expect(repositoryStrategy.endpointsFromEnv({ GEO_PRIMARY_GIT_PASSWORD: "token" }, secondary, primary)).toEqual({ primary: { baseURL: "git://p", password: "token" }, mirrorRoot: "/m" });
-    expect(repositoryStrategy.endpointsFromEnv({}, primary, primary)).toEqual({ primary: { baseURL: "git://p" } });
-    expect(() => repositoryStrategy.endpointsFromEnv({}, { ...secondary, git: {} }, primary)).toThrow(/no git.mirrorRoot/);
-    expect(() => repositoryStrategy.endpointsFromEnv({}, secondary, { ...primary, git: undefined })).toThrow(/no git.baseURL/);
+    expect(repositoryStrategy.endpointsFromEnv({ GEO_PRIMARY_GIT_PASSWORD: "token" }, secondary, primary, repoSettings, "tokyo")).toEqual({ primary: { baseURL: "git://p", password: "token" }, mirrorRoot: "/m" });
+    expect(repositoryStrategy.endpointsFromEnv({}, primary, primary, repoSettings, "london")).toEqual({ primary: { baseURL: "git://p" } });
+    expect(() => repositoryStrategy.endpointsFromEnv({}, { ...secondary, git: {} }, primary, repoSettings, "tokyo")).toThrow(/no git.mirrorRoot/);
+    expect(() => repositoryStrategy.endpointsFromEnv({}, secondary, { ...primary, git: undefined }, repoSettings, "tokyo")).toThrow(/no git.baseURL/);
   });
 
   it("mounts the mirror volume on secondaries only, git credentials by optional reference", () => {

@@ -34,12 +34,14 @@ export class Sha256Meter extends Transform {
   readonly expectedBytes: number;
   readonly object: string;
   bytes = 0;
-  private readonly hash: Hash = createHash("sha256");
+  private readonly hash: Hash | null;
 
-  constructor(expectedBytes: number, object: string) {
+  /** `object` names the bytes in errors; with `hash: false` the meter only counts. */
+  constructor(expectedBytes: number, object: string, options: { hash?: boolean } = {}) {
     super();
     this.expectedBytes = expectedBytes;
     this.object = object;
+    this.hash = options.hash === false ? null : createHash("sha256");
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -48,7 +50,7 @@ export class Sha256Meter extends Transform {
       callback(new ObjectLengthMismatchError(this.object, this.expectedBytes, this.bytes));
       return;
     }
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     callback(null, chunk);
   }
 
@@ -57,8 +59,9 @@ export class Sha256Meter extends Transform {
     else callback();
   }
 
-  /** The checksum; only meaningful once the stream has finished without error. */
+  /** The checksum; only meaningful once the stream has finished without error, and only once. */
   result(): StreamChecksum {
+    if (!this.hash) throw new Error("Sha256Meter was created without hashing");
     return { checksum: this.hash.digest(), bytes: this.bytes };
   }
 }

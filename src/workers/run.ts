@@ -89,7 +89,7 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       await ensureTrackingSideTables(trackingDb);
     }
     const strategy = strategyFor(type.strategy);
-    const endpoints = strategy.endpointsFromEnv(env, site, primary);
+    const endpoints = strategy.endpointsFromEnv(env, site, primary, type.settings, opts.site);
     const concurrency = kind === "sync" ? (site.capacities?.[strategy.syncCapacity.field] ?? strategy.syncCapacity.default) : verificationCapacityOf(site);
     const replicator = await strategy.createReplicator({ type, siteName: opts.site, role: site.role, endpoints, log });
     try {

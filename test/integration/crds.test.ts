@@ -110,11 +110,35 @@ describe("invalid manifests are rejected with a readable message", () => {
     ["unknown strategy", () => withSpec(blob(), "ftp", (s) => (s.strategy = "ftp")), /Unsupported value: "ftp": supported values: "blob", "repository"/],
     ["malformed interval", () => withSpec(blob(), "bad-interval", (s) => (s.intervals.sync = "5 minutes")), /must be a duration such as "30s", "10m", "1h30m" or "168h"/],
     ["hostile table name", () => withSpec(blob(), "hostile-table", (s) => (s.source.table = 'widgets"; DROP TABLE users; --')), /spec\.source\.table: Invalid value: "widgets\\"; DROP TABLE users; --": must be a lower-case SQL identifier/],
+    ["retrieval server on a secondary", () => withSpec(secondary(), "secondary-retrieval", (s) => (s.fileStorage = { root: "/data", retrieval: { url: "https://files.tokyo.example", tlsSecretRef: { name: "t" } } })), /fileStorage\.retrieval applies to the primary site only/],
+    ["retrieval credentials on a primary", () => withSpec(primary(), "primary-retrieval-key", (s) => (s.fileStorage = { root: "/data", retrievalCredentialsSecretRef: { name: "k" } })), /fileStorage\.retrievalCredentialsSecretRef applies to secondary sites only/],
+    ["relative file root", () => withSpec(primary(), "relative-root", (s) => (s.fileStorage = { root: "data/uploads" })), /fileStorage\.root must be an absolute path/],
+    ["file root with '..'", () => withSpec(secondary(), "dotdot-root", (s) => (s.fileStorage = { root: "/data/../etc" })), /fileStorage\.root must be a clean absolute path/],
+    ["file root with a trailing slash", () => withSpec(secondary(), "trailing-root", (s) => (s.fileStorage = { root: "/data/" })), /fileStorage\.root must be a clean absolute path/],
+    ["primary file storage without a root", () => withSpec(primary(), "rootless", (s) => (s.fileStorage = { retrieval: { url: "https://files.london.example", tlsSecretRef: { name: "t" } } })), /a primary site's fileStorage needs root/],
+    ["retrieval URL over plain http", () => withSpec(primary(), "http-retrieval", (s) => (s.fileStorage = { root: "/data", retrieval: { url: "http://files.london.example", tlsSecretRef: { name: "t" } } })), /retrieval\.url must be an https:\/\/ URL/],
+    ["unknown blob store", () => withSpec(blob(), "bad-store", (s) => (s.blob = { primaryStore: "Tape" })), /Unsupported value: "Tape": supported values: "ObjectStorage", "FileStorage"/],
+    ["repository type with a store column", () => withSpec(repo(), "repo-store", (s) => (s.source.storeColumn = "file_store")), /source\.storeColumn applies to the blob strategy only/],
+    ["repository type with blob stores", () => withSpec(repo(), "repo-blob", (s) => (s.blob = { primaryStore: "FileStorage" })), /blob applies to the blob strategy only/],
     ["namespace tree without a parent column", () => withSpec(repo(), "no-parent", (s) => delete s.source.namespaceParentColumn), /source\.namespaceTable needs both namespaceColumn and namespaceParentColumn/],
   ];
 
   it.each(cases)("%s", (_name, manifest, message) => {
     expect(applyExpectingRejection(manifest())).toMatch(message);
+  });
+
+  it("accepts file storage on both sides and a file-backed type with a store column, and fills defaults", () => {
+    kubectlOk(["apply", "-n", ns, "-f", "-"], withSpec(primary(), "files-primary", (s) => (s.fileStorage = { root: "/var/uploads", persistentVolumeClaim: { claimName: "uploads" }, retrieval: { url: "https://files.london.example:8443", tlsSecretRef: { name: "files-tls" } } })));
+    kubectlOk(["apply", "-n", ns, "-f", "-"], withSpec(secondary(), "files-secondary", (s) => (s.fileStorage = { root: "/", retrievalCredentialsSecretRef: { name: "tokyo-files-key" } })));
+    kubectlOk(["apply", "-n", ns, "-f", "-"], withSpec(blob(), "files-type", (s) => {
+      s.name = "upload";
+      s.blob = {};
+      s.source.storeColumn = "file_store";
+    }));
+    const site = JSON.parse(kubectlOk(["get", "gsite", "files-primary", "-n", ns, "-o", "json"]));
+    expect(site.spec.fileStorage.retrieval.port).toBe(8443);
+    expect(JSON.parse(kubectlOk(["get", "gsite", "files-secondary", "-n", ns, "-o", "json"])).spec.fileStorage.retrievalCredentialsSecretRef.key).toBe("key");
+    expect(JSON.parse(kubectlOk(["get", "rtype", "files-type", "-n", ns, "-o", "json"])).spec.blob).toEqual({ primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary" });
   });
 
   it("refuses to change a GeoSite's role", () => {

@@ -116,6 +116,59 @@ export interface GeoSiteSpec {
     };
   };
   /**
+   * A directory holding this site's blobs as files (GitLab's local storage), usually a mounted PersistentVolumeClaim.
+   */
+  fileStorage?: {
+    /**
+     * Absolute path of the directory in worker pods (where persistentVolumeClaim is mounted); object keys are paths relative to it. Required on a primary; a secondary that keeps its copies in object storage only needs retrievalCredentialsSecretRef.
+     */
+    root?: string;
+    /**
+     * PVC mounted at root in worker Jobs: read-only for the primary's files, read-write on a secondary.
+     */
+    persistentVolumeClaim?: {
+      /**
+       * Name of a Secret in the same namespace.
+       */
+      claimName: string;
+    };
+    /**
+     * Primary only: serve the files over HTTPS to authenticated secondaries that cannot mount the volume (GitLab Geo's retrieve API).
+     */
+    retrieval?: {
+      /**
+       * What secondaries connect to, e.g. https://files.london.example:8443.
+       */
+      url: string;
+      /**
+       * Port the server listens on (default 8443).
+       */
+      port?: number;
+      /**
+       * kubernetes.io/tls Secret with tls.crt and tls.key (and ca.crt); secondaries read ca.crt from a Secret of the same name in their namespace.
+       */
+      tlsSecretRef: {
+        /**
+         * Name of a Secret in the same namespace.
+         */
+        name: string;
+      };
+    };
+    /**
+     * Secondary only: this site's key for the primary's retrieval server (at least 32 characters); the primary's server reads a Secret of the same name in its namespace.
+     */
+    retrievalCredentialsSecretRef?: {
+      /**
+       * Name of a Secret in the same namespace.
+       */
+      name: string;
+      /**
+       * Key inside the Secret (default "key").
+       */
+      key?: string;
+    };
+  };
+  /**
    * Git repositories. A primary says where secondaries fetch from; a secondary says where its mirrors live.
    */
   git?: {
@@ -215,7 +268,7 @@ export interface ReplicableTypeSpec {
    */
   plural?: string;
   /**
-   * blob: objects in S3-compatible storage. repository: git repositories. Immutable.
+   * blob: objects in S3-compatible storage or files on a volume. repository: git repositories. Immutable.
    */
   strategy: "blob" | "repository";
   /**
@@ -251,11 +304,11 @@ export interface ReplicableTypeSpec {
      */
     shardColumn?: string;
     /**
-     * Where each record's object key (blob strategy) comes from: one column, or a template over columns such as "widgets/{id}/{file_name}".
+     * Where each record's object key (blob strategy); also the file's path under fileStorage.root comes from: one column, or a template over columns such as "widgets/{id}/{file_name}".
      */
     objectKey?: {
       /**
-       * Column holding the object key (blob strategy).
+       * Column holding the object key (blob strategy); also the file's path under fileStorage.root.
        */
       column?: string;
       /**
@@ -263,6 +316,10 @@ export interface ReplicableTypeSpec {
        */
       template?: string;
     };
+    /**
+     * Blob strategy: column saying where each record's blob is on the primary, GitLab's file_store (1 = fileStorage, 2 = objectStorage); overrides blob.primaryStore.
+     */
+    storeColumn?: string;
     /**
      * Where each record's repository path (repository strategy) comes from: one column, or a template over columns such as "{disk_path}.git".
      */
@@ -363,6 +420,19 @@ export interface ReplicableTypeSpec {
    * Retain keeps registry and state tables when this ReplicableType is deleted; Delete drops them. Replicated data and primary data are never touched either way.
    */
   deletionPolicy?: "Retain" | "Delete";
+  /**
+   * Where the blobs of this type are kept on each side.
+   */
+  blob?: {
+    /**
+     * The primary GeoSite's store holding the blobs (objectStorage or fileStorage); source.storeColumn overrides it per record.
+     */
+    primaryStore?: "ObjectStorage" | "FileStorage";
+    /**
+     * The secondary GeoSite's store copies go to; SameAsPrimary keeps each record in the same kind of store as on the primary.
+     */
+    secondaryStore?: "SameAsPrimary" | "ObjectStorage" | "FileStorage";
+  };
   /**
    * Repository strategy only.
    */

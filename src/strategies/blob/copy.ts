@@ -1,5 +1,6 @@
 /**
- * Copying one object from the primary's bucket to a secondary's, and deleting from a secondary.
+ * Copying one object from the primary's bucket to a secondary's (or any stream into a secondary's
+ * bucket), and deleting from a secondary.
  *
  * The source is read once: the bytes flow GetObject → SHA-256 meter → PutObject (or a multipart
  * upload above a size threshold), so the checksum returned is of exactly what was written. The
@@ -10,6 +11,7 @@
  */
 import { DeleteObjectCommand, PutObjectCommand, type PutObjectCommandInput } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Sha256Meter } from "../../util/sha256-meter.ts";
 import { openObject, type ObjectChecksum, type ObjectReadStream } from "./s3-read.ts";
@@ -63,9 +65,35 @@ export class PrimaryWriteRefusedError extends Error {
 export async function copyObject(src: ObjectStore, dst: ObjectStore, key: string, opts: CopyOptions = {}): Promise<CopyResult> {
   if (dst.role === "primary") throw new PrimaryWriteRefusedError("write", dst, key);
   const srcKey = fullObjectKey(src.prefix, key);
-  const dstKey = fullObjectKey(dst.prefix, key);
+  fullObjectKey(dst.prefix, key);
   opts.signal?.throwIfAborted();
+  const source = await openObject(src, srcKey, opts.signal);
+  return writeObject(dst, key, source.body, source.length, { ...opts, headers: copiedHeaders(source), what: `${src.bucket}/${srcKey}` });
+}
 
+/**
+ * Writes `body`, which must hold exactly `length` bytes, at `key` (relative to the store's
+ * prefix) of a secondary's bucket and returns the SHA-256 of what was written; above the
+ * multipart threshold as a multipart upload. The object appears whole or not at all. Consumes or
+ * destroys `body` in every case. Throws PrimaryWriteRefusedError on a primary and
+ * InvalidObjectKeyError for a hostile key, both before any request.
+ */
+export async function writeObject(
+  dst: ObjectStore,
+  key: string,
+  body: Readable,
+  length: number,
+  opts: CopyOptions & { headers?: Partial<PutObjectCommandInput>; what?: string } = {},
+): Promise<CopyResult> {
+  let dstKey: string;
+  try {
+    if (dst.role === "primary") throw new PrimaryWriteRefusedError("write", dst, key);
+    dstKey = fullObjectKey(dst.prefix, key);
+    opts.signal?.throwIfAborted();
+  } catch (err) {
+    body.destroy();
+    throw err;
+  }
   // One controller ends every request of this copy: the caller's signal, or the first failure
   // on either side (a failed upload must stop the download, and the reverse).
   const abort = new AbortController();
@@ -77,16 +105,16 @@ export async function copyObject(src: ObjectStore, dst: ObjectStore, key: string
   const onCallerAbort = () => fail(opts.signal!.reason);
   opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
   try {
-    const source = await openObject(src, srcKey, abort.signal);
-    const meter = new Sha256Meter(source.length, `${src.bucket}/${srcKey}`);
-    const reading = pipeline(source.body, meter, { signal: abort.signal }).catch(fail);
-    const multipart = source.length > Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
-    const params: PutObjectCommandInput = { ...copiedHeaders(source), Bucket: dst.bucket, Key: dstKey, Body: meter, ContentLength: source.length };
-    const writing = (multipart ? uploadParts(dst, params, source.length, opts) : putWhole(dst, params, abort.signal)).catch(fail);
+    const meter = new Sha256Meter(length, opts.what ?? `${dst.bucket}/${dstKey}`);
+    const reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
+    const multipart = length > Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
+    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: dstKey, Body: meter, ContentLength: length };
+    const writing = (multipart ? uploadParts(dst, params, length, opts) : putWhole(dst, params, abort.signal)).catch(fail);
     await Promise.all([reading, writing]);
     if (failure) throw failure.error;
     return { ...meter.result(), multipart };
   } catch (err) {
+    body.destroy();
     throw failure ? failure.error : err;
   } finally {
     opts.signal?.removeEventListener("abort", onCallerAbort);

@@ -1,10 +1,17 @@
 /**
- * The blob strategy's Replicator: objects in the primary's S3 bucket, copied to each secondary's
- * bucket, with a SHA-256 of the full content on both sides. Built by definition.ts.
+ * The blob strategy's Replicator: each record's blob is read from the primary's store (a bucket,
+ * a directory, or the primary's retrieval server) and written to the secondary's (a bucket or a
+ * directory), with a SHA-256 of the full content on both sides. Which store a record uses comes
+ * from the type's settings (settings.ts); the copy itself is source.open → target.write, or
+ * copyObject between two buckets (streamed, multipart for large objects, one hash while copying).
+ *
+ * The primary's stores are BlobSources only (FileSource has no write or remove), so nothing here
+ * can change primary data. Errors are mapped by class: a blob that is surely absent becomes
+ * MissingOnPrimaryError / MissingCopyError; a refused key InvalidLocationError; everything else
+ * (refused credentials, an unavailable volume, network failures) stays an ordinary failure that
+ * the row retries with backoff.
  */
-import { HeadBucketCommand } from "@aws-sdk/client-s3";
-import { classifyS3Error, ObjectMissingError } from "./s3-errors.ts";
-import { sha256Object } from "./s3-read.ts";
+import { createObjectStore } from "./object-store.ts";
 import {
   InvalidLocationError,
   MissingCopyError,
@@ -15,108 +22,155 @@ import {
   type ReplicatorContext,
   type SyncResult,
 } from "../replicator.ts";
-import type { BlobEndpoints, BlobSettings, BlobStoreEndpoint } from "./definition.ts";
-import { copyObject, deleteObject } from "./copy.ts";
+import { copyObject } from "./copy.ts";
+import type { BlobEndpoints, S3StoreEndpoint } from "./endpoints.ts";
+import { FileSource, FileStore } from "./files/file-store.ts";
+import { InvalidBlobKeyError } from "./files/keys.ts";
+import { RetrievalSource } from "./files/retrieval-source.ts";
+import { BlobMissingError, CredentialsRefusedError, type BlobSource, type BlobTarget } from "./files/store.ts";
+import { formatCopyLocation, parseCopyLocation } from "./locations.ts";
 import { compileObjectKeySource, InvalidObjectKeyError, type ObjectKeySource } from "./object-keys.ts";
-import { createObjectStore, type ObjectStore } from "./object-store.ts";
+import { ObjectMissingError } from "./s3-errors.ts";
+import { S3BlobStore, sha256Of } from "./s3-store.ts";
+import { recordPrimaryStore, recordSecondaryStore, STORE_KINDS, UnknownStoreValueError, type BlobSettings, type StoreKind } from "./settings.ts";
 
 type BlobContext = ReplicatorContext<BlobSettings, BlobEndpoints>;
 
-function storeFor(endpoint: BlobStoreEndpoint, role: "primary" | "secondary", ctx: BlobContext): ObjectStore {
-  if (endpoint.kind !== "s3") throw new Error(`no blob store of kind ${String(endpoint.kind)}`);
-  return createObjectStore(
-    { endpoint: endpoint.endpoint, region: endpoint.region, bucket: endpoint.bucket, prefix: endpoint.prefix, forcePathStyle: endpoint.forcePathStyle },
-    { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
-    role,
-    { logger: ctx.log },
+function s3Store(endpoint: S3StoreEndpoint, role: "primary" | "secondary", ctx: BlobContext): S3BlobStore {
+  return new S3BlobStore(
+    createObjectStore(
+      { endpoint: endpoint.endpoint, region: endpoint.region, bucket: endpoint.bucket, prefix: endpoint.prefix, forcePathStyle: endpoint.forcePathStyle },
+      { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
+      role,
+      { logger: ctx.log },
+    ),
   );
+}
+
+/** The Replicator's error for a store's error; `side` says whose data was missing. */
+function mapped(err: unknown, side: "primary" | "secondary"): unknown {
+  if (err instanceof BlobMissingError || err instanceof ObjectMissingError) {
+    // A bucket's answer keeps S3's own wording (bucket, key and site).
+    const message = err.cause instanceof ObjectMissingError ? err.cause.message : err.message;
+    return side === "primary" ? new MissingOnPrimaryError(message, { cause: err }) : new MissingCopyError(message, { cause: err });
+  }
+  if (err instanceof InvalidBlobKeyError || err instanceof InvalidObjectKeyError || err instanceof UnknownStoreValueError) return new InvalidLocationError(err.message, { cause: err });
+  return err;
 }
 
 export class BlobReplicator implements Replicator {
   readonly columns: readonly string[];
+  private readonly settings: BlobSettings;
   private readonly keys: ObjectKeySource;
-  private readonly primary: ObjectStore;
-  private readonly secondary?: ObjectStore;
+  private readonly primary: Partial<Record<StoreKind, BlobSource>> = {};
+  private readonly secondary?: Partial<Record<StoreKind, BlobTarget>>;
+  private readonly closers: (() => void)[] = [];
+  private readonly log: BlobContext["log"];
 
   constructor(ctx: BlobContext) {
-    this.keys = compileObjectKeySource(ctx.type.settings.objectKey);
-    this.columns = this.keys.columns;
-    this.primary = storeFor(ctx.endpoints.primary, "primary", ctx);
+    this.settings = ctx.type.settings;
+    this.keys = compileObjectKeySource(this.settings.objectKey);
+    const storeColumn = this.settings.storeColumn;
+    this.columns = storeColumn && !this.keys.columns.includes(storeColumn) ? [...this.keys.columns, storeColumn] : this.keys.columns;
+    this.log = ctx.log;
+    const { primary, secondary } = ctx.endpoints;
+    if (primary.ObjectStorage) this.primary.ObjectStorage = this.closing(s3Store(primary.ObjectStorage, "primary", ctx));
+    if (primary.FileStorage?.kind === "files") this.primary.FileStorage = new FileSource(primary.FileStorage.root);
+    if (primary.FileStorage?.kind === "retrieval") {
+      const { url, site, key, ca } = primary.FileStorage;
+      this.primary.FileStorage = this.closing(new RetrievalSource({ url, site, secretKey: key, ...(ca ? { ca } : {}) }));
+    }
     if (ctx.role === "secondary") {
-      if (!ctx.endpoints.secondary) throw new Error("the blob strategy needs this secondary's object storage");
-      this.secondary = storeFor(ctx.endpoints.secondary, "secondary", ctx);
+      if (!secondary) throw new Error("the blob strategy needs this secondary's stores");
+      this.secondary = {};
+      if (secondary.ObjectStorage) this.secondary.ObjectStorage = this.closing(s3Store(secondary.ObjectStorage, "secondary", ctx));
+      if (secondary.FileStorage) this.secondary.FileStorage = new FileStore(secondary.FileStorage.root);
     }
   }
 
-  private keyOf(record: ModelRecord): string {
+  private closing<T extends { close(): void }>(store: T): T {
+    this.closers.push(() => store.close());
+    return store;
+  }
+
+  /** The record's key and the stores it lives in on each side. */
+  private locate(record: ModelRecord): { key: string; kind: StoreKind; source: BlobSource; copyKind: StoreKind } {
     try {
-      return this.keys.keyFor(record.columns);
+      const key = this.keys.keyFor(record.columns);
+      const kind = recordPrimaryStore(this.settings, record.columns);
+      const source = this.primary[kind];
+      if (!source) throw new Error(`record ${record.id} is in the primary's ${kind}, which this worker was not given`);
+      return { key, kind, source, copyKind: recordSecondaryStore(this.settings, kind) };
     } catch (err) {
-      if (err instanceof InvalidObjectKeyError) throw new InvalidLocationError(err.message);
-      throw err;
+      throw mapped(err, "primary");
     }
   }
 
-  private requireSecondary(): ObjectStore {
+  private target(kind: StoreKind): BlobTarget {
+    const target = this.secondary?.[kind];
     if (!this.secondary) throw new Error("this operation runs on a secondary site");
-    return this.secondary;
+    if (!target) throw new Error(`this secondary has no ${kind} store for this type`);
+    return target;
   }
 
   async preflight(signal: AbortSignal): Promise<void> {
-    for (const store of [this.primary, this.secondary].filter((s): s is ObjectStore => !!s)) {
+    const stores: BlobSource[] = [...STORE_KINDS.map((k) => this.primary[k]), ...STORE_KINDS.map((k) => this.secondary?.[k])].filter((s): s is BlobSource => !!s);
+    for (const store of stores) {
       try {
-        await store.client.send(new HeadBucketCommand({ Bucket: store.bucket }), { abortSignal: signal });
+        await store.probe(signal);
       } catch (err) {
-        // HeadBucket has no body, so a missing bucket is only a 404 status (named "NotFound").
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        const kind = status === 404 ? "missing-bucket" : classifyS3Error(err);
-        const problem =
-          kind === "missing-bucket" ? "does not exist"
-          : kind === "bad-credentials" ? "rejects the credentials (check the Secret's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
-          : kind === "unreachable" ? "cannot be reached"
-          : `cannot be used (${(err as Error).name})`;
-        throw new Error(`the ${store.role}'s bucket ${store.bucket} ${problem}`, { cause: err });
+        // Refused credentials fail each row with a backoff and a message on the row (a rotated
+        // key takes a minute to reach the server); they are never read as missing data.
+        if (err instanceof CredentialsRefusedError) {
+          this.log.warn({ err: err.message }, "the primary's retrieval server refuses this site's credentials; rows will fail until it accepts them");
+          continue;
+        }
+        throw err;
       }
     }
   }
 
   async checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
+    const { key, source } = this.locate(record);
     try {
-      const { checksum, bytes } = await sha256Object(this.primary, this.keyOf(record), { signal });
-      return { checksum, bytes };
+      return await sha256Of(source, key, signal);
     } catch (err) {
-      if (err instanceof ObjectMissingError) throw new MissingOnPrimaryError(err.message);
-      throw err;
+      throw mapped(err, "primary");
     }
   }
 
   async sync(record: ModelRecord, signal: AbortSignal): Promise<SyncResult> {
-    const key = this.keyOf(record);
+    const { key, source, copyKind } = this.locate(record);
+    const target = this.target(copyKind);
     try {
-      const result = await copyObject(this.primary, this.requireSecondary(), key, { signal });
-      return { missingOnPrimary: false, bytes: result.bytes, location: key };
+      let bytes: number;
+      if (source instanceof S3BlobStore && target instanceof S3BlobStore) {
+        ({ bytes } = await copyObject(source.store, target.store, key, { signal }));
+      } else {
+        const blob = await source.open(key, signal);
+        ({ bytes } = await target.write(key, blob.body, blob.length, signal));
+      }
+      return { missingOnPrimary: false, bytes, location: formatCopyLocation(copyKind, key) };
     } catch (err) {
-      if (err instanceof ObjectMissingError) throw new MissingOnPrimaryError(err.message);
-      throw err;
+      throw mapped(err, "primary");
     }
   }
 
   async checksumSecondary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
+    const { key, copyKind } = this.locate(record);
     try {
-      const { checksum, bytes } = await sha256Object(this.requireSecondary(), this.keyOf(record), { signal });
-      return { checksum, bytes };
+      return await this.target(copyKind).sha256(key, signal);
     } catch (err) {
-      if (err instanceof ObjectMissingError) throw new MissingCopyError(err.message);
-      throw err;
+      throw mapped(err, "secondary");
     }
   }
 
   async removeCopy(location: string): Promise<void> {
-    await deleteObject(this.requireSecondary(), location);
+    const { kind, key } = parseCopyLocation(location);
+    await this.target(kind).remove(key);
   }
 
   async close(): Promise<void> {
-    this.primary.client.destroy();
-    this.secondary?.client.destroy();
+    for (const close of this.closers) close();
   }
 }

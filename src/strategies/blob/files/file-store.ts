@@ -15,7 +15,7 @@ import { isAbsolute, join, resolve, sep } from "node:path";
 import { type Readable, addAbortSignal, pipeline as pipelineCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { InvalidBlobKeyError, TEMP_PREFIX, blobKeySegments } from "./keys.ts";
-import { BlobMeter } from "./meter.ts";
+import { Sha256Meter } from "../../../util/sha256-meter.ts";
 import { BlobMissingError, type BlobChecksum, type BlobReadStream, type BlobSource, type BlobTarget } from "./store.ts";
 
 /** An open regular file inside the root; the caller closes `handle`. */
@@ -52,7 +52,7 @@ export class FileSource implements BlobSource {
     const file = handle.createReadStream();
     if (signal) addAbortSignal(signal, file);
     // The file may be truncated or appended to while it streams; the meter turns that into an error.
-    const meter = new BlobMeter(size, `${key} in ${this.describe()}`, { hash: false });
+    const meter = new Sha256Meter(size, `${key} in ${this.describe()}`, { hash: false });
     pipelineCallback(file, meter, () => undefined);
     return { body: meter, length: size };
   }
@@ -141,7 +141,7 @@ export class FileStore extends FileSource implements BlobTarget {
       // "wx" is O_CREAT|O_EXCL: never reuses or follows an existing entry.
       handle = await open(tmp, "wx", 0o644);
       const file = handle;
-      const meter = new BlobMeter(length, `${key} (written to ${this.describe()})`);
+      const meter = new Sha256Meter(length, `${key} (written to ${this.describe()})`);
       await pipeline(
         body,
         meter,
@@ -189,7 +189,7 @@ export class FileStore extends FileSource implements BlobTarget {
 
   async sha256(key: string, signal?: AbortSignal): Promise<BlobChecksum> {
     const { body, length } = await this.open(key, signal);
-    const meter = new BlobMeter(length, `${key} in ${this.describe()}`);
+    const meter = new Sha256Meter(length, `${key} in ${this.describe()}`);
     meter.resume();
     await pipeline(body, meter, signal ? { signal } : {});
     return meter.result();

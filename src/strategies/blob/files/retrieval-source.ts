@@ -1,7 +1,8 @@
 /**
  * Reads a primary's files through its retrieval server (server.ts): what a secondary uses when it
  * cannot mount the primary's volume. Every request is signed with this site's own key
- * (signing.ts); the server's certificate is verified against the CA given here, never skipped.
+ * (signing.ts); the server's certificate is verified against the CA given here (or the system's
+ * CAs), never skipped.
  *
  * Only a 404 that the server marks as "no such file" becomes BlobMissingError. Refused credentials
  * (401/403) raise CredentialsRefusedError; other statuses and network or TLS failures raise
@@ -11,7 +12,7 @@ import type { IncomingMessage } from "node:http";
 import { Agent, request } from "node:https";
 import { pipeline } from "node:stream";
 import { INVALID_BLOB_KEY_REASONS, InvalidBlobKeyError, blobKeySegments, type InvalidBlobKeyReason } from "./keys.ts";
-import { BlobMeter } from "./meter.ts";
+import { Sha256Meter } from "../../../util/sha256-meter.ts";
 import { HEALTH_PATH, MISSING_HEADER, REFUSED_KEY_HEADER, filesPath } from "./protocol.ts";
 import { DEFAULT_SIGNATURE_TTL_SECONDS, authorizationHeader } from "./signing.ts";
 import { BlobMissingError, CredentialsRefusedError, type BlobReadStream, type BlobSource } from "./store.ts";
@@ -23,8 +24,8 @@ export interface RetrievalSourceOptions {
   site: string;
   /** This site's secret key (see parseSecretKey). */
   secretKey: string | Buffer;
-  /** PEM of the CA that signed the server's certificate. */
-  ca: string | Buffer;
+  /** PEM of the CA that signed the server's certificate; absent: the system's trusted CAs. */
+  ca?: string | Buffer;
   /** Name to check the certificate against, when it differs from the URL's host. */
   servername?: string;
   /** Sockets kept open to the server (default 16). */
@@ -49,7 +50,7 @@ export class RetrievalSource implements BlobSource {
     this.agent = new Agent({
       keepAlive: true,
       maxSockets: options.maxSockets ?? 16,
-      ca: options.ca,
+      ...(options.ca ? { ca: options.ca } : {}),
       rejectUnauthorized: true,
       ...(options.servername ? { servername: options.servername } : {}),
     });
@@ -69,7 +70,7 @@ export class RetrievalSource implements BlobSource {
         throw new Error(`${this.describe()}: GET ${JSON.stringify(key)} answered without a Content-Length`);
       }
       const length = Number(header);
-      const meter = new BlobMeter(length, `${key} from ${this.describe()}`, { hash: false });
+      const meter = new Sha256Meter(length, `${key} from ${this.describe()}`, { hash: false });
       pipeline(res, meter, () => undefined);
       return { body: meter, length };
     }
@@ -120,7 +121,7 @@ export class RetrievalSource implements BlobSource {
         method,
         path,
         agent: this.agent,
-        ca: this.options.ca,
+        ...(this.options.ca ? { ca: this.options.ca } : {}),
         rejectUnauthorized: true,
         ...(this.options.servername ? { servername: this.options.servername } : {}),
         headers: { authorization },

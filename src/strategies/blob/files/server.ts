@@ -1,12 +1,14 @@
 /**
  * The retrieval server a primary runs when a secondary cannot mount its volume: GitLab Geo's
- * retrieve API for files on local storage. HTTPS only; every request is authenticated (signing.ts)
- * before the filesystem is touched, so an unauthenticated caller learns nothing about which files
+ * retrieve API for files on local storage. HTTPS only; every request for a file is authenticated
+ * (signing.ts) before the filesystem is touched, so an unauthenticated caller learns nothing about which files
  * exist. Files are served read-only from a FileSource, with its confinement to the root.
  *
  *   GET|HEAD /v1/files/<key>   the file (Range: bytes=... honoured); 404 with the
  *                              `Geo-Blob-Missing: true` header only when the file does not exist
- *   GET|HEAD /v1/health        200 when the root is readable, 503 when it is not
+ *   GET|HEAD /v1/health        200 when the root is readable, 503 when it is not. Without an
+ *                              Authorization header it answers anyone (the readiness probe); with
+ *                              one, the signature is checked first (a secondary's probe of its key)
  *
  * Statuses: 401 refused credentials, 400 a key that is refused (e.g. leaves the root), 416 an
  * unsatisfiable range, 500 anything else. One log line per request.
@@ -95,6 +97,11 @@ export async function serveFiles(options: ServeFilesOptions): Promise<FilesServe
   async function handle(req: IncomingMessage, res: ServerResponse, entry: RequestLog): Promise<void> {
     const method = req.method ?? "";
     const path = (req.url ?? "").split("?", 1)[0]!;
+    if (path === HEALTH_PATH && req.headers.authorization === undefined && (method === "GET" || method === "HEAD")) {
+      // The readiness probe: says only whether the root is readable, names no file.
+      await health(res, entry);
+      return;
+    }
     const auth = verifyAuthorization({
       method,
       path,
@@ -116,13 +123,7 @@ export async function serveFiles(options: ServeFilesOptions): Promise<FilesServe
       return;
     }
     if (path === HEALTH_PATH) {
-      try {
-        await source.probe();
-        reply(res, entry, 200, "ok");
-      } catch (err) {
-        entry.reason = (err as Error).message;
-        reply(res, entry, 503, "root directory unavailable");
-      }
+      await health(res, entry);
       return;
     }
     if (!path.startsWith(FILES_PATH_PREFIX)) {
@@ -154,6 +155,16 @@ export async function serveFiles(options: ServeFilesOptions): Promise<FilesServe
       return;
     }
     await sendFile(req, res, entry, file);
+  }
+
+  async function health(res: ServerResponse, entry: RequestLog): Promise<void> {
+    try {
+      await source.probe();
+      reply(res, entry, 200, "ok");
+    } catch (err) {
+      entry.reason = (err as Error).message;
+      reply(res, entry, 503, "root directory unavailable");
+    }
   }
 
   async function sendFile(req: IncomingMessage, res: ServerResponse, entry: RequestLog, file: OpenedBlobFile): Promise<void> {

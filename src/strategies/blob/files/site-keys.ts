@@ -29,3 +29,21 @@ export async function loadSiteKeys(dir: string): Promise<LoadedSiteKeys> {
   if (keys.size === 0) throw new Error(`${dir} holds no site key (expected one file per secondary site, named after the site)`);
   return { keys, ignored };
 }
+
+/** Env vars holding one secondary site's key each: `GEO_FILES_SITE_KEY_<site name>`. */
+export const SITE_KEY_ENV_PREFIX = "GEO_FILES_SITE_KEY_";
+
+/**
+ * The site keys given as env vars (how the operator's Deployment passes them, by secretKeyRef).
+ * Throws when a key is too short or a variable's suffix is not a site name; an empty value is skipped.
+ */
+export function siteKeysFromEnv(env: Readonly<Record<string, string | undefined>>): Map<string, string> {
+  const keys = new Map<string, string>();
+  for (const [name, value] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
+    if (!name.startsWith(SITE_KEY_ENV_PREFIX) || !value) continue;
+    const site = name.slice(SITE_KEY_ENV_PREFIX.length);
+    if (!isSiteName(site)) throw new Error(`${name}: ${JSON.stringify(site)} is not a site name`);
+    keys.set(site, parseSecretKey(value, name));
+  }
+  return keys;
+}

@@ -63,18 +63,8 @@ export class BlobMissingError extends Error {
   }
 }
 
-/** The body delivered fewer or more bytes than announced. */
-export class BlobLengthMismatchError extends Error {
-  override name = "BlobLengthMismatchError";
-  readonly expected: number;
-  readonly received: number;
-
-  constructor(what: string, expected: number, received: number) {
-    super(`${what} announced ${expected} bytes but ${received > expected ? "delivered more than that" : `ended after ${received}`}`);
-    this.expected = expected;
-    this.received = received;
-  }
-}
+/** The body delivered fewer or more bytes than announced (raised by the shared meter). */
+export { ObjectLengthMismatchError as BlobLengthMismatchError } from "../../../util/sha256-meter.ts";
 
 /**
  * The retrieval server refused this site's credentials (HTTP 401/403). Not a sign that the blob is
