@@ -67,8 +67,14 @@ export class GeoSiteController {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = key.split("/") as [string, string];
+    if (this.d.site !== undefined && this.d.site !== name) return {};
     const site = this.d.sites.get(name, namespace);
-    if (!site || (this.d.site !== undefined && this.d.site !== name)) return {};
+    if (!site) {
+      // Deleted: its servers stop (in-process ones here; the garbage collector also removes the
+      // Deployments it owns, should no manager run when the site goes).
+      await this.d.servers?.reconcile({ namespace, name }, []);
+      return {};
+    }
     const now = this.d.now?.() ?? new Date();
     const interval = parseDuration(site.spec.statusInterval ?? "1m");
     let conditions: Condition[] = site.status?.conditions ?? [];
@@ -113,7 +119,7 @@ export class GeoSiteController {
     }
     if (this.d.servers && !topology.problem) {
       const desired = desiredSiteServers(site, this.d.sites.list(namespace), types);
-      await this.d.servers.reconcile(namespace, name, desired).catch((err: unknown) => {
+      await this.d.servers.reconcile({ namespace, name, ...(site.metadata.uid ? { uid: site.metadata.uid } : {}) }, desired).catch((err: unknown) => {
         reasons.push(`${failureReason(err, Reason.ServerNotRunning)}: ${desired.map((s) => s.name).join(", ") || "site servers"}: ${describeError(err)}`);
       });
     }

@@ -34,6 +34,14 @@ describe("site server resources", () => {
     expect(c.readinessProbe!.httpGet).toMatchObject({ path: "/v1/ready", port: 8443, scheme: "HTTPS" });
   });
 
+  it("makes the GeoSite the owner of both objects when its uid is known, so deleting the site removes them", () => {
+    const site = { namespace: "geo", name: "london", uid: "1234-abcd" };
+    const owner = { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", name: "london", uid: "1234-abcd", controller: true };
+    expect(renderServerDeployment(server(), settings, site).metadata!.ownerReferences).toEqual([owner]);
+    expect(renderServerService(server(), site).metadata!.ownerReferences).toEqual([owner]);
+    expect(renderServerDeployment(server(), settings, { namespace: "geo", name: "london" }).metadata!.ownerReferences).toBeUndefined();
+  });
+
   it("exposes the server port through a Service that selects only this server", () => {
     const s = renderServerService(server());
     expect(s.spec!.selector).toEqual({ [SERVER_LABEL]: "geo-files-london" });

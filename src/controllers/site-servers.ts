@@ -7,8 +7,8 @@
  * site, so a server whose type or site went away stops on the next pass.
  */
 import { createHash } from "node:crypto";
-import { ApiException, type AppsV1Api, type CoreV1Api, type V1Deployment, type V1Service } from "@kubernetes/client-node";
-import { LABELS } from "../api/v1alpha1/resources.ts";
+import { ApiException, type AppsV1Api, type CoreV1Api, type V1Deployment, type V1OwnerReference, type V1Service } from "@kubernetes/client-node";
+import { API_VERSION, LABELS } from "../api/v1alpha1/resources.ts";
 import { resolveEnv } from "../k8s/env.ts";
 import { assertPodSecretsOptedIn } from "../k8s/secrets.ts";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
@@ -21,9 +21,16 @@ import type { JobSettings } from "./job-spec.ts";
 export const SERVER_LABEL = "geo.replication.dev/server";
 const HASH_ANNOTATION = "geo.replication.dev/server-spec-hash";
 
+/** The GeoSite whose servers are reconciled; with `uid`, the servers' objects are owned by it. */
+export interface ServedSite {
+  namespace: string;
+  name: string;
+  uid?: string;
+}
+
 export interface SiteServerExecutor {
-  /** Makes `desired` the complete set of servers of `site` in `namespace`. */
-  reconcile(namespace: string, site: string, desired: SiteServer[]): Promise<void>;
+  /** Makes `desired` the complete set of servers of `site` (empty: the site is gone or needs none). */
+  reconcile(site: ServedSite, desired: SiteServer[]): Promise<void>;
   /** Stops everything (manager shutdown); Deployments are left to the cluster. */
   stopAll(): Promise<void>;
 }
@@ -57,13 +64,21 @@ function labelsOf(server: SiteServer): Record<string, string> {
   return { [LABELS.managedBy]: "geo-operator", [LABELS.site]: server.site, [SERVER_LABEL]: server.name };
 }
 
+/**
+ * The GeoSite as owner: the garbage collector removes a server's Deployment and Service when
+ * the site is deleted, even while no manager runs (uninstall deletes the sites, then the chart).
+ */
+function ownedBy(site: ServedSite | undefined): { ownerReferences?: V1OwnerReference[] } {
+  return site?.uid ? { ownerReferences: [{ apiVersion: API_VERSION, kind: "GeoSite", name: site.name, uid: site.uid, controller: true }] } : {};
+}
+
 /** The Deployment that runs `server` (one replica, restricted Pod Security profile). Pure. */
-export function renderServerDeployment(server: SiteServer, settings: Pick<JobSettings, "image" | "imagePullPolicy" | "serviceAccountName" | "resources">): V1Deployment {
+export function renderServerDeployment(server: SiteServer, settings: Pick<JobSettings, "image" | "imagePullPolicy" | "serviceAccountName" | "resources">, site?: ServedSite): V1Deployment {
   const labels = labelsOf(server);
   return {
     apiVersion: "apps/v1",
     kind: "Deployment",
-    metadata: { name: server.name, namespace: server.namespace, labels, annotations: { [HASH_ANNOTATION]: serverSpecHash(server) } },
+    metadata: { name: server.name, namespace: server.namespace, labels, annotations: { [HASH_ANNOTATION]: serverSpecHash(server) }, ...ownedBy(site) },
     spec: {
       replicas: 1,
       selector: { matchLabels: { [SERVER_LABEL]: server.name } },
@@ -102,11 +117,11 @@ export function renderServerDeployment(server: SiteServer, settings: Pick<JobSet
 }
 
 /** The Service in front of the server's Deployment, same name and port. Pure. */
-export function renderServerService(server: SiteServer): V1Service {
+export function renderServerService(server: SiteServer, site?: ServedSite): V1Service {
   return {
     apiVersion: "v1",
     kind: "Service",
-    metadata: { name: server.name, namespace: server.namespace, labels: labelsOf(server), annotations: { [HASH_ANNOTATION]: serverSpecHash(server) } },
+    metadata: { name: server.name, namespace: server.namespace, labels: labelsOf(server), annotations: { [HASH_ANNOTATION]: serverSpecHash(server) }, ...ownedBy(site) },
     spec: { selector: { [SERVER_LABEL]: server.name }, ports: [{ name: "https", port: server.port, targetPort: server.port }] },
   };
 }
@@ -124,12 +139,13 @@ export class DeploymentSiteServers implements SiteServerExecutor {
     this.settings = opts.settings;
   }
 
-  async reconcile(namespace: string, site: string, desired: SiteServer[]): Promise<void> {
-    const selector = `${LABELS.managedBy}=geo-operator,${LABELS.site}=${site},${SERVER_LABEL}`;
+  async reconcile(site: ServedSite, desired: SiteServer[]): Promise<void> {
+    const namespace = site.namespace;
+    const selector = `${LABELS.managedBy}=geo-operator,${LABELS.site}=${site.name},${SERVER_LABEL}`;
     const existing = (await this.apps.listNamespacedDeployment({ namespace, labelSelector: selector })).items;
     const services = (await this.core.listNamespacedService({ namespace, labelSelector: selector })).items;
     for (const server of desired) {
-      const deployment = renderServerDeployment(server, this.settings);
+      const deployment = renderServerDeployment(server, this.settings, site);
       const current = existing.find((d) => d.metadata?.name === server.name);
       if (current?.metadata?.annotations?.[HASH_ANNOTATION] !== deployment.metadata!.annotations![HASH_ANNOTATION]) {
         // The kubelet would hand the pod any Secret it names: only opted-in ones are allowed.
@@ -137,7 +153,7 @@ export class DeploymentSiteServers implements SiteServerExecutor {
         if (current) await this.apps.replaceNamespacedDeployment({ name: server.name, namespace, body: { ...deployment, metadata: { ...deployment.metadata!, resourceVersion: current.metadata!.resourceVersion! } } });
         else await this.apps.createNamespacedDeployment({ namespace, body: deployment });
       }
-      const service = renderServerService(server);
+      const service = renderServerService(server, site);
       const currentService = services.find((s) => s.metadata?.name === server.name);
       if (currentService?.metadata?.annotations?.[HASH_ANNOTATION] !== service.metadata!.annotations![HASH_ANNOTATION]) {
         if (currentService) await this.core.deleteNamespacedService({ name: server.name, namespace }).catch((err: unknown) => { if (!notFound(err)) throw err; });
@@ -172,10 +188,11 @@ export class InProcessSiteServers implements SiteServerExecutor {
     return (await this.running.get(`${namespace}/${name}`)?.server.catch(() => undefined))?.url;
   }
 
-  async reconcile(namespace: string, site: string, desired: SiteServer[]): Promise<void> {
+  async reconcile(site: ServedSite, desired: SiteServer[]): Promise<void> {
+    const namespace = site.namespace;
     const wanted = new Set(desired.map((s) => `${namespace}/${s.name}`));
     for (const [key, entry] of this.running) {
-      if (key.startsWith(`${namespace}/`) && entry.site === site && !wanted.has(key)) await this.stop(key);
+      if (key.startsWith(`${namespace}/`) && entry.site === site.name && !wanted.has(key)) await this.stop(key);
     }
     for (const server of desired) {
       const key = `${namespace}/${server.name}`;
@@ -191,7 +208,7 @@ export class InProcessSiteServers implements SiteServerExecutor {
       const env = { ...(await resolveEnv(this.core, namespace, server.env)) };
       const log = this.log.child({ server: server.name });
       const started = server.start(env, log);
-      this.running.set(key, { hash, site, server: started });
+      this.running.set(key, { hash, site: site.name, server: started });
       const result = await started.catch((err: unknown) => {
         log.error({ err: err instanceof Error ? err.message : String(err) }, "server failed to start");
         return undefined;

@@ -55,25 +55,25 @@ const service = (name: string) => kubectl(["get", "service", name, "-n", ns, "-o
 describe("DeploymentSiteServers", () => {
   it("creates, replaces on change, and removes servers no longer wanted", async () => {
     const servers = new DeploymentSiteServers({ apps, core, settings: DEFAULT_JOB_SETTINGS });
-    await servers.reconcile(ns, "london", [server()]);
+    await servers.reconcile({ namespace: ns, name: "london" }, [server()]);
     const created = JSON.parse(deployment("geo-files-london").stdout);
     expect(created.spec.template.spec.containers[0].args).toEqual(["serve-files", "--root", "/data"]);
     expect(created.metadata.labels[SERVER_LABEL]).toBe("geo-files-london");
     expect(JSON.parse(service("geo-files-london").stdout).spec.ports[0].port).toBe(8443);
 
     // Unchanged: nothing is written (the generation stays).
-    await servers.reconcile(ns, "london", [server()]);
+    await servers.reconcile({ namespace: ns, name: "london" }, [server()]);
     expect(JSON.parse(deployment("geo-files-london").stdout).metadata.generation).toBe(created.metadata.generation);
 
-    await servers.reconcile(ns, "london", [server({ args: ["serve-files", "--root", "/other"], port: 9443 })]);
+    await servers.reconcile({ namespace: ns, name: "london" }, [server({ args: ["serve-files", "--root", "/other"], port: 9443 })]);
     const replaced = JSON.parse(deployment("geo-files-london").stdout);
     expect(replaced.spec.template.spec.containers[0].args).toEqual(["serve-files", "--root", "/other"]);
     expect(replaced.metadata.generation).toBeGreaterThan(created.metadata.generation);
     expect(JSON.parse(service("geo-files-london").stdout).spec.ports[0].port).toBe(9443);
 
     // Another site's servers are not touched by this site's reconcile.
-    await servers.reconcile(ns, "paris", [server({ name: "geo-files-paris", site: "paris" })]);
-    await servers.reconcile(ns, "london", []);
+    await servers.reconcile({ namespace: ns, name: "paris" }, [server({ name: "geo-files-paris", site: "paris" })]);
+    await servers.reconcile({ namespace: ns, name: "london" }, []);
     expect(deployment("geo-files-london").code).not.toBe(0);
     expect(service("geo-files-london").code).not.toBe(0);
     expect(deployment("geo-files-paris").code).toBe(0);
@@ -82,7 +82,7 @@ describe("DeploymentSiteServers", () => {
   it("refuses a server whose pod would reference a Secret that is not opted in, and creates nothing", async () => {
     const servers = new DeploymentSiteServers({ apps, core, settings: DEFAULT_JOB_SETTINGS });
     const bad = server({ name: "geo-files-rome", site: "rome", env: [{ name: "X", valueFrom: { secretKeyRef: { name: "not-opted-in", key: "greeting" } } }] });
-    await expect(servers.reconcile(ns, "rome", [bad])).rejects.toBeInstanceOf(SecretNotOptedInError);
+    await expect(servers.reconcile({ namespace: ns, name: "rome" }, [bad])).rejects.toBeInstanceOf(SecretNotOptedInError);
     expect(deployment("geo-files-rome").code).not.toBe(0);
   });
 });
@@ -90,17 +90,17 @@ describe("DeploymentSiteServers", () => {
 describe("InProcessSiteServers", () => {
   it("starts a server with env from Secrets, restarts it when its spec changes, stops it when no longer wanted", async () => {
     const servers = new InProcessSiteServers({ core, log });
-    await servers.reconcile(ns, "london", [server()]);
+    await servers.reconcile({ namespace: ns, name: "london" }, [server()]);
     const url = await servers.url(ns, "geo-files-london");
     expect(await (await fetch(url!)).text()).toBe("hello from server-secret");
 
-    await servers.reconcile(ns, "london", [server({ args: ["changed"] })]);
+    await servers.reconcile({ namespace: ns, name: "london" }, [server({ args: ["changed"] })]);
     const restarted = await servers.url(ns, "geo-files-london");
     expect(restarted).not.toBe(url);
     await expect(fetch(url!)).rejects.toThrow();
     expect(await (await fetch(restarted!)).text()).toBe("hello from server-secret");
 
-    await servers.reconcile(ns, "london", []);
+    await servers.reconcile({ namespace: ns, name: "london" }, []);
     expect(await servers.url(ns, "geo-files-london")).toBeUndefined();
     await expect(fetch(restarted!)).rejects.toThrow();
     await servers.stopAll();
@@ -109,7 +109,7 @@ describe("InProcessSiteServers", () => {
   it("refuses env from a Secret that is not opted in", async () => {
     const servers = new InProcessSiteServers({ core, log });
     const bad = server({ env: [{ name: "X", valueFrom: { secretKeyRef: { name: "not-opted-in", key: "greeting" } } }] });
-    await expect(servers.reconcile(ns, "london", [bad])).rejects.toBeInstanceOf(SecretNotOptedInError);
+    await expect(servers.reconcile({ namespace: ns, name: "london" }, [bad])).rejects.toBeInstanceOf(SecretNotOptedInError);
     expect(await servers.url(ns, "geo-files-london")).toBeUndefined();
   });
 });
