@@ -5,18 +5,25 @@
  * servers (PostgreSQL x2, MinIO x2, git) run here on 127.0.0.1 and are re-opened on the node IP
  * for Pods. Then: `helm install` of the chart (Jobs executor, two replicas, leader election) into a
  * namespace enforcing the restricted Pod Security profile, `kubectl apply` of Secrets, GeoSites and
- * both sample ReplicableTypes, and the checks below, in order: each builds on the previous one.
+ * three ReplicableTypes: the two samples and `upload`, whose records are files on the primary's
+ * volume or objects in its bucket (GitLab's `store` column), read by tokyo through the retrieval
+ * server the operator runs for london. Then the checks below, in order: each builds on the
+ * previous one.
  */
-import { createHash } from "node:crypto";
-import { chownSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { request } from "node:https";
+import { join, relative } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { seedBlobs, seedRepositories } from "../../../hack/demo/seed.ts";
+import { FILE_STORE, seedBlobs, seedRepositories, seedUploads } from "../../../hack/demo/seed.ts";
 import { startLocalEnvironment, type LocalEnvironment } from "../../../hack/localenv/index.ts";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
+import { RetrievalSource } from "../../../src/strategies/blob/files/retrieval-source.ts";
+import { CredentialsRefusedError } from "../../../src/strategies/blob/files/store.ts";
+import { createTestCertificates, type TestCertificates } from "../../support/tls.ts";
 import { forward, helmOk, kubectl, kubectlAsync, kubectlAsyncOk, kubectlOk, requireEnv, until, type Forwarder } from "./support.ts";
 
 const NODE_IP = requireEnv("GEO_E2E_NODE_IP");
@@ -26,8 +33,16 @@ const NS = "geo-e2e";
 const RELEASE = "geo-operator";
 const BLOBS = Number(process.env.E2E_BLOBS ?? 60);
 const REPOS = Number(process.env.E2E_REPOS ?? 3);
+const UPLOADS = Number(process.env.E2E_UPLOADS ?? 30);
 const LEASE_SECONDS = 15;
 const MANAGED = "app.kubernetes.io/managed-by=geo-operator";
+/** The primary's file retrieval server the operator runs: Deployment and Service of this name. */
+const FILES_SERVER = "geo-files-london";
+const FILES_HOST = `${FILES_SERVER}.${NS}.svc`;
+const FILES_PORT = 8443;
+/** Where each site's uploads volume is mounted in Pods, and where it is on the node. */
+const LONDON_ROOT = "/var/opt/app/uploads";
+const TOKYO_ROOT = "/var/opt/geo/uploads";
 const [imageRepository, imageTag] = [IMAGE.slice(0, IMAGE.lastIndexOf(":")), IMAGE.slice(IMAGE.lastIndexOf(":") + 1)];
 
 let servers: LocalEnvironment;
@@ -36,6 +51,13 @@ let primaryDb: pg.Pool;
 let trackingDb: pg.Pool;
 let primaryS3: S3Client;
 let secondaryS3: S3Client;
+let filesTls: TestCertificates;
+/** tokyo's key for london's retrieval server. */
+const tokyoFilesKey = randomBytes(32).toString("hex");
+let londonUploads: string;
+let tokyoUploads: string;
+/** The primary's volume, relative path -> SHA-256, as seeded. */
+let londonTreeBefore: Map<string, string>;
 
 const s3Client = (s: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string }) =>
   new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey } });
@@ -53,6 +75,29 @@ async function onNode(url: string): Promise<string> {
 const json = async (args: string[]) => JSON.parse(await kubectlAsyncOk([...args, "-o", "json"]));
 const podsOf = async (selector: string) => (await json(["get", "pods", "-n", NS, "-l", selector])).items as any[];
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+/** Every file under `root`, relative path -> SHA-256 of its content. */
+function tree(root: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const e of readdirSync(root, { recursive: true, withFileTypes: true })) {
+    if (e.isFile()) files.set(relative(root, join(e.parentPath, e.name)), sha256(readFileSync(join(e.parentPath, e.name))));
+  }
+  return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
+}
+/** A directory on the node for a hostPath PersistentVolume, owned by the Pods' user. */
+function nodeVolume(name: string): string {
+  const dir = join(RUN_DIR, "volumes", name);
+  mkdirSync(dir, { recursive: true });
+  chownSync(dir, 65532, 65532);
+  return dir;
+}
+/** A PersistentVolume on the node (there is no provisioner) and the claim bound to it. */
+const volumeAndClaim = (claim: string, path: string) => [
+  { apiVersion: "v1", kind: "PersistentVolume", metadata: { name: `geo-e2e-${claim}` },
+    spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], storageClassName: "node-local", hostPath: { path, type: "Directory" },
+      claimRef: { namespace: NS, name: claim } } },
+  { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: claim },
+    spec: { accessModes: ["ReadWriteOnce"], storageClassName: "node-local", volumeName: `geo-e2e-${claim}`, resources: { requests: { storage: "1Gi" } } } },
+];
 /** The manager's Lease identity is its Pod name plus a per-process suffix. */
 const holds = (holder: string | undefined, pod: string) => holder === pod || (holder?.startsWith(`${pod}-`) ?? false);
 
@@ -65,6 +110,16 @@ beforeAll(async () => {
   secondaryS3 = s3Client(s3!.secondary);
   await seedBlobs(primaryDb, primaryS3, s3!.primary.bucket, "", BLOBS);
   await seedRepositories(primaryDb, git!.root, REPOS);
+  // The uploads: files on london's volume (owned by the Pods' user, as an application would leave
+  // them), every fifth record an object in london's bucket instead.
+  londonUploads = nodeVolume("london-uploads");
+  tokyoUploads = nodeVolume("tokyo-uploads");
+  const seeded = await seedUploads(primaryDb, londonUploads, primaryS3, s3!.primary.bucket, UPLOADS);
+  for (const e of readdirSync(londonUploads, { recursive: true, withFileTypes: true })) chownSync(join(e.parentPath, e.name), 65532, 65532);
+  londonTreeBefore = tree(londonUploads);
+  expect(londonTreeBefore.size).toBe(seeded.files);
+  // The retrieval server's certificate, for the name tokyo's workers connect to.
+  filesTls = createTestCertificates({ dns: [FILES_HOST, `${FILES_HOST}.cluster.local`] });
   const pod = {
     primaryDb: await onNode(postgres!.primaryURL),
     trackingDb: await onNode(postgres!.secondaryURL),
@@ -76,16 +131,11 @@ beforeAll(async () => {
   // The namespace enforces the restricted profile: the operator and every worker Pod must pass it.
   kubectlOk(["create", "namespace", NS]);
   kubectlOk(["label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted"]);
-  // The secondary's git mirrors: a PersistentVolume on the node (there is no provisioner).
-  const mirrors = join(RUN_DIR, "volumes", "tokyo-mirrors");
-  mkdirSync(mirrors, { recursive: true });
-  chownSync(mirrors, 65532, 65532);
+  // The secondary's git mirrors and both sites' uploads: PersistentVolumes on the node.
   kubectlOk(["apply", "-n", NS, "-f", "-"], [
-    { apiVersion: "v1", kind: "PersistentVolume", metadata: { name: "geo-e2e-tokyo-mirrors" },
-      spec: { capacity: { storage: "1Gi" }, accessModes: ["ReadWriteOnce"], storageClassName: "node-local", hostPath: { path: mirrors, type: "Directory" },
-        claimRef: { namespace: NS, name: "tokyo-mirrors" } } },
-    { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "tokyo-mirrors" },
-      spec: { accessModes: ["ReadWriteOnce"], storageClassName: "node-local", volumeName: "geo-e2e-tokyo-mirrors", resources: { requests: { storage: "1Gi" } } } },
+    ...volumeAndClaim("tokyo-mirrors", nodeVolume("tokyo-mirrors")),
+    ...volumeAndClaim("london-uploads", londonUploads),
+    ...volumeAndClaim("tokyo-uploads", tokyoUploads),
   ].map((d) => stringify(d)).join("---\n"));
 
   helmOk(["install", RELEASE, join(REPO_ROOT, "charts/geo-operator"), "-n", NS, "--wait", "--timeout", "3m",
@@ -95,22 +145,31 @@ beforeAll(async () => {
 
   // The samples, pointed at the test servers. Secrets carry the label the operator requires of
   // the Secrets it may read.
-  const secret = (name: string, stringData: Record<string, string>) => ({
-    apiVersion: "v1", kind: "Secret", metadata: { name, labels: { "geo.replication.dev/credentials": "true" } }, type: "Opaque", stringData,
+  const secret = (name: string, stringData: Record<string, string>, type = "Opaque") => ({
+    apiVersion: "v1", kind: "Secret", metadata: { name, labels: { "geo.replication.dev/credentials": "true" } }, type, stringData,
   });
   const key = (e: { accessKeyId: string; secretAccessKey: string }) => ({ AWS_ACCESS_KEY_ID: e.accessKeyId, AWS_SECRET_ACCESS_KEY: e.secretAccessKey });
   const samples = (file: string) => parse(readFileSync(join(REPO_ROOT, "config/samples", file), "utf8"));
   const london = samples("geosite-primary.yaml");
   london.spec = { ...london.spec, statusInterval: "2s", database: { secretRef: { name: "primary-main-db" } },
     objectStorage: { endpoint: pod.primaryS3, region: s3!.primary.region, bucket: s3!.primary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "primary-object-storage" } },
-    git: { baseURL: pod.git } };
+    git: { baseURL: pod.git },
+    fileStorage: { root: LONDON_ROOT, persistentVolumeClaim: { claimName: "london-uploads" },
+      retrieval: { url: `https://${FILES_HOST}:${FILES_PORT}`, port: FILES_PORT, tlsSecretRef: { name: "london-files-tls" } } } };
   const tokyo = samples("geosite-secondary.yaml");
   tokyo.spec = { ...tokyo.spec, statusInterval: "2s",
     objectStorage: { endpoint: pod.secondaryS3, region: s3!.secondary.region, bucket: s3!.secondary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "secondary-object-storage" } },
+    fileStorage: { root: TOKYO_ROOT, persistentVolumeClaim: { claimName: "tokyo-uploads" }, retrievalCredentialsSecretRef: { name: "tokyo-files-key" } },
     // Small batches, so the three Pods of an Indexed sync Job all find work.
     capacities: { blobs: 2, repositories: 5, verification: 20 } };
-  const types = ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml"].map((file) => {
-    const doc = samples(file);
+  // GitLab's uploads: each record's `store` says where its file is on the primary; tokyo keeps each
+  // in the same kind of store (its volume or its bucket).
+  const upload = {
+    apiVersion: "geo.replication.dev/v1alpha1", kind: "ReplicableType", metadata: { name: "upload" },
+    spec: { name: "upload", strategy: "blob", source: { table: "uploads", idColumn: "id", objectKey: { template: "uploads/{id}/{file_name}" }, storeColumn: "store" },
+      blob: { secondaryStore: "SameAsPrimary" }, replication: { enabled: true }, verification: { enabled: true }, deletionPolicy: "Retain" },
+  };
+  const types = [samples("replicabletype-cool-widget.yaml"), samples("replicabletype-design-repository.yaml"), upload].map((doc) => {
     // Short enough for a test, long enough that two cores are not busy starting worker Pods only.
     doc.spec.intervals = { sync: "10s", verification: "10s", primaryVerification: "10s", consistency: "30s" };
     // Re-verification soon enough to find the corruption below, not so soon that verified rows are
@@ -128,6 +187,8 @@ beforeAll(async () => {
     secret("primary-replica-db", { url: pod.primaryDb }),
     secret("primary-object-storage", key(s3!.primary)),
     secret("secondary-object-storage", key(s3!.secondary)),
+    secret("london-files-tls", { "tls.crt": filesTls.cert, "tls.key": filesTls.key, "ca.crt": filesTls.ca }, "kubernetes.io/tls"),
+    secret("tokyo-files-key", { key: tokyoFilesKey }),
     london, tokyo, ...types,
   ].map((d) => stringify(d)).join("---\n"));
 }, 600_000);
@@ -138,6 +199,7 @@ afterAll(async () => {
   }
   primaryS3?.destroy();
   secondaryS3?.destroy();
+  filesTls?.remove();
   await primaryDb?.end();
   await trackingDb?.end();
   await Promise.all(forwarders.map((f) => f.close()));
@@ -156,6 +218,28 @@ describe("geo-operator on a real node", () => {
     expect(pods.filter((p) => holds(holder, p.metadata.name))).toHaveLength(1);
   });
 
+  it("runs london's file retrieval server as a Deployment and Service owned by the GeoSite; its Pod is Ready under the restricted profile", async () => {
+    const server = `geo.replication.dev/server=${FILES_SERVER}`;
+    const pod = await until("the retrieval server's Pod Ready", async () =>
+      (await podsOf(server)).find((p) => p.status.conditions?.some((c: any) => c.type === "Ready" && c.status === "True")), 240_000);
+    const owner = expect.objectContaining({ kind: "GeoSite", name: "london", uid: (await json(["get", "gsite", "london", "-n", NS])).metadata.uid });
+    const deployment = await json(["get", "deployment", FILES_SERVER, "-n", NS]);
+    expect(deployment.metadata.ownerReferences).toEqual([owner]);
+    const service = await json(["get", "service", FILES_SERVER, "-n", NS]);
+    expect(service.metadata.ownerReferences).toEqual([owner]);
+    expect(service.spec.ports).toEqual([expect.objectContaining({ port: FILES_PORT, targetPort: FILES_PORT })]);
+    const container = pod.spec.containers[0];
+    expect(container.image).toBe(IMAGE);
+    expect(container.args.slice(0, 3)).toEqual(["serve-files", "--root", LONDON_ROOT]);
+    // london's volume, read-only; the certificate and tokyo's key by reference, never by value.
+    expect(pod.spec.volumes).toContainEqual({ name: "files", persistentVolumeClaim: { claimName: "london-uploads", readOnly: true } });
+    expect(container.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: LONDON_ROOT, readOnly: true }));
+    const env = Object.fromEntries(container.env.map((e: any) => [e.name, e]));
+    expect(env.GEO_FILES_TLS_KEY.valueFrom.secretKeyRef).toEqual({ name: "london-files-tls", key: "tls.key" });
+    expect(env.GEO_FILES_SITE_KEY_tokyo.valueFrom.secretKeyRef).toEqual({ name: "tokyo-files-key", key: "key" });
+    expect(container.env.filter((e: any) => e.value !== undefined).map((e: any) => e.name)).toEqual(["HOME"]);
+  });
+
   it("replicates and verifies every record through worker Jobs run as Pods; kubectl get geosites shows 100.0%", async () => {
     const out = await until("tokyo at 100.0% synced and verified", async () => {
       const o = await kubectlAsyncOk(["get", "geosites", "-n", NS, "--no-headers"]);
@@ -169,8 +253,9 @@ describe("geo-operator on a real node", () => {
     const t = (name: string) => site.status.types.find((x: any) => x.name === name);
     expect(t("cool_widget")).toMatchObject({ count: BLOBS, syncedCount: BLOBS, verifiedCount: BLOBS, failedCount: 0 });
     expect(t("design_repository")).toMatchObject({ count: REPOS, syncedCount: REPOS, verifiedCount: REPOS, failedCount: 0 });
+    expect(t("upload")).toMatchObject({ count: UPLOADS, syncedCount: UPLOADS, verifiedCount: UPLOADS, failedCount: 0 });
     // Every object on the secondary is the primary's, byte for byte.
-    const listed = await primaryS3.send(new ListObjectsV2Command({ Bucket: servers.info.s3!.primary.bucket }));
+    const listed = await primaryS3.send(new ListObjectsV2Command({ Bucket: servers.info.s3!.primary.bucket, Prefix: "cool_widgets/" }));
     expect(listed.KeyCount).toBe(BLOBS);
     for (const { Key } of listed.Contents ?? []) {
       const get = async (c: S3Client, bucket: string) => sha256(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key }))).Body!.transformToByteArray());
@@ -186,6 +271,73 @@ describe("geo-operator on a real node", () => {
     expect(jobs.filter((j) => j.status.succeeded > 0).length).toBeGreaterThan(0);
     expect(jobs.filter((j) => (j.status.failed ?? 0) > 0).map((j) => j.metadata.name)).toEqual([]);
   }, 660_000);
+
+  it("every upload is on tokyo in the store its record names, byte for byte, read through the retrieval server; london's volume is untouched", async () => {
+    const { rows } = await primaryDb.query<{ id: string; file_name: string; store: number }>(`SELECT id::text, file_name, store FROM uploads ORDER BY id`);
+    expect(rows).toHaveLength(UPLOADS);
+    const inFiles = rows.filter((r) => r.store === FILE_STORE.local);
+    const inObjects = rows.filter((r) => r.store === FILE_STORE.remote);
+    expect(inFiles.length).toBeGreaterThan(0);
+    expect(inObjects.length).toBeGreaterThan(0);
+    const key = (r: { id: string; file_name: string }) => `uploads/${r.id}/${r.file_name}`;
+    // Files: tokyo's volume holds exactly london's files, same paths, same SHA-256.
+    expect([...londonTreeBefore.keys()].sort()).toEqual(inFiles.map(key).sort());
+    expect(tree(tokyoUploads)).toEqual(londonTreeBefore);
+    // Objects: in tokyo's bucket, and nothing else of the uploads there.
+    const sha = async (c: S3Client, bucket: string, Key: string) => sha256(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key }))).Body!.transformToByteArray());
+    const { primary, secondary } = servers.info.s3!;
+    const inTokyoBucket = await secondaryS3.send(new ListObjectsV2Command({ Bucket: secondary.bucket, Prefix: "uploads/" }));
+    expect((inTokyoBucket.Contents ?? []).map((o) => o.Key).sort()).toEqual(inObjects.map(key).sort());
+    for (const r of inObjects) expect(await sha(secondaryS3, secondary.bucket, key(r))).toBe(await sha(primaryS3, primary.bucket, key(r)));
+    // Nothing was written on the primary.
+    expect(tree(londonUploads)).toEqual(londonTreeBefore);
+    // tokyo's sync Jobs did not mount london's volume: they asked the retrieval server, as tokyo.
+    const syncJobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=upload,geo.replication.dev/worker=sync`])).items as any[];
+    expect(syncJobs.length).toBeGreaterThan(0);
+    for (const j of syncJobs) {
+      expect(j.metadata.labels["geo.replication.dev/site"]).toBe("tokyo");
+      expect(j.spec.template.spec.volumes.map((v: any) => v.persistentVolumeClaim?.claimName)).not.toContain("london-uploads");
+    }
+    const served = (await kubectlAsyncOk(["logs", "-n", NS, `deployment/${FILES_SERVER}`])).split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    const readByTokyo = new Set(served.filter((l) => l.site === "tokyo" && l.status === 200 && l.method === "GET").map((l) => l.key));
+    for (const r of inFiles) expect(readByTokyo).toContain(key(r));
+  });
+
+  it("the retrieval Service refuses requests without valid credentials (401) and serves tokyo's", async () => {
+    // Through the node's network to the Service's cluster IP (kube-proxy), checking the certificate
+    // against the name tokyo's workers use.
+    const clusterIP = (await json(["get", "service", FILES_SERVER, "-n", NS])).spec.clusterIP as string;
+    const { rows } = await primaryDb.query<{ id: string; file_name: string }>(`SELECT id::text, file_name FROM uploads WHERE store = $1 ORDER BY id LIMIT 1`, [FILE_STORE.local]);
+    const key = `uploads/${rows[0]!.id}/${rows[0]!.file_name}`;
+    const client = (site: string, secretKey: string) =>
+      new RetrievalSource({ url: `https://${clusterIP}:${FILES_PORT}`, servername: FILES_HOST, ca: filesTls.ca, site, secretKey, maxSockets: 1 });
+    const anonymous = await new Promise<number>((resolve, reject) => {
+      request({ host: clusterIP, port: FILES_PORT, path: `/v1/files/${key}`, servername: FILES_HOST, ca: filesTls.ca }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      }).on("error", reject).end();
+    });
+    expect(anonymous).toBe(401);
+    for (const [site, secretKey] of [["tokyo", randomBytes(32).toString("hex")], ["paris", tokyoFilesKey]] as const) {
+      const wrong = client(site, secretKey);
+      try {
+        const refused = await wrong.open(key).then(() => undefined, (err: unknown) => err);
+        expect(refused, `${site} with a wrong key`).toBeInstanceOf(CredentialsRefusedError);
+        expect((refused as CredentialsRefusedError).status).toBe(401);
+      } finally {
+        wrong.close();
+      }
+    }
+    const tokyo = client("tokyo", tokyoFilesKey);
+    try {
+      const { body } = await tokyo.open(key);
+      const chunks: Buffer[] = [];
+      for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
+      expect(sha256(Buffer.concat(chunks))).toBe(londonTreeBefore.get(key));
+    } finally {
+      tokyo.close();
+    }
+  });
 
   it("kubectl logs of a worker Job shows its summary line", async () => {
     const jobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=design-repository,geo.replication.dev/worker=sync`])).items as any[];
@@ -259,7 +411,7 @@ describe("geo-operator on a real node", () => {
 
   it("a corrupted secondary object fails verification, then heals", async () => {
     const bucket = servers.info.s3!.secondary.bucket;
-    const { Contents } = await secondaryS3.send(new ListObjectsV2Command({ Bucket: bucket }));
+    const { Contents } = await secondaryS3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "cool_widgets/" }));
     const key = Contents![0]!.Key!;
     const original = await (await primaryS3.send(new GetObjectCommand({ Bucket: servers.info.s3!.primary.bucket, Key: key }))).Body!.transformToByteArray();
     await secondaryS3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.from("bit rot") }));
@@ -303,15 +455,17 @@ describe("geo-operator on a real node", () => {
     console.log(`[e2e] leader ${leader} killed; ${holder} took over after ${seconds.toFixed(1)} s`);
   });
 
-  it("uninstalling (custom resources first, as docs/installation.md says) leaves no operator-owned Pods or Jobs", async () => {
+  it("uninstalling (custom resources first, as docs/installation.md says) leaves no operator-owned Pods, Jobs, Deployments or Services", async () => {
     const deleted = await kubectlAsync(["delete", "replicabletypes,geosites", "--all", "-n", NS, "--wait=true", "--timeout=120s"]);
     expect(deleted.code, deleted.stderr).toBe(0);
     helmOk(["uninstall", RELEASE, "-n", NS, "--wait", "--timeout", "2m"]);
-    await until("no operator-owned Pods or Jobs", async () => {
+    await until("no operator-owned Pods, Jobs, Deployments or Services", async () => {
       const jobs = (await json(["get", "jobs", "-n", NS, "-l", MANAGED])).items;
+      const servers = (await json(["get", "deployments,services", "-n", NS, "-l", MANAGED])).items;
       const pods = (await json(["get", "pods", "-n", NS])).items.filter((p: any) => p.metadata.name !== "scrape");
-      return jobs.length === 0 && pods.length === 0 ? true : undefined;
+      return jobs.length === 0 && servers.length === 0 && pods.length === 0 ? true : undefined;
     }, 120_000);
+    expect(kubectl(["get", "deployment,service", FILES_SERVER, "-n", NS]).code).not.toBe(0);
     expect(kubectl(["get", "deployment", RELEASE, "-n", NS]).code).not.toBe(0);
   });
 });
