@@ -16,7 +16,8 @@ import { parseSecretKey } from "./files/signing.ts";
 import { compileObjectKeySource } from "./object-keys.ts";
 import { classifyS3Error } from "./s3-errors.ts";
 import { parseBlobSettings, type BlobSettings } from "./settings.ts";
-import { blobSiteServers, FILES_TLS_CERT_ENV, FILES_TLS_KEY_ENV } from "./site-servers.ts";
+import { FILES_TLS_CERT_ENV, FILES_TLS_KEY_ENV } from "./files/site-keys.ts";
+import { blobSiteServers } from "./site-servers.ts";
 
 export type { BlobSettings } from "./settings.ts";
 export type { BlobEndpoints, BlobStoreEndpoint, S3StoreEndpoint } from "./endpoints.ts";
