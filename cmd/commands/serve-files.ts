@@ -11,8 +11,7 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { serveFiles } from "../../src/strategies/blob/files/server.ts";
 import { DEFAULT_MAX_SKEW_SECONDS } from "../../src/strategies/blob/files/signing.ts";
-import { loadSiteKeys, SITE_KEY_ENV_PREFIX, siteKeysFromEnv } from "../../src/strategies/blob/files/site-keys.ts";
-import { FILES_TLS_CERT_ENV, FILES_TLS_KEY_ENV } from "../../src/strategies/blob/site-servers.ts";
+import { FILES_TLS_CERT_ENV, FILES_TLS_KEY_ENV, loadSiteKeys, SITE_KEY_ENV_PREFIX, siteKeysFromEnv } from "../../src/strategies/blob/files/site-keys.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 interface ServeFilesCliOptions {

@@ -8,7 +8,8 @@
  *   GEO_PRIMARY_DB_URL       primary main DB; on a secondary its read replica   secret
  *   GEO_TRACKING_DB_URL      the secondary's tracking DB                         secret
  *   plus what the type's strategy reads (its definition's `workerStorage` and `endpointsFromEnv`,
- *   e.g. GEO_PRIMARY_S3_ACCESS_KEY_ID for blob types, GEO_PRIMARY_GIT_PASSWORD for repositories).
+ *   e.g. GEO_PRIMARY_S3_ACCESS_KEY_ID or GEO_PRIMARY_FILES_KEY for blob types, GEO_PRIMARY_GIT_PASSWORD
+ *   for repositories).
  *
  * The operator's Jobs set every secret through an env `valueFrom.secretKeyRef`: the Job spec
  * references Secrets and never contains their values. A worker started another way may instead

@@ -128,7 +128,7 @@ export interface GeoSiteSpec {
      */
     persistentVolumeClaim?: {
       /**
-       * Name of a Secret in the same namespace.
+       * Name of a PersistentVolumeClaim in the same namespace.
        */
       claimName: string;
     };
@@ -304,11 +304,11 @@ export interface ReplicableTypeSpec {
      */
     shardColumn?: string;
     /**
-     * Where each record's object key (blob strategy); also the file's path under fileStorage.root comes from: one column, or a template over columns such as "widgets/{id}/{file_name}".
+     * Where each record's object key (blob strategy: also the file's path under fileStorage.root) comes from: one column, or a template over columns such as "widgets/{id}/{file_name}".
      */
     objectKey?: {
       /**
-       * Column holding the object key (blob strategy); also the file's path under fileStorage.root.
+       * Column holding the object key (blob strategy: also the file's path under fileStorage.root).
        */
       column?: string;
       /**

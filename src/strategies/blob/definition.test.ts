@@ -215,3 +215,37 @@ describe("the file retrieval server", () => {
     expect(blobStrategy.siteServers!(london, sites, [])).toEqual([]);
   });
 });
+
+describe("the manager's check of file storage", () => {
+  /** Secrets by name → key → value, resolved as the manager's SiteAccess would. */
+  const access = (secrets: Record<string, Record<string, string>>) => ({
+    async resolveEnv(_namespace: string, vars: readonly V1EnvVar[]) {
+      const out: Record<string, string> = {};
+      for (const v of vars) {
+        const ref = v.valueFrom!.secretKeyRef!;
+        const value = secrets[ref.name!]?.[ref.key];
+        if (value === undefined) throw new Error(`Secret geo/${ref.name} has no key ${ref.key}`);
+        out[v.name] = value;
+      }
+      return out;
+    },
+  });
+  const noBuckets = (spec: GeoSiteSpec): GeoSiteSpec => ({ ...spec, objectStorage: undefined });
+
+  it("checks that a secondary's retrieval key is long enough", async () => {
+    const tokyo = site("tokyo", noBuckets(secondary));
+    expect(await blobStrategy.probeStorage!(tokyo, access({ "tokyo-files-key": { key: KEY } }))).toBeUndefined();
+    expect(await blobStrategy.probeStorage!(tokyo, access({ "tokyo-files-key": { key: "short" } }))).toBe(
+      "key key of Secret tokyo-files-key (fileStorage.retrievalCredentialsSecretRef): the secret key is 5 characters long; use at least 32 (e.g. openssl rand -hex 32)",
+    );
+    await expect(blobStrategy.probeStorage!(tokyo, access({}))).rejects.toThrow("Secret geo/tokyo-files-key has no key key");
+  });
+
+  it("checks that the retrieval server's TLS Secret has a certificate and a key", async () => {
+    const london = site("london", noBuckets(retrievalPrimary));
+    expect(await blobStrategy.probeStorage!(london, access({ "files-tls": { "tls.crt": "C", "tls.key": "K" } }))).toBeUndefined();
+    await expect(blobStrategy.probeStorage!(london, access({ "files-tls": { "tls.crt": "C" } }))).rejects.toThrow("Secret geo/files-tls has no key tls.key");
+    // A volume cannot be checked from the manager: that is the workers' preflight.
+    expect(await blobStrategy.probeStorage!(site("london", noBuckets(primary)), access({}))).toBeUndefined();
+  });
+});

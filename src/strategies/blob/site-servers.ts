@@ -13,12 +13,8 @@ import { secretEnv } from "../../k8s/env.ts";
 import type { SiteServer } from "../site-server.ts";
 import { DEFAULT_RETRIEVAL_PORT } from "./crd.ts";
 import { HEALTH_PATH } from "./files/protocol.ts";
-import { SITE_KEY_ENV_PREFIX } from "./files/site-keys.ts";
+import { FILES_TLS_CERT_ENV, FILES_TLS_KEY_ENV, SITE_KEY_ENV_PREFIX } from "./files/site-keys.ts";
 import { primaryStoreKinds, type BlobSettings } from "./settings.ts";
-
-/** PEM certificate chain and private key of the server, as env values. */
-export const FILES_TLS_CERT_ENV = "GEO_FILES_TLS_CERT";
-export const FILES_TLS_KEY_ENV = "GEO_FILES_TLS_KEY";
 
 /** `geo-files-<site>`, the server's (and its Service's) name. */
 export function filesServerName(site: string): string {

@@ -47,8 +47,8 @@ function keysDir(keys: Record<string, string>): string {
 }
 
 /** Starts the command and resolves with its URL once it logs "serving files". */
-function start(args: string[]): Promise<{ url: string; stderr: () => string }> {
-  const proc = spawn(process.execPath, [CLI, "serve-files", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+function start(args: string[], env: Record<string, string> = {}): Promise<{ url: string; stderr: () => string }> {
+  const proc = spawn(process.execPath, [CLI, "serve-files", ...args], { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } });
   child = proc;
   let stderr = "";
   return new Promise((resolve, reject) => {
@@ -95,6 +95,23 @@ describe("geo-operator serve-files", () => {
 
     await expect.poll(() => source(url, "secondary-a", newKey).probe().then(() => "accepted", () => "refused"), { timeout: 10_000, interval: 250 }).toBe("accepted");
     await expect(source(url, "secondary-a", oldKey).probe()).rejects.toBeInstanceOf(CredentialsRefusedError);
+  });
+
+  it("takes the TLS certificate, key and site keys from env vars, as the operator's Deployment passes them", async () => {
+    const key = randomBytes(32).toString("hex");
+    const { url } = await start(["--root", join(base, "root"), "--host", "127.0.0.1", "--port", "0"], {
+      GEO_FILES_TLS_CERT: certs.cert,
+      GEO_FILES_TLS_KEY: certs.key,
+      "GEO_FILES_SITE_KEY_secondary-a": key,
+    });
+    expect(await text((await source(url, "secondary-a", key).open("uploads/f.txt")).body)).toBe("served by the CLI");
+    await expect(source(url, "secondary-b", key).probe()).rejects.toBeInstanceOf(CredentialsRefusedError);
+  });
+
+  it("refuses to start without any site key", async () => {
+    await expect(start(["--root", join(base, "root"), "--host", "127.0.0.1", "--port", "0"], { GEO_FILES_TLS_CERT: certs.cert, GEO_FILES_TLS_KEY: certs.key })).rejects.toThrow(
+      /exited with 2: .*no site keys: give --keys-dir, or GEO_FILES_SITE_KEY_<site> environment variables/,
+    );
   });
 
   it("refuses to start without TLS files or with a short key", async () => {

@@ -148,6 +148,20 @@ describe("authorised reads", () => {
   it("probes with an authenticated request", async () => {
     await client().probe();
   });
+
+  it("answers the readiness probe (no Authorization) with 200, but checks a signature when one is sent", async () => {
+    const status = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        request(`${server.url}/v1/health`, { ca: certs.ca, headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        }).on("error", reject).end();
+      });
+    expect(await status({})).toBe(200);
+    const expires = Math.floor(Date.now() / 1000) + 30;
+    expect(await status({ authorization: authorizationHeader({ method: "GET", path: "/v1/health", expires, site: "secondary-a" }, KEY_B) })).toBe(401);
+    await expect(client({ secretKey: KEY_B }).probe()).rejects.toBeInstanceOf(CredentialsRefusedError);
+  });
 });
 
 describe("refused credentials", () => {

@@ -247,6 +247,28 @@ describe("blob workers with files on both sides, read directly", () => {
   });
 });
 
+describe("an unavailable volume", () => {
+  it("fails the run (the volume is not mounted), never marking anything missing", async () => {
+    const fw = await createFilesWorld({ primaryStore: "FileStorage" }, { overrides: NO_S3 });
+    try {
+      await fw.add(randomBytes(10));
+      const gone = { ...fw.world.primarySite, fileStorage: { root: join(fw.base, "not-mounted") } };
+      const primary = await fw.world.run("verify-primary", { ...NO_S3, GEO_SITE_SPEC: JSON.stringify(gone) });
+      expect(primary.code).toBe(1);
+      expect(primary.stderr).toMatch(/directory .*not-mounted \(read-only\): the directory is not available \(ENOENT\); is the volume mounted\?/);
+      await fw.runOk("consistency");
+      const sync = await fw.world.run("sync", { ...NO_S3, GEO_PRIMARY_SITE_SPEC: JSON.stringify(gone) });
+      expect(sync.code).toBe(1);
+      const rows = [...(await registryRows(fw.world.dbs.tracking)).values()];
+      expect(rows.every((r) => r.state === 0 && !r.missing_on_primary)).toBe(true);
+      const states = await fw.world.dbs.primary.query(`SELECT count(*)::int AS n FROM cool_widget_states WHERE verification_state = 3`);
+      expect(states.rows[0].n).toBe(0);
+    } finally {
+      await fw.close();
+    }
+  });
+});
+
 describe("blob workers between files and object storage", () => {
   it("copies the primary's files into the secondary's bucket", async () => {
     const fw = await createFilesWorld({ primaryStore: "FileStorage", secondaryStore: "ObjectStorage" }, { overrides: { GEO_PRIMARY_S3_ACCESS_KEY_ID: "", GEO_PRIMARY_S3_SECRET_ACCESS_KEY: "" } });

@@ -30,6 +30,10 @@ export async function loadSiteKeys(dir: string): Promise<LoadedSiteKeys> {
   return { keys, ignored };
 }
 
+/** PEM certificate chain and private key of the retrieval server, as env values (the operator's Deployment). */
+export const FILES_TLS_CERT_ENV = "GEO_FILES_TLS_CERT";
+export const FILES_TLS_KEY_ENV = "GEO_FILES_TLS_KEY";
+
 /** Env vars holding one secondary site's key each: `GEO_FILES_SITE_KEY_<site name>`. */
 export const SITE_KEY_ENV_PREFIX = "GEO_FILES_SITE_KEY_";
 
