@@ -27,7 +27,7 @@ import type { BlobEndpoints, S3StoreEndpoint } from "./endpoints.ts";
 import { FileSource, FileStore } from "./files/file-store.ts";
 import { InvalidBlobKeyError } from "./files/keys.ts";
 import { RetrievalSource } from "./files/retrieval-source.ts";
-import { BlobMissingError, CredentialsRefusedError, type BlobSource, type BlobTarget } from "./files/store.ts";
+import { BlobMissingError, CredentialsRefusedError, StoreUnreachableError, type BlobSource, type BlobTarget } from "./files/store.ts";
 import { formatCopyLocation, parseCopyLocation } from "./locations.ts";
 import { compileObjectKeySource, InvalidObjectKeyError, type ObjectKeySource } from "./object-keys.ts";
 import { ObjectMissingError } from "./s3-errors.ts";
@@ -123,6 +123,13 @@ export class BlobReplicator implements Replicator {
         // key takes a minute to reach the server); they are never read as missing data.
         if (err instanceof CredentialsRefusedError) {
           this.log.warn({ err: err.message }, "the primary's retrieval server refuses this site's credentials; rows will fail until it accepts them");
+          continue;
+        }
+        // Nor does an unreachable retrieval server stop the run: it is a Deployment that may be
+        // starting (the operator creates it with the sites) or restarting. Rows that read it fail
+        // with a backoff; the rest (object-stored records, consistency, verifying copies) proceed.
+        if (err instanceof StoreUnreachableError) {
+          this.log.warn({ err: err.message }, "the primary's retrieval server is unreachable; rows that read it will fail and be retried");
           continue;
         }
         throw err;

@@ -438,4 +438,20 @@ describe("blob workers reading the primary's files through its retrieval server"
     expect(existsSync(join(fw.secondaryRoot, `cool_widgets/${id}`))).toBe(false);
     expect(readdirSync(join(fw.base, "outside-r"))).toEqual(["secret.txt"]);
   });
+
+  it("does not stop a run while the server is unreachable (starting, restarting): rows that read it fail with a backoff, never missing, and sync once it answers", async () => {
+    const id = await fw.add(randomBytes(64), { name: "while-down.bin" });
+    const files = fw.world.primarySite.fileStorage!;
+    const down = { GEO_PRIMARY_SITE_SPEC: JSON.stringify({ ...fw.world.primarySite, fileStorage: { ...files, retrieval: { ...files.retrieval!, url: `https://127.0.0.1:${await freePort()}` } } }) };
+    await fw.runOk("consistency", down);
+    await fw.runOk("sync", down);
+    const row = (await registryRows(fw.world.dbs.tracking)).get(id)!;
+    expect(row).toMatchObject({ state: 3, missing_on_primary: false, retry_count: 1 });
+    expect(row.last_sync_failure).toMatch(/unreachable \(ECONNREFUSED\)/);
+    expect(row.retry_at.getTime()).toBeGreaterThan(Date.now());
+    await retryNow(fw.world.dbs.tracking);
+    await fw.runOk("sync");
+    expect((await registryRows(fw.world.dbs.tracking)).get(id)).toMatchObject({ state: 2 });
+    expect(await fw.secondaryFile(id)).toBeDefined();
+  });
 });

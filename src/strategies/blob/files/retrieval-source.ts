@@ -15,7 +15,7 @@ import { INVALID_BLOB_KEY_REASONS, InvalidBlobKeyError, blobKeySegments, type In
 import { Sha256Meter } from "../../../util/sha256-meter.ts";
 import { HEALTH_PATH, MISSING_HEADER, REFUSED_KEY_HEADER, filesPath } from "./protocol.ts";
 import { DEFAULT_SIGNATURE_TTL_SECONDS, authorizationHeader } from "./signing.ts";
-import { BlobMissingError, CredentialsRefusedError, type BlobReadStream, type BlobSource } from "./store.ts";
+import { BlobMissingError, CredentialsRefusedError, StoreUnreachableError, type BlobReadStream, type BlobSource } from "./store.ts";
 
 export interface RetrievalSourceOptions {
   /** The primary's retrieval server, `https://host:port`. */
@@ -144,7 +144,7 @@ export class RetrievalSource implements BlobSource {
       return new Error(`${what}: TLS verification failed (${code}: ${err.message}); the server's certificate must be signed by the configured CA and name ${this.options.servername ?? this.url.hostname}`, { cause: err });
     }
     if (typeof code === "string" && UNREACHABLE_CODES.has(code)) {
-      return new Error(`${what}: the server is unreachable (${code}); is the retrieval server running on the primary, and is the address right?`, { cause: err });
+      return new StoreUnreachableError(`${what}: the server is unreachable (${code}); is the retrieval server running on the primary, and is the address right?`, { cause: err });
     }
     return new Error(`${what}: ${err.message}`, { cause: err });
   }

@@ -79,3 +79,12 @@ export class CredentialsRefusedError extends Error {
     this.status = status;
   }
 }
+
+/**
+ * Nothing answered at the retrieval server's address (refused, reset, no route, no such name):
+ * the server may be starting or restarting, or the address is wrong. Not a sign that a blob is
+ * missing either.
+ */
+export class StoreUnreachableError extends Error {
+  override name = "StoreUnreachableError";
+}
