@@ -12,7 +12,6 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { request } from "node:https";
 import { join, relative } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
@@ -21,8 +20,7 @@ import { parse, stringify } from "yaml";
 import { FILE_STORE, seedBlobs, seedRepositories, seedUploads } from "../../../hack/demo/seed.ts";
 import { startLocalEnvironment, type LocalEnvironment } from "../../../hack/localenv/index.ts";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
-import { RetrievalSource } from "../../../src/strategies/blob/files/retrieval-source.ts";
-import { CredentialsRefusedError } from "../../../src/strategies/blob/files/store.ts";
+import { authorizationHeader } from "../../../src/strategies/blob/files/signing.ts";
 import { createTestCertificates, type TestCertificates } from "../../support/tls.ts";
 import { forward, helmOk, kubectl, kubectlAsync, kubectlAsyncOk, kubectlOk, requireEnv, until, type Forwarder } from "./support.ts";
 
@@ -89,6 +87,22 @@ function nodeVolume(name: string): string {
   mkdirSync(dir, { recursive: true });
   chownSync(dir, 65532, 65532);
   return dir;
+}
+/**
+ * Runs `node -e script` in a Pod of the operator's image under the restricted profile, with `env`,
+ * and returns how it ended and what it printed. The Pod is left for the caller to delete.
+ */
+async function runScriptPod(name: string, script: string, env: Record<string, string> = {}): Promise<{ phase: string; text: string }> {
+  const restricted = { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } };
+  const overrides = { spec: { securityContext: restricted, containers: [{ name, image: IMAGE, imagePullPolicy: "Never", command: ["node", "-e", script],
+    env: Object.entries(env).map(([n, value]) => ({ name: n, value })),
+    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true } }] } };
+  await kubectlAsyncOk(["run", name, "-n", NS, `--image=${IMAGE}`, "--restart=Never", `--overrides=${JSON.stringify(overrides)}`]);
+  const phase = await until(`the ${name} Pod to finish`, async () => {
+    const p = (await json(["get", "pod", name, "-n", NS])).status.phase;
+    return p === "Succeeded" || p === "Failed" ? (p as string) : undefined;
+  }, 120_000);
+  return { phase, text: await kubectlAsyncOk(["logs", "-n", NS, name]) };
 }
 /** A PersistentVolume on the node (there is no provisioner) and the claim bound to it. */
 const volumeAndClaim = (claim: string, path: string) => [
@@ -303,40 +317,35 @@ describe("geo-operator on a real node", () => {
     for (const r of inFiles) expect(readByTokyo).toContain(key(r));
   });
 
-  it("the retrieval Service refuses requests without valid credentials (401) and serves tokyo's", async () => {
-    // Through the node's network to the Service's cluster IP (kube-proxy), checking the certificate
-    // against the name tokyo's workers use.
-    const clusterIP = (await json(["get", "service", FILES_SERVER, "-n", NS])).spec.clusterIP as string;
+  it("the retrieval Service, asked from a Pod, refuses requests without valid credentials (401) and serves tokyo's", async () => {
     const { rows } = await primaryDb.query<{ id: string; file_name: string }>(`SELECT id::text, file_name FROM uploads WHERE store = $1 ORDER BY id LIMIT 1`, [FILE_STORE.local]);
     const key = `uploads/${rows[0]!.id}/${rows[0]!.file_name}`;
-    const client = (site: string, secretKey: string) =>
-      new RetrievalSource({ url: `https://${clusterIP}:${FILES_PORT}`, servername: FILES_HOST, ca: filesTls.ca, site, secretKey, maxSockets: 1 });
-    const anonymous = await new Promise<number>((resolve, reject) => {
-      request({ host: clusterIP, port: FILES_PORT, path: `/v1/files/${key}`, servername: FILES_HOST, ca: filesTls.ca }, (res) => {
-        res.resume();
-        resolve(res.statusCode!);
-      }).on("error", reject).end();
-    });
-    expect(anonymous).toBe(401);
-    for (const [site, secretKey] of [["tokyo", randomBytes(32).toString("hex")], ["paris", tokyoFilesKey]] as const) {
-      const wrong = client(site, secretKey);
-      try {
-        const refused = await wrong.open(key).then(() => undefined, (err: unknown) => err);
-        expect(refused, `${site} with a wrong key`).toBeInstanceOf(CredentialsRefusedError);
-        expect((refused as CredentialsRefusedError).status).toBe(401);
-      } finally {
-        wrong.close();
-      }
-    }
-    const tokyo = client("tokyo", tokyoFilesKey);
-    try {
-      const { body } = await tokyo.open(key);
-      const chunks: Buffer[] = [];
-      for await (const c of body as AsyncIterable<Buffer>) chunks.push(c);
-      expect(sha256(Buffer.concat(chunks))).toBe(londonTreeBefore.get(key));
-    } finally {
-      tokyo.close();
-    }
+    const path = `/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`;
+    // Signed here, sent from the Pod: valid for a few minutes (the server allows 5 ahead).
+    const expires = Math.floor(Date.now() / 1000) + 280;
+    const signed = (site: string, secretKey: string) => authorizationHeader({ method: "GET", path, expires, site }, secretKey);
+    const cases = {
+      anonymous: "",
+      wrongKey: signed("tokyo", randomBytes(32).toString("hex")),
+      unknownSite: signed("paris", tokyoFilesKey),
+      tokyo: signed("tokyo", tokyoFilesKey),
+    };
+    // Through CoreDNS and kube-proxy, checking the certificate against the Service's name.
+    const script = [
+      "const https = require('node:https'); const { createHash } = require('node:crypto');",
+      "const cases = JSON.parse(process.env.CASES);",
+      "const get = (authorization) => new Promise((ok, ko) => https.get(process.env.URL, { ca: process.env.CA, agent: false, headers: authorization ? { authorization } : {} }, (r) => {",
+      "  const hash = createHash('sha256'); r.on('data', (c) => hash.update(c)); r.on('end', () => ok({ status: r.statusCode, sha256: hash.digest('hex') })); }).on('error', ko));",
+      "(async () => { const out = {};",
+      "  for (const [name, authorization] of Object.entries(cases)) {",
+      "    for (let i = 0; ; i++) { try { out[name] = await get(authorization); break; } catch (e) { if (i === 30) throw e; console.error(String(e)); await new Promise((r) => setTimeout(r, 1000)); } } }",
+      "  console.log(JSON.stringify(out)); })().catch((e) => { console.error(String(e)); process.exit(1); });",
+    ].join("\n");
+    const { phase, text } = await runScriptPod("files-client", script, { URL: `https://${FILES_HOST}:${FILES_PORT}${path}`, CA: filesTls.ca, CASES: JSON.stringify(cases) });
+    expect(phase, text).toBe("Succeeded");
+    const answers = JSON.parse(text.trim().split("\n").at(-1)!);
+    expect(answers).toMatchObject({ anonymous: { status: 401 }, wrongKey: { status: 401 }, unknownSite: { status: 401 }, tokyo: { status: 200, sha256: londonTreeBefore.get(key) } });
+    await kubectlAsyncOk(["delete", "pod", "files-client", "-n", NS, "--wait=true"]);
   });
 
   it("kubectl logs of a worker Job shows its summary line", async () => {
@@ -389,15 +398,7 @@ describe("geo-operator on a real node", () => {
       "  catch (e) { console.error(String(e)); }",
       "  await new Promise((r) => setTimeout(r, 500)); } process.exit(1); })();",
     ].join("\n");
-    const restricted = { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } };
-    const overrides = { spec: { securityContext: restricted, containers: [{ name: "scrape", image: IMAGE, imagePullPolicy: "Never", command: ["node", "-e", script],
-      securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] }, readOnlyRootFilesystem: true } }] } };
-    await kubectlAsyncOk(["run", "scrape", "-n", NS, `--image=${IMAGE}`, "--restart=Never", `--overrides=${JSON.stringify(overrides)}`]);
-    const phase = await until("the scrape Pod to finish", async () => {
-      const p = (await json(["get", "pod", "scrape", "-n", NS])).status.phase;
-      return p === "Succeeded" || p === "Failed" ? p : undefined;
-    }, 90_000);
-    const text = await kubectlAsyncOk(["logs", "-n", NS, "scrape"]);
+    const { phase, text } = await runScriptPod("scrape", script);
     expect(phase, text).toBe("Succeeded");
     expect(text).toMatch(new RegExp(`^geo_cool_widgets_synced\\{site="tokyo"[^}]*\\} ${BLOBS}$`, "m"));
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
