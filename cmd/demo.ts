@@ -22,6 +22,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { parse, stringify } from "yaml";
 import { startLocalEnvironment } from "../hack/localenv/index.ts";
+import { createDatabaseOn } from "../hack/localenv/postgres.ts";
 import { REPO_ROOT } from "../hack/localenv/tools.ts";
 import { everythingReplicated, progressLines } from "../hack/demo/progress.ts";
 import { seedBlobs, seedRepositories } from "../hack/demo/seed.ts";
@@ -65,12 +66,8 @@ try {
   kubectl(["create", "namespace", NS]);
   const mainDb = `${postgres.primaryURL.replace(/\/postgres$/, "")}/gitlabhq_production`;
   const trackingDb = `${postgres.secondaryURL.replace(/\/postgres$/, "")}/gitlabhq_geo_production`;
-  for (const [url, name] of [[postgres.primaryURL, "gitlabhq_production"], [postgres.secondaryURL, "gitlabhq_geo_production"]] as const) {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${name}`);
-    await c.end();
-  }
+  await createDatabaseOn(postgres.primaryURL, "gitlabhq_production");
+  await createDatabaseOn(postgres.secondaryURL, "gitlabhq_geo_production");
   const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, labels: { [LABELS.credentials]: "true" } }, stringData: data });
   const site = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "2s", ...spec } });
   const objects = [

@@ -16,6 +16,7 @@ import { JobExecutor, MANAGED_JOBS_SELECTOR } from "./controllers/job-executor.t
 import type { JobSettings } from "./controllers/job-spec.ts";
 import { ReplicableTypeController } from "./controllers/replicabletype-controller.ts";
 import { SiteAccess } from "./controllers/site-access.ts";
+import { DeploymentSiteServers, InProcessSiteServers, type SiteServerExecutor } from "./controllers/site-servers.ts";
 import { createClients, type KubeClients } from "./k8s/client.ts";
 import { EventRecorder } from "./k8s/events.ts";
 import { Informer } from "./k8s/informer.ts";
@@ -55,6 +56,8 @@ export class Manager {
   readonly types: Informer<ReplicableType>;
   readonly jobs?: Informer<V1Job>;
   readonly executor: RunExecutor;
+  /** The long-running servers strategies ask for (Deployments, or in this process). */
+  readonly siteServers: SiteServerExecutor;
   readonly typeLoop: ControllerLoop;
   readonly siteLoop: ControllerLoop;
   private readonly o: ManagerOptions;
@@ -70,7 +73,7 @@ export class Manager {
     this.o = opts;
     const log = opts.log;
     this.clients = createClients(opts.kubeConfig);
-    const { custom, batch, core } = this.clients;
+    const { custom, batch, core, apps } = this.clients;
     const relist = opts.relistIntervalMs ?? 5 * 60_000;
     const ns = opts.namespace;
     const scope = ns ? `/namespaces/${ns}` : "";
@@ -109,7 +112,9 @@ export class Manager {
         transform: (job) => ({ apiVersion: job.apiVersion, kind: job.kind, metadata: withoutManagedFields(job).metadata, status: job.status }),
       });
       this.executor = new JobExecutor({ batch, core, jobs: this.jobs, settings: opts.jobSettings });
+      this.siteServers = new DeploymentSiteServers({ apps, core, settings: opts.jobSettings });
     } else {
+      this.siteServers = new InProcessSiteServers({ core, log });
       this.executor = new InProcessExecutor({
         core,
         log,
@@ -140,6 +145,7 @@ export class Manager {
       access: this.access,
       events,
       metrics: this.metrics,
+      servers: this.siteServers,
       ...(opts.site ? { site: opts.site } : {}),
       log,
     });
@@ -281,6 +287,7 @@ export class Manager {
   async stop(): Promise<void> {
     await this.elector?.stop();
     if (this.executor instanceof InProcessExecutor) this.executor.stopAll();
+    await this.siteServers.stopAll();
     await this.stopControllers();
     this.sites.stop();
     this.types.stop();

@@ -19,7 +19,8 @@ import { reconcileRegistry } from "../../src/registry/consistency.ts";
 import type { ConsistencySummary } from "../../src/registry/consistency.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
 import { backfillStates } from "../../src/registry/states-backfill.ts";
-import { closePass, ensureDeletionTables, finishPass, walkConsistencyPass } from "../../src/registry/deletions.ts";
+import { closePass, finishPass, walkConsistencyPass } from "../../src/registry/deletions.ts";
+import { ensureTrackingSideTables } from "../../src/registry/side-tables.ts";
 import {
   modelCountQuery,
   primaryStatus,
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
 
     // The same walk as the consistency worker runs it since the safety rails: every batch also
     // notes deletion candidates, clears returning ones and moves the resumable pass cursor.
-    await ensureDeletionTables(tracking);
+    await ensureTrackingSideTables(tracking);
     const workerPass = async () => {
       const walk = await walkConsistencyPass(primary, tracking, big, SYNC_EVERYTHING, { batchSize: 10_000 });
       await closePass(tracking, "public.cool_widget_registry", big.name, walk.pass, 3600);

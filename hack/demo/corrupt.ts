@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
+import { requestReverification } from "../../src/registry/reverification.ts";
 
 const dir = process.env.GEO_DEMO_DIR ?? join(tmpdir(), `geo-operator-demo-${process.getuid?.() ?? 0}`);
 let demo: { s3: { secondary: { endpoint: string; region: string; bucket: string; accessKeyId: string; secretAccessKey: string } }; mainDb: string; trackingDb: string };
@@ -27,7 +28,7 @@ const s = demo.s3.secondary;
 const s3 = new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: s });
 const key = `cool_widgets/${row.id}/${row.file_name}`;
 await s3.send(new PutObjectCommand({ Bucket: s.bucket, Key: key, Body: Buffer.from("this is not the primary's content") }));
-await tracking.query(`UPDATE cool_widget_registry SET verification_state = 0 WHERE cool_widget_id = $1 AND state = 2`, [row.id]);
+await requestReverification(tracking, { name: "cool_widget", statesLayout: "keyed-by-model-id", source: { table: "cool_widgets" }, deletionPolicy: "Retain" }, [Number(row.id)]);
 console.log(`corrupted ${s.bucket}/${key} on tokyo (cool_widget ${row.id}) and marked it for verification.
 Watch: kubectl get geosites -n geo-demo -w   (VERIFIED drops below 100%, the row resyncs after its backoff, then 100% again)`);
 s3.destroy();

@@ -85,15 +85,20 @@ export async function startPostgres(opts: { name: string; stateDir: string; port
     process: proc,
     urlFor,
     async createDatabase(database: string) {
-      const client = new pg.Client({ connectionString: url });
-      await client.connect();
-      try {
-        await client.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`);
-      } finally {
-        await client.end();
-      }
+      await createDatabaseOn(url, database);
       return urlFor(database);
     },
     stop: () => proc.stop(),
   };
+}
+
+/** Creates `database` on the server a superuser URL points at. */
+export async function createDatabaseOn(serverURL: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverURL });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`);
+  } finally {
+    await client.end();
+  }
 }

@@ -18,6 +18,7 @@ import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { GeoSiteStatus } from "../api/v1alpha1/types.generated.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { patchStatus } from "../k8s/status.ts";
+import { describeError } from "../k8s/api-errors.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { oldestUnsyncedAgeSeconds, primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
@@ -26,13 +27,14 @@ import { deletionHold } from "../registry/deletions.ts";
 import { maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
 import { duplicateTypeNames } from "./validation.ts";
 import { replicatedBytes } from "../registry/replicas.ts";
-import type { Queryable } from "../registry/db.ts";
+import { ping, type Queryable } from "../registry/db.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import type { Logger } from "../util/log.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
 import { checkTopology } from "./validation.ts";
+import { desiredSiteServers, type SiteServerExecutor } from "./site-servers.ts";
 
 type TypeStatus = NonNullable<GeoSiteStatus["types"]>[number];
 
@@ -43,6 +45,8 @@ export interface GeoSiteControllerDeps {
   access: SiteAccess;
   events: EventRecorder;
   metrics: OperatorMetrics;
+  /** Runs the servers strategies ask for on a site (e.g. file retrieval on a primary). */
+  servers?: SiteServerExecutor;
   site?: string;
   log: Logger;
   heartbeatMs?: number;
@@ -106,6 +110,12 @@ export class GeoSiteController {
         );
         if (problem) reasons.push(problem);
       }
+    }
+    if (this.d.servers && !topology.problem) {
+      const desired = desiredSiteServers(site, this.d.sites.list(namespace), types);
+      await this.d.servers.reconcile(namespace, name, desired).catch((err: unknown) => {
+        reasons.push(`${failureReason(err, Reason.ServerNotRunning)}: ${desired.map((s) => s.name).join(", ") || "site servers"}: ${describeError(err)}`);
+      });
     }
     for (const t of types) {
       for (const job of t.status?.lastJobs ?? []) {
@@ -173,10 +183,10 @@ export class GeoSiteController {
     let main, tracking;
     try {
       main = await this.d.access.pool(site, primary ? "main" : "primaryReplica");
-      await main.query("select 1");
+      await ping(main);
       if (!primary) {
         tracking = await this.d.access.pool(site, "tracking");
-        await tracking.query("select 1");
+        await ping(tracking);
       }
     } catch (err) {
       reasons.push(`${failureReason(err, Reason.DatabaseUnreachable)}: ${(err as Error).message}`);

@@ -21,6 +21,8 @@ export const Reason = {
   SourceMissing: "SourceMissing",
   DatabaseUnreachable: "DatabaseUnreachable",
   /** A strategy's storage probe on a site failed (a bucket missing or refusing the credentials...). */
+  /** A server a strategy needs on the site (file retrieval) could not be started or updated. */
+  ServerNotRunning: "ServerNotRunning",
   StorageUnreachable: "StorageUnreachable",
   /** A GeoSite names a Secret without the geo.replication.dev/credentials=true label. */
   SecretNotOptedIn: "SecretNotOptedIn",

@@ -11,6 +11,8 @@ import { ApiException, type AppsV1Api, type CoreV1Api, type V1Deployment, type V
 import { LABELS } from "../api/v1alpha1/resources.ts";
 import { resolveEnv } from "../k8s/env.ts";
 import { assertPodSecretsOptedIn } from "../k8s/secrets.ts";
+import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import { strategyFor } from "../strategies/catalog.ts";
 import type { RunningSiteServer, SiteServer } from "../strategies/site-server.ts";
 import type { Logger } from "../util/log.ts";
 import type { JobSettings } from "./job-spec.ts";
@@ -24,6 +26,25 @@ export interface SiteServerExecutor {
   reconcile(namespace: string, site: string, desired: SiteServer[]): Promise<void>;
   /** Stops everything (manager shutdown); Deployments are left to the cluster. */
   stopAll(): Promise<void>;
+}
+
+/**
+ * The servers `site` needs: each strategy used by `types` is asked with the settings of its types.
+ * A disabled site runs none. Pure apart from parsing the specs.
+ */
+export function desiredSiteServers(site: GeoSite, sites: readonly GeoSite[], types: readonly ReplicableType[]): SiteServer[] {
+  if (site.spec.enabled === false) return [];
+  const byStrategy = new Map<string, unknown[]>();
+  for (const t of types) {
+    const strategy = strategyFor(t.spec.strategy);
+    if (!strategy.siteServers) continue;
+    byStrategy.set(strategy.name, [...(byStrategy.get(strategy.name) ?? []), strategy.parseSettings(t.spec)]);
+  }
+  const servers = new Map<string, SiteServer>();
+  for (const [name, settings] of byStrategy) {
+    for (const server of strategyFor(name).siteServers!(site, sites, settings)) servers.set(server.name, server);
+  }
+  return [...servers.values()];
 }
 
 /** What distinguishes one version of a server from another: a change replaces it. */

@@ -2,6 +2,7 @@
 import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
 import type { Queryable } from "../registry/db.ts";
 import { strategyFor } from "../strategies/catalog.ts";
+import { modelTableColumns } from "../registry/model-tables.ts";
 
 /** Every (table, column) a type reads on the primary: the id, its strategy's columns, the selective-sync columns. */
 export function referencedColumns(type: TypeRuntimeConfig): { table: string; columns: string[] }[] {
@@ -18,15 +19,11 @@ export async function sourceProblems(primary: Queryable, type: TypeRuntimeConfig
   const schema = type.schema.source.schema ?? "public";
   const problems: string[] = [];
   for (const { table, columns } of referencedColumns(type)) {
-    const { rows } = await primary.query<{ column_name: string }>(
-      `SELECT column_name::text FROM information_schema.columns WHERE table_schema = $1::text AND table_name = $2::text`,
-      [schema, table],
-    );
-    if (rows.length === 0) {
+    const present = await modelTableColumns(primary, schema, table);
+    if (present.size === 0) {
       problems.push(`table ${schema}.${table} does not exist on the primary`);
       continue;
     }
-    const present = new Set(rows.map((r) => r.column_name));
     const missing = columns.filter((c) => !present.has(c));
     if (missing.length) problems.push(`table ${schema}.${table} has no column${missing.length > 1 ? "s" : ""} ${missing.join(", ")}`);
   }

@@ -1,5 +1,6 @@
 /** API clients built from one KubeConfig: in-cluster, or KUBECONFIG / ~/.kube/config outside. */
 import {
+  AppsV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -11,6 +12,7 @@ import {
 export interface KubeClients {
   kubeConfig: KubeConfig;
   core: CoreV1Api;
+  apps: AppsV1Api;
   batch: BatchV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
@@ -28,6 +30,7 @@ export function createClients(kubeConfig: KubeConfig): KubeClients {
   return {
     kubeConfig,
     core: kubeConfig.makeApiClient(CoreV1Api),
+    apps: kubeConfig.makeApiClient(AppsV1Api),
     batch: kubeConfig.makeApiClient(BatchV1Api),
     custom: kubeConfig.makeApiClient(CustomObjectsApi),
     coordination: kubeConfig.makeApiClient(CoordinationV1Api),

@@ -6,7 +6,7 @@
 import { InvalidArgumentError, Option, type Command } from "commander";
 import { failure, notFound, usageError } from "./errors.ts";
 import type { PluginIO } from "./io.ts";
-import { countRows, existingModelIds, modelIdBatches, modelIdsOfRegistryIds, type RowFilter } from "./queries.ts";
+import { countRows, existingModelIds, modelIdBatches, modelIdsOfRegistryIds, type RowFilter } from "../registry/row-selection.ts";
 import type { Target } from "./target.ts";
 
 export interface SelectionOptions {

@@ -9,7 +9,8 @@ import type { ReplicableTypeSchemaConfig } from "../registry/config.ts";
 import { deriveIdentifiers } from "../registry/identifiers.ts";
 import { connectSiteDatabase, findType, getSite, openSession, type GlobalOptions, type Session, type SiteDatabase } from "./cluster.ts";
 import { notFound, usageError } from "./errors.ts";
-import { registrySide, statesSide, tableExists, type Side } from "./queries.ts";
+import { registrySide, statesSide, type Side } from "../registry/row-selection.ts";
+import { tableExists } from "../registry/tables.ts";
 
 export interface Target {
   session: Session;

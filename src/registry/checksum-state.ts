@@ -4,7 +4,7 @@ import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import { nowSql, toNumber } from "./db.ts";
 import type { ClockOption, Queryable } from "./db.ts";
 import { claimMatchesSql, claimTokenSql } from "./registry-row.ts";
-import { DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
+import { DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure, VerificationState } from "./states.ts";
 import type { ClaimOptions, StuckOptions } from "./sync-state.ts";
 import { tableRefs } from "./tables.ts";
 
@@ -82,16 +82,16 @@ export async function claimChecksumWork(primary: Queryable, config: ReplicableTy
   const now = nowSql("$2");
   const { rows } = await primary.query<ChecksumStateRecord>(
     `WITH pending AS (
-       SELECT ${modelId} AS model_id FROM ${states} WHERE verification_state = 0
+       SELECT ${modelId} AS model_id FROM ${states} WHERE verification_state = ${VerificationState.pending}
        ORDER BY verified_at ASC NULLS FIRST LIMIT $1::integer FOR UPDATE SKIP LOCKED
      ), retry_due AS (
        SELECT ${modelId} AS model_id FROM ${states}
-       WHERE verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${now})
+       WHERE verification_state = ${VerificationState.failed} AND (verification_retry_at IS NULL OR verification_retry_at <= ${now})
        ORDER BY verification_retry_at ASC NULLS FIRST LIMIT $1::integer FOR UPDATE SKIP LOCKED
      ), claimed AS (
        SELECT model_id FROM pending UNION ALL SELECT model_id FROM retry_due LIMIT $1::integer
      )
-     UPDATE ${states} AS s SET verification_state = 1, verification_started_at = ${now}
+     UPDATE ${states} AS s SET verification_state = ${VerificationState.started}, verification_started_at = ${now}
      FROM claimed WHERE s.${modelId} = claimed.model_id
      RETURNING ${columns("s", modelId)}`,
     [options.limit, options.now ?? null],
@@ -120,9 +120,9 @@ export async function markChecksumSucceeded(
   const { states, modelId } = tableRefs(config);
   const result = await primary.query(
     `UPDATE ${states}
-     SET verification_state = 2, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
+     SET verification_state = ${VerificationState.succeeded}, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
          verification_retry_count = 0, verification_retry_at = NULL, verification_failure = NULL
-     WHERE ${modelId} = $1::bigint AND verification_state = 1 AND ${claimMatchesSql("verification_started_at", "$4")}`,
+     WHERE ${modelId} = $1::bigint AND verification_state = ${VerificationState.started} AND ${claimMatchesSql("verification_started_at", "$4")}`,
     [modelIdValue, options.checksum, options.now ?? null, options.claim],
   );
   return result.rowCount === 1;
@@ -145,10 +145,10 @@ export async function markChecksumFailed(
   const newCount = incrementSmallintSql("s.verification_retry_count");
   const { rows } = await primary.query<ChecksumStateRecord>(
     `UPDATE ${states} AS s
-     SET verification_state = 3, verification_failure = $2::text, verification_checksum = NULL,
+     SET verification_state = ${VerificationState.failed}, verification_failure = $2::text, verification_checksum = NULL,
          verification_retry_count = ${newCount},
          verification_retry_at = ${nowSql("$4")} + ${retryDelaySql(newCount, jitterSql("$3"), "false")}
-     WHERE s.${modelId} = $1::bigint AND s.verification_state = 1 AND ${claimMatchesSql("s.verification_started_at", "$5")}
+     WHERE s.${modelId} = $1::bigint AND s.verification_state = ${VerificationState.started} AND ${claimMatchesSql("s.verification_started_at", "$5")}
      RETURNING ${columns("s", modelId)}`,
     [modelIdValue, truncateFailure(options.message), jitterParam(options), options.now ?? null, options.claim],
   );
@@ -164,9 +164,9 @@ export async function requestChecksum(primary: Queryable, config: ReplicableType
   const { states, modelId } = tableRefs(config);
   const result = await primary.query(
     `UPDATE ${states}
-     SET verification_state = 0, verification_checksum = NULL, verification_retry_count = 0,
+     SET verification_state = ${VerificationState.pending}, verification_checksum = NULL, verification_retry_count = 0,
          verification_retry_at = NULL, verification_failure = NULL, verification_started_at = NULL
-     WHERE ${modelId} = ANY($1::bigint[]) AND verification_state <> 4`,
+     WHERE ${modelId} = ANY($1::bigint[]) AND verification_state <> ${VerificationState.disabled}`,
     [modelIds],
   );
   return result.rowCount ?? 0;
@@ -180,9 +180,9 @@ export async function failStuckChecksums(primary: Queryable, config: ReplicableT
   const now = nowSql("$3");
   const { rows } = await primary.query<{ model_id: string }>(
     `UPDATE ${states}
-     SET verification_state = 3, verification_retry_count = ${newCount}, verification_failure = $4::text,
+     SET verification_state = ${VerificationState.failed}, verification_retry_count = ${newCount}, verification_failure = $4::text,
          verification_retry_at = ${now} + ${retryDelaySql(newCount, jitterSql("$2"), "false")}
-     WHERE verification_state = 1 AND verification_started_at < ${now} - make_interval(secs => $1::double precision)
+     WHERE verification_state = ${VerificationState.started} AND verification_started_at < ${now} - make_interval(secs => $1::double precision)
      RETURNING ${modelId} AS model_id`,
     [timeout, jitterParam(options), options.now ?? null, truncateFailure(`Checksum timed out after ${timeout} seconds in started`)],
   );
@@ -219,8 +219,8 @@ export async function setVerificationEnabled(
   const refs = tableRefs(config);
   const table = side === "primary" ? refs.states : refs.registry;
   const key = side === "primary" ? refs.modelId : "id";
-  const from = enabled ? "verification_state = 4" : "verification_state <> 4";
-  const to = enabled ? "verification_state = 0" : "verification_state = 4, verification_started_at = NULL";
+  const from = enabled ? `verification_state = ${VerificationState.disabled}` : `verification_state <> ${VerificationState.disabled}`;
+  const to = enabled ? `verification_state = ${VerificationState.pending}` : `verification_state = ${VerificationState.disabled}, verification_started_at = NULL`;
   let changed = 0;
   for (;;) {
     const result = await db.query(

@@ -24,3 +24,8 @@ export function toNumber(value: string | number): number {
   if (!Number.isSafeInteger(n)) throw new RangeError(`id ${String(value)} is not a safe integer`);
   return n;
 }
+
+/** Runs `select 1`: the connection works and the server answers. Throws pg's error otherwise. */
+export async function ping(db: Queryable): Promise<void> {
+  await db.query("select 1");
+}

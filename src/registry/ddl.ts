@@ -8,7 +8,7 @@ import {
   resolveConfig,
   textLimitConstraintName,
 } from "./identifiers.ts";
-import { FAILURE_TEXT_LIMIT } from "./states.ts";
+import { FAILURE_TEXT_LIMIT, SyncState, VerificationState } from "./states.ts";
 
 /**
  * Schema text for the registry (secondary tracking DB) and `<name>_states`
@@ -35,6 +35,13 @@ function textLimit(table: string, column: string): string {
   return `CONSTRAINT ${quoteIdent(textLimitConstraintName(table, column))} CHECK ((char_length(${quoteIdent(column)}) <= ${FAILURE_TEXT_LIMIT}))`;
 }
 
+// GitLab's partial index predicates, written with the state constants; the text PostgreSQL stores
+// (and the template shows) is the same as with the numbers written out.
+const SYNCED = `(state = ${SyncState.synced})`;
+const V_PENDING = `(verification_state = ${VerificationState.pending})`;
+const V_FAILED = `(verification_state = ${VerificationState.failed})`;
+const V_PENDING_OR_FAILED = `(verification_state = ANY (ARRAY[${VerificationState.pending}, ${VerificationState.failed}]))`;
+
 function createIndex(name: string, table: string, columns: string, where?: string, unique = false): string {
   const predicate = where === undefined ? "" : ` WHERE ${where}`;
   return `CREATE ${unique ? "UNIQUE " : ""}INDEX ${quoteIdent(name)} ON ${table} USING btree (${columns})${predicate}`;
@@ -57,8 +64,8 @@ function registryStatements(config: ResolvedTypeConfig): string[] {
     `  verified_at ${TIMESTAMPTZ},`,
     `  verification_started_at ${TIMESTAMPTZ},`,
     `  verification_retry_at ${TIMESTAMPTZ},`,
-    `  state smallint DEFAULT 0 NOT NULL,`,
-    `  verification_state smallint DEFAULT 0 NOT NULL,`,
+    `  state smallint DEFAULT ${SyncState.pending} NOT NULL,`,
+    `  verification_state smallint DEFAULT ${VerificationState.pending} NOT NULL,`,
     `  retry_count smallint DEFAULT 0 NOT NULL,`,
     `  verification_retry_count smallint DEFAULT 0 NOT NULL,`,
     `  checksum_mismatch boolean DEFAULT false NOT NULL,`,
@@ -76,9 +83,9 @@ function registryStatements(config: ResolvedTypeConfig): string[] {
     createIndex(ix.modelId, table, modelId, undefined, true),
     createIndex(ix.retryAt, table, "retry_at"),
     createIndex(ix.state, table, "state"),
-    createIndex(ix.failedVerification, table, "verification_retry_at NULLS FIRST", "((state = 2) AND (verification_state = 3))"),
-    createIndex(ix.needsVerification, table, "verification_state", "((state = 2) AND (verification_state = ANY (ARRAY[0, 3])))"),
-    createIndex(ix.pendingVerification, table, "verified_at NULLS FIRST", "((state = 2) AND (verification_state = 0))"),
+    createIndex(ix.failedVerification, table, "verification_retry_at NULLS FIRST", `(${SYNCED} AND ${V_FAILED})`),
+    createIndex(ix.needsVerification, table, "verification_state", `(${SYNCED} AND ${V_PENDING_OR_FAILED})`),
+    createIndex(ix.pendingVerification, table, "verified_at NULLS FIRST", `(${SYNCED} AND ${V_PENDING})`),
   ];
 }
 
@@ -100,7 +107,7 @@ function statesStatements(config: ResolvedTypeConfig): string[] {
     `  verification_retry_at ${TIMESTAMPTZ},`,
     `  verified_at ${TIMESTAMPTZ},`,
     `  ${modelId} bigint NOT NULL,`,
-    `  verification_state smallint DEFAULT 0 NOT NULL,`,
+    `  verification_state smallint DEFAULT ${VerificationState.pending} NOT NULL,`,
     serial ? `  verification_retry_count smallint DEFAULT 0 NOT NULL,` : `  verification_retry_count smallint,`,
     `  verification_checksum bytea,`,
     `  verification_failure text,`,
@@ -113,9 +120,9 @@ function statesStatements(config: ResolvedTypeConfig): string[] {
     [`CREATE TABLE ${table} (`, ...columns, `)`].join("\n"),
     ...(serial ? [createIndex(ix.modelId, table, modelId, undefined, true)] : []),
     createIndex(ix.verificationState, table, "verification_state"),
-    createIndex(ix.pendingVerification, table, "verified_at NULLS FIRST", "(verification_state = 0)"),
-    createIndex(ix.failedVerification, table, "verification_retry_at NULLS FIRST", "(verification_state = 3)"),
-    createIndex(ix.needsVerification, table, "verification_state", "((verification_state = 0) OR (verification_state = 3))"),
+    createIndex(ix.pendingVerification, table, "verified_at NULLS FIRST", V_PENDING),
+    createIndex(ix.failedVerification, table, "verification_retry_at NULLS FIRST", V_FAILED),
+    createIndex(ix.needsVerification, table, "verification_state", `(${V_PENDING} OR ${V_FAILED})`),
   ];
 }
 
@@ -151,15 +158,22 @@ export function appliedVersionsQuery(): string {
   return `SELECT version FROM ${MIGRATIONS_TABLE} WHERE type_name = $1::text AND role = $2::text ORDER BY version`;
 }
 
-export function recordVersionStatement(config: ResolvedTypeConfig, role: SchemaRole, version: number): string {
-  return `INSERT INTO ${MIGRATIONS_TABLE} (type_name, role, version) VALUES (${quoteLiteral(config.name)}, ${quoteLiteral(role)}, ${version})`;
+/**
+ * Records one applied version. `set` names the migration set: a ReplicableType's name, or
+ * OPERATOR_MIGRATION_SET for the operator's own tables (see side-tables.ts).
+ */
+export function recordVersionStatement(set: string, role: SchemaRole, version: number): string {
+  return `INSERT INTO ${MIGRATIONS_TABLE} (type_name, role, version) VALUES (${quoteLiteral(set)}, ${quoteLiteral(role)}, ${version})`;
 }
 
 /** The statements applied inside the lock: every migration not yet recorded, each followed by its record. */
+export function pendingStatements(set: string, role: SchemaRole, migrations: readonly SchemaMigration[], applied: ReadonlySet<number>): string[] {
+  return migrations.filter((m) => !applied.has(m.version)).flatMap((m) => [...m.statements, recordVersionStatement(set, role, m.version)]);
+}
+
+/** pendingStatements for one type's schema. */
 export function pendingMigrationStatements(config: ResolvedTypeConfig, role: SchemaRole, applied: ReadonlySet<number>): string[] {
-  return schemaMigrations(config, role)
-    .filter((m) => !applied.has(m.version))
-    .flatMap((m) => [...m.statements, recordVersionStatement(config, role, m.version)]);
+  return pendingStatements(config.name, role, schemaMigrations(config, role), applied);
 }
 
 /** Statements that remove a deleted type's table (only for deletionPolicy Delete). */
@@ -180,16 +194,30 @@ export function dropStatements(config: ResolvedTypeConfig, role: SchemaRole): st
 export function renderSchemaDDL(config: ReplicableTypeSchemaConfig, role: SchemaRole): string {
   const resolved = resolveConfig(config);
   const database = role === "secondary" ? "secondary tracking database" : "primary main database";
-  const lines = [
+  return renderMigrationScript(
     `-- geo-operator schema for ReplicableType ${resolved.name} (states ${resolved.statesLayout}), ${database}`,
+    resolved.name,
+    role,
+    schemaMigrations(resolved, role),
+  );
+}
+
+/**
+ * A migration set as the one script the schema manager runs against an empty database: the
+ * lock, the versions table, then each migration followed by its record. `title` is the first
+ * comment line.
+ */
+export function renderMigrationScript(title: string, set: string, role: SchemaRole, migrations: readonly SchemaMigration[]): string {
+  const lines = [
+    title,
     `-- Applied in one transaction; migrations already recorded in ${MIGRATIONS_TABLE} are skipped.`,
     "BEGIN;",
     `${lockStatement()};`,
     `${createMigrationsTableStatement()};`,
   ];
-  for (const migration of schemaMigrations(resolved, role)) {
+  for (const migration of migrations) {
     lines.push(`-- migration ${migration.version}: ${migration.description}`);
-    for (const statement of [...migration.statements, recordVersionStatement(resolved, role, migration.version)]) {
+    for (const statement of [...migration.statements, recordVersionStatement(set, role, migration.version)]) {
       lines.push(`${statement};`);
     }
   }

@@ -15,44 +15,9 @@ import { toNumber } from "./db.ts";
 import { registryConsistencyBatches, WALK_END, WALK_START } from "./consistency.ts";
 import type { ReplicableTypeSchemaConfig, SelectiveSync } from "./config.ts";
 
-export const CONSISTENCY_PASSES_TABLE = "geo_operator_consistency_passes";
-export const DELETION_CANDIDATES_TABLE = "geo_operator_deletion_candidates";
-export const DELETION_HOLDS_TABLE = "geo_operator_deletion_holds";
+import { CONSISTENCY_PASSES_TABLE, DELETION_CANDIDATES_TABLE, DELETION_HOLDS_TABLE } from "./side-tables.ts";
 
-export async function ensureDeletionTables(db: Queryable): Promise<void> {
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS public.${CONSISTENCY_PASSES_TABLE} (
-       type_name text PRIMARY KEY,
-       started_at timestamptz NOT NULL,
-       after_id bigint NOT NULL,
-       scanned bigint NOT NULL DEFAULT 0,
-       last_completed_at timestamptz,
-       last_scanned bigint
-     )`,
-  );
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS public.${DELETION_CANDIDATES_TABLE} (
-       type_name text NOT NULL,
-       model_id bigint NOT NULL,
-       registry_id bigint NOT NULL,
-       first_seen_at timestamptz NOT NULL,
-       last_seen_at timestamptz NOT NULL,
-       PRIMARY KEY (type_name, model_id)
-     )`,
-  );
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS public.${DELETION_HOLDS_TABLE} (
-       type_name text PRIMARY KEY,
-       reason text NOT NULL,
-       message text NOT NULL,
-       pending bigint NOT NULL,
-       held_at timestamptz NOT NULL,
-       updated_at timestamptz NOT NULL,
-       released_at timestamptz,
-       released_by text
-     )`,
-  );
-}
+export { CONSISTENCY_PASSES_TABLE, DELETION_CANDIDATES_TABLE, DELETION_HOLDS_TABLE } from "./side-tables.ts";
 
 /** Where a consistency pass stands. `startedAt` is timestamptz text from the tracking DB. */
 export interface ConsistencyPass {

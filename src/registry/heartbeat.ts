@@ -11,20 +11,10 @@
  * Deletions on a secondary wait while the identity is missing or the lag is above the threshold.
  */
 import type { Queryable } from "./db.ts";
+import { ensurePrimarySideTables, HEARTBEAT_TABLE } from "./side-tables.ts";
 
-export const HEARTBEAT_TABLE = "geo_operator_primary_heartbeat";
+export { HEARTBEAT_TABLE } from "./side-tables.ts";
 const UNDEFINED_TABLE = "42P01";
-
-export async function ensureHeartbeatTable(db: Queryable): Promise<void> {
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS public.${HEARTBEAT_TABLE} (
-       site_name text PRIMARY KEY,
-       identity uuid NOT NULL DEFAULT gen_random_uuid(),
-       database_name text NOT NULL DEFAULT current_database(),
-       beat_at timestamptz NOT NULL
-     )`,
-  );
-}
 
 /** The primary's operator: "site `siteName` is alive and this is its database". Returns the identity. */
 export async function writeHeartbeat(primary: Queryable, siteName: string): Promise<string> {
@@ -40,7 +30,7 @@ export async function writeHeartbeat(primary: Queryable, siteName: string): Prom
   } catch (err) {
     // The table is created on the first beat only, not with a DDL round trip on every one.
     if ((err as { code?: string }).code !== UNDEFINED_TABLE) throw err;
-    await ensureHeartbeatTable(primary);
+    await ensurePrimarySideTables(primary);
     return (await beat()).rows[0]!.identity;
   }
 }

@@ -9,22 +9,11 @@
  */
 import type { Queryable } from "./db.ts";
 import { toNumber } from "./db.ts";
+import { REPLICAS_TABLE, WORKER_RUNS_TABLE } from "./side-tables.ts";
+import { quoteIdent } from "./identifiers.ts";
+import { tableExists } from "./tables.ts";
 
-export const REPLICAS_TABLE = "geo_operator_replicas";
-
-export async function ensureReplicasTable(db: Queryable): Promise<void> {
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS public.${REPLICAS_TABLE} (
-       type_name text NOT NULL,
-       model_id bigint NOT NULL,
-       location text,
-       mismatch jsonb,
-       updated_at timestamptz NOT NULL DEFAULT now(),
-       PRIMARY KEY (type_name, model_id)
-     )`,
-  );
-  await db.query(`CREATE INDEX IF NOT EXISTS ${REPLICAS_TABLE}_location ON public.${REPLICAS_TABLE} (location)`);
-}
+export { REPLICAS_TABLE, WORKER_RUNS_TABLE } from "./side-tables.ts";
 
 export async function recordLocation(db: Queryable, typeName: string, modelId: number, location: string | null): Promise<void> {
   await db.query(
@@ -61,6 +50,12 @@ export async function mismatchesOf(db: Queryable, typeName: string, modelIds: re
   return new Map(rows.map((r) => [toNumber(r.model_id), r.mismatch]));
 }
 
+/** Mismatch details the verify worker recorded (empty when none, or when no worker ever ran). */
+export async function mismatchDetails(db: Queryable, typeName: string, modelIds: readonly number[]): Promise<Map<number, unknown>> {
+  if (modelIds.length === 0 || !(await tableExists(db, `public.${quoteIdent(REPLICAS_TABLE)}`))) return new Map();
+  return mismatchesOf(db, typeName, modelIds);
+}
+
 /**
  * Of these locations, those another record still uses (any type, other than `excludingModelIds`
  * of `typeName`): a key shared by two records must outlive the first record's deletion.
@@ -88,8 +83,6 @@ export async function forgetReplicas(db: Queryable, typeName: string, modelIds: 
  * bytes replicated and outcomes without reading pod logs. Rows older than 30 days are pruned by
  * the run that records a new one.
  */
-export const WORKER_RUNS_TABLE = "geo_operator_worker_runs";
-
 export interface WorkerRunRecord {
   typeName: string;
   site: string;
@@ -99,23 +92,6 @@ export interface WorkerRunRecord {
   failed: number;
   bytes: number;
   seconds: number;
-}
-
-export async function ensureWorkerRunsTable(db: Queryable): Promise<void> {
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS public.${WORKER_RUNS_TABLE} (
-       id bigserial PRIMARY KEY,
-       type_name text NOT NULL,
-       site text NOT NULL,
-       kind text NOT NULL,
-       finished_at timestamptz NOT NULL DEFAULT now(),
-       claimed integer NOT NULL,
-       succeeded integer NOT NULL,
-       failed integer NOT NULL,
-       bytes bigint NOT NULL,
-       seconds double precision NOT NULL
-     )`,
-  );
 }
 
 export async function recordWorkerRun(db: Queryable, run: WorkerRunRecord): Promise<void> {

@@ -1,11 +1,14 @@
 import type { ClientBase } from "pg";
 import type { ReplicableTypeSchemaConfig, SchemaRole } from "./config.ts";
+import type { Queryable } from "./db.ts";
 import {
   appliedVersionsQuery,
   createMigrationsTableStatement,
   dropStatements,
   lockStatement,
-  pendingMigrationStatements,
+  pendingStatements,
+  schemaMigrations,
+  type SchemaMigration,
 } from "./ddl.ts";
 import { resolveConfig } from "./identifiers.ts";
 
@@ -30,34 +33,52 @@ async function inTransaction<T>(client: ClientBase, work: () => Promise<T>): Pro
  * Brings one type's schema in one database up to date: the registry table for
  * role "secondary" (tracking DB), `<name>_states` for role "primary" (main DB).
  *
- * Idempotent, and safe when several operators run it at once: everything
- * happens in one transaction behind a transaction-scoped advisory lock, and
- * applied versions are recorded in geo_operator_schema_migrations. It never
- * drops anything. `client` must be connected and not inside a transaction.
+ * Idempotent, and safe when several operators run it at once (see applyMigrations).
+ * It never drops anything. `client` must be connected and not inside a transaction.
  */
 export async function applySchema(client: ClientBase, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<ApplySchemaResult> {
   const resolved = resolveConfig(config);
+  return applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role));
+}
+
+/**
+ * Applies the versions of a migration set not yet recorded for `role` in this database. Everything
+ * happens in one transaction behind a transaction-scoped advisory lock (one lock per database for
+ * all schema work), and each version is recorded in geo_operator_schema_migrations as it is
+ * applied, so two callers at once serialize and the second applies nothing. `set` is a type's
+ * name or OPERATOR_MIGRATION_SET. `client` must be connected and not inside a transaction.
+ */
+export async function applyMigrations(
+  client: ClientBase,
+  set: string,
+  role: SchemaRole,
+  migrations: readonly SchemaMigration[],
+): Promise<ApplySchemaResult> {
   return inTransaction(client, async () => {
     await client.query(lockStatement());
     await client.query(createMigrationsTableStatement());
-    const { rows } = await client.query<{ version: number }>(appliedVersionsQuery(), [resolved.name, role]);
+    const { rows } = await client.query<{ version: number }>(appliedVersionsQuery(), [set, role]);
     const appliedBefore = new Set(rows.map((r) => r.version));
-    for (const statement of pendingMigrationStatements(resolved, role, appliedBefore)) {
+    for (const statement of pendingStatements(set, role, migrations, appliedBefore)) {
       await client.query(statement);
     }
-    const versionsNow = await client.query<{ version: number }>(appliedVersionsQuery(), [resolved.name, role]);
+    const versionsNow = await client.query<{ version: number }>(appliedVersionsQuery(), [set, role]);
     return { applied: versionsNow.rows.map((r) => r.version).filter((v) => !appliedBefore.has(v)) };
   });
 }
 
 /** Versions recorded for a type and role, ascending (empty when never applied). */
-export async function appliedSchemaVersions(client: ClientBase, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<number[]> {
-  const resolved = resolveConfig(config);
-  const exists = await client.query<{ present: boolean }>(
+export async function appliedSchemaVersions(client: Queryable, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<number[]> {
+  return appliedVersions(client, resolveConfig(config).name, role);
+}
+
+/** Versions recorded for a migration set and role, ascending; takes no lock (empty when none). */
+export async function appliedVersions(db: Queryable, set: string, role: SchemaRole): Promise<number[]> {
+  const exists = await db.query<{ present: boolean }>(
     "SELECT to_regclass('public.geo_operator_schema_migrations') IS NOT NULL AS present",
   );
   if (exists.rows[0]?.present !== true) return [];
-  const { rows } = await client.query<{ version: number }>(appliedVersionsQuery(), [resolved.name, role]);
+  const { rows } = await db.query<{ version: number }>(appliedVersionsQuery(), [set, role]);
   return rows.map((r) => r.version);
 }
 

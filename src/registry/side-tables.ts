@@ -1,19 +1,146 @@
 /**
  * The operator's own tables beside GitLab's: on a secondary's tracking database the copy locations,
- * worker runs and deletion evidence; on the primary's main database the heartbeat. Created with
- * IF NOT EXISTS by whoever gets there first (the reconciler or a worker).
+ * worker runs and deletion evidence; on the primary's main database the heartbeat and the times of
+ * the last whole `_states` backfill walks.
+ *
+ * They are numbered migrations like each type's schema (same versions table, same advisory lock),
+ * recorded under the set name OPERATOR_MIGRATION_SET, which no ReplicableType can have (type names
+ * are snake_case). Role "secondary" is the tracking database, "primary" the main database.
+ * Version 1 is the tables as the operator created them before they were migrations, with IF NOT
+ * EXISTS, so a database that already has them records version 1 without change. A released
+ * version is never edited; later changes are new versions.
  */
+import pg from "pg";
+import type { SchemaRole } from "./config.ts";
 import type { Queryable } from "./db.ts";
-import { ensureDeletionTables } from "./deletions.ts";
-import { ensureHeartbeatTable } from "./heartbeat.ts";
-import { ensureReplicasTable, ensureWorkerRunsTable } from "./replicas.ts";
+import { renderMigrationScript, type SchemaMigration } from "./ddl.ts";
+import { applyMigrations, appliedVersions, type ApplySchemaResult } from "./schema-manager.ts";
 
-export async function ensureTrackingSideTables(db: Queryable): Promise<void> {
-  await ensureReplicasTable(db);
-  await ensureWorkerRunsTable(db);
-  await ensureDeletionTables(db);
+/** The `type_name` under which geo_operator_schema_migrations records these migrations. */
+export const OPERATOR_MIGRATION_SET = "geo-operator";
+
+export const REPLICAS_TABLE = "geo_operator_replicas";
+export const WORKER_RUNS_TABLE = "geo_operator_worker_runs";
+export const CONSISTENCY_PASSES_TABLE = "geo_operator_consistency_passes";
+export const DELETION_CANDIDATES_TABLE = "geo_operator_deletion_candidates";
+export const DELETION_HOLDS_TABLE = "geo_operator_deletion_holds";
+export const HEARTBEAT_TABLE = "geo_operator_primary_heartbeat";
+export const BACKFILL_WALKS_TABLE = "geo_operator_backfill_walks";
+
+const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
+  {
+    version: 1,
+    description: `create ${REPLICAS_TABLE}, ${WORKER_RUNS_TABLE}, ${CONSISTENCY_PASSES_TABLE}, ${DELETION_CANDIDATES_TABLE}, ${DELETION_HOLDS_TABLE}`,
+    statements: [
+      `CREATE TABLE IF NOT EXISTS public.${REPLICAS_TABLE} (
+  type_name text NOT NULL,
+  model_id bigint NOT NULL,
+  location text,
+  mismatch jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (type_name, model_id)
+)`,
+      `CREATE INDEX IF NOT EXISTS ${REPLICAS_TABLE}_location ON public.${REPLICAS_TABLE} (location)`,
+      `CREATE TABLE IF NOT EXISTS public.${WORKER_RUNS_TABLE} (
+  id bigserial PRIMARY KEY,
+  type_name text NOT NULL,
+  site text NOT NULL,
+  kind text NOT NULL,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  claimed integer NOT NULL,
+  succeeded integer NOT NULL,
+  failed integer NOT NULL,
+  bytes bigint NOT NULL,
+  seconds double precision NOT NULL
+)`,
+      `CREATE TABLE IF NOT EXISTS public.${CONSISTENCY_PASSES_TABLE} (
+  type_name text PRIMARY KEY,
+  started_at timestamptz NOT NULL,
+  after_id bigint NOT NULL,
+  scanned bigint NOT NULL DEFAULT 0,
+  last_completed_at timestamptz,
+  last_scanned bigint
+)`,
+      `CREATE TABLE IF NOT EXISTS public.${DELETION_CANDIDATES_TABLE} (
+  type_name text NOT NULL,
+  model_id bigint NOT NULL,
+  registry_id bigint NOT NULL,
+  first_seen_at timestamptz NOT NULL,
+  last_seen_at timestamptz NOT NULL,
+  PRIMARY KEY (type_name, model_id)
+)`,
+      `CREATE TABLE IF NOT EXISTS public.${DELETION_HOLDS_TABLE} (
+  type_name text PRIMARY KEY,
+  reason text NOT NULL,
+  message text NOT NULL,
+  pending bigint NOT NULL,
+  held_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  released_at timestamptz,
+  released_by text
+)`,
+    ],
+  },
+];
+
+const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
+  {
+    version: 1,
+    description: `create ${HEARTBEAT_TABLE}, ${BACKFILL_WALKS_TABLE}`,
+    statements: [
+      `CREATE TABLE IF NOT EXISTS public.${HEARTBEAT_TABLE} (
+  site_name text PRIMARY KEY,
+  identity uuid NOT NULL DEFAULT gen_random_uuid(),
+  database_name text NOT NULL DEFAULT current_database(),
+  beat_at timestamptz NOT NULL
+)`,
+      `CREATE TABLE IF NOT EXISTS public.${BACKFILL_WALKS_TABLE} (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`,
+    ],
+  },
+];
+
+/** The operator's own migrations for one database role. */
+export function sideTableMigrations(role: SchemaRole): readonly SchemaMigration[] {
+  return role === "secondary" ? TRACKING_MIGRATIONS : PRIMARY_MIGRATIONS;
 }
 
-export async function ensurePrimarySideTables(db: Queryable): Promise<void> {
-  await ensureHeartbeatTable(db);
+/** The script `ensure*SideTables` runs against an empty database, for `geo-operator schema print`. */
+export function renderSideTablesDDL(role: SchemaRole): string {
+  const database = role === "secondary" ? "secondary tracking database" : "primary main database";
+  return renderMigrationScript(`-- geo-operator's own tables, ${database}`, OPERATOR_MIGRATION_SET, role, sideTableMigrations(role));
+}
+
+/**
+ * `db` must be a pg Pool (a client is checked out for the transaction) or a connected pg Client
+ * not inside a transaction; the work needs one connection, which a bare Queryable does not promise.
+ */
+async function ensureSideTables(db: Queryable, role: SchemaRole): Promise<ApplySchemaResult> {
+  const migrations = sideTableMigrations(role);
+  // Every worker run calls this: when all versions are recorded, two reads and no lock.
+  const recorded = new Set(await appliedVersions(db, OPERATOR_MIGRATION_SET, role));
+  if (migrations.every((m) => recorded.has(m.version))) return { applied: [] };
+  if (db instanceof pg.Client) return applyMigrations(db, OPERATOR_MIGRATION_SET, role, migrations);
+  if (!(db instanceof pg.Pool)) throw new TypeError("the operator's tables are migrated through a pg Pool or Client");
+  const client = await db.connect();
+  try {
+    return await applyMigrations(client, OPERATOR_MIGRATION_SET, role, migrations);
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Brings the operator's tables in a secondary's tracking database up to date (the reconciler and
+ * every secondary worker run call it). Safe to run from several processes at once.
+ */
+export function ensureTrackingSideTables(db: Queryable): Promise<ApplySchemaResult> {
+  return ensureSideTables(db, "secondary");
+}
+
+/**
+ * Brings the operator's tables in the primary's main database up to date (the reconciler, the
+ * first heartbeat and each verify-primary run call it). Safe to run from several processes at once.
+ */
+export function ensurePrimarySideTables(db: Queryable): Promise<ApplySchemaResult> {
+  return ensureSideTables(db, "primary");
 }

@@ -1,5 +1,6 @@
 import type { ReplicableTypeSchemaConfig } from "./config.ts";
 import type { Queryable } from "./db.ts";
+import { BACKFILL_WALKS_TABLE, ensurePrimarySideTables } from "./side-tables.ts";
 import { tableRefs } from "./tables.ts";
 
 /**
@@ -84,7 +85,7 @@ async function runBatch(primary: Queryable, text: string, params: unknown[]): Pr
   }
 }
 
-export const BACKFILL_WALKS_TABLE = "geo_operator_backfill_walks";
+export { BACKFILL_WALKS_TABLE } from "./side-tables.ts";
 
 /**
  * The backfill a verify-primary run does: a whole walk when the last one is older than
@@ -98,7 +99,7 @@ export async function backfillStatesIncrementally(
   options: { typeName: string; batchSize?: number; fullWalkEverySeconds: number },
 ): Promise<StatesBackfillSummary & { full: boolean }> {
   const { states, modelId } = tableRefs(config);
-  await primary.query(`CREATE TABLE IF NOT EXISTS public.${BACKFILL_WALKS_TABLE} (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`);
+  await ensurePrimarySideTables(primary);
   const { rows } = await primary.query<{ due: boolean; high: string | null }>(
     `SELECT coalesce((SELECT full_walk_at FROM public.${BACKFILL_WALKS_TABLE} WHERE type_name = $1::text) < now() - make_interval(secs => $2::double precision), true) AS due,
             (SELECT max(${modelId}) FROM ${states})::text AS high`,

@@ -1,6 +1,7 @@
 import type { ReplicableTypeSchemaConfig, SelectiveSync } from "./config.ts";
 import type { Queryable } from "./db.ts";
 import { selectionSql } from "./consistency.ts";
+import { SyncState, VerificationState } from "./states.ts";
 import { tableRefs } from "./tables.ts";
 
 /**
@@ -62,18 +63,18 @@ export function registryStateCountsQuery(config: ReplicableTypeSchemaConfig): st
 export function registryVerificationCountsQuery(config: ReplicableTypeSchemaConfig): string {
   const { registry } = tableRefs(config);
   return `SELECT
-    (SELECT count(*) FROM ${registry} WHERE state = 2 AND verification_state IN (0, 3))::bigint AS needs_verification_count,
-    (SELECT count(*) FROM ${registry} WHERE state = 2 AND verification_state = 3)::bigint AS verification_failed_count`;
+    (SELECT count(*) FROM ${registry} WHERE state = ${SyncState.synced} AND verification_state IN (${VerificationState.pending}, ${VerificationState.failed}))::bigint AS needs_verification_count,
+    (SELECT count(*) FROM ${registry} WHERE state = ${SyncState.synced} AND verification_state = ${VerificationState.failed})::bigint AS verification_failed_count`;
 }
 
 /** Exact verification counts, reading every synced row. */
 export function registryExactVerificationCountsQuery(config: ReplicableTypeSchemaConfig): string {
   const { registry } = tableRefs(config);
   return `SELECT
-    count(*) FILTER (WHERE verification_state <> 4)::bigint AS verification_total_count,
-    count(*) FILTER (WHERE verification_state = 2)::bigint AS verified_count,
-    count(*) FILTER (WHERE verification_state = 3)::bigint AS verification_failed_count
-    FROM ${registry} WHERE state = 2`;
+    count(*) FILTER (WHERE verification_state <> ${VerificationState.disabled})::bigint AS verification_total_count,
+    count(*) FILTER (WHERE verification_state = ${VerificationState.succeeded})::bigint AS verified_count,
+    count(*) FILTER (WHERE verification_state = ${VerificationState.failed})::bigint AS verification_failed_count
+    FROM ${registry} WHERE state = ${SyncState.synced}`;
 }
 
 /** Counts the records this secondary should replicate, on the primary (exported for EXPLAIN tests). */
@@ -190,7 +191,7 @@ export async function primaryStatus(primary: Queryable, config: ReplicableTypeSc
 export async function oldestUnsyncedAgeSeconds(tracking: Queryable, config: ReplicableTypeSchemaConfig): Promise<number> {
   const { registry } = tableRefs(config);
   const { rows } = await tracking.query<{ age: number | null }>(
-    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${registry} WHERE state <> 2`,
+    `SELECT extract(epoch FROM now() - min(created_at))::float8 AS age FROM ${registry} WHERE state <> ${SyncState.synced}`,
   );
   return Math.max(0, Math.round(rows[0]?.age ?? 0));
 }

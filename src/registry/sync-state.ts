@@ -5,7 +5,7 @@ import { nowSql, toNumber } from "./db.ts";
 import type { ClockOption, Queryable } from "./db.ts";
 import { claimMatchesSql, registryColumns, toRegistryRow } from "./registry-row.ts";
 import type { RegistryRow, RegistryRowRecord } from "./registry-row.ts";
-import { DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
+import { DEFAULT_STARTED_TIMEOUT_SECONDS, SyncState, truncateFailure, VerificationState } from "./states.ts";
 import { tableRefs } from "./tables.ts";
 
 /**
@@ -35,17 +35,17 @@ export async function claimSyncWork(db: Queryable, config: ReplicableTypeSchemaC
   const now = nowSql("$2");
   const { rows } = await db.query<RegistryRowRecord>(
     `WITH pending AS (
-       SELECT id FROM ${registry} WHERE state = 0 LIMIT $1::integer FOR UPDATE SKIP LOCKED
+       SELECT id FROM ${registry} WHERE state = ${SyncState.pending} LIMIT $1::integer FOR UPDATE SKIP LOCKED
      ), retry_due AS (
        SELECT id FROM ${registry}
-       WHERE state = 3 AND (retry_at IS NULL OR retry_at <= ${now})
+       WHERE state = ${SyncState.failed} AND (retry_at IS NULL OR retry_at <= ${now})
        ORDER BY retry_at ASC NULLS FIRST
        LIMIT $1::integer FOR UPDATE SKIP LOCKED
      ), claimed AS (
        SELECT id FROM pending UNION ALL SELECT id FROM retry_due LIMIT $1::integer
      )
      UPDATE ${registry} AS r
-     SET state = 1, last_synced_at = ${now}
+     SET state = ${SyncState.started}, last_synced_at = ${now}
      FROM claimed
      WHERE r.id = claimed.id
      RETURNING ${registryColumns("r", modelId)}`,
@@ -67,8 +67,8 @@ export async function startSync(
 ): Promise<RegistryRow | null> {
   const { registry, modelId } = tableRefs(config);
   const { rows } = await db.query<RegistryRowRecord>(
-    `UPDATE ${registry} AS r SET state = 1, last_synced_at = ${nowSql("$2")}
-     WHERE r.id = $1::bigint AND r.state IN (0, 2, 3)
+    `UPDATE ${registry} AS r SET state = ${SyncState.started}, last_synced_at = ${nowSql("$2")}
+     WHERE r.id = $1::bigint AND r.state IN (${SyncState.pending}, ${SyncState.synced}, ${SyncState.failed})
      RETURNING ${registryColumns("r", modelId)}`,
     [id, options.now ?? null],
   );
@@ -108,12 +108,12 @@ export async function markSynced(
   const { registry } = tableRefs(config);
   const result = await db.query(
     `UPDATE ${registry}
-     SET state = 2, retry_count = 0, last_sync_failure = NULL,
+     SET state = ${SyncState.synced}, retry_count = 0, last_sync_failure = NULL,
          retry_at = CASE WHEN $2::boolean THEN ${nowSql("$3")} + make_interval(secs => $5::double precision) END,
          last_synced_at = ${nowSql("$3")}, missing_on_primary = $2::boolean,
-         verification_state = CASE WHEN verification_state = 4 THEN 4 ELSE 0 END,
+         verification_state = CASE WHEN verification_state = ${VerificationState.disabled} THEN ${VerificationState.disabled} ELSE ${VerificationState.pending} END,
          verification_started_at = NULL
-     WHERE id = $1::bigint AND state = 1 AND ${claimMatchesSql("last_synced_at", "$4")}`,
+     WHERE id = $1::bigint AND state = ${SyncState.started} AND ${claimMatchesSql("last_synced_at", "$4")}`,
     [id, options.missingOnPrimary ?? false, options.now ?? null, options.claim, options.recheckAfterSeconds ?? DEFAULT_MISSING_RECHECK_SECONDS],
   );
   return result.rowCount === 1;
@@ -140,10 +140,10 @@ export async function markSyncFailed(
   const newCount = incrementSmallintSql("r.retry_count");
   const { rows } = await db.query<RegistryRowRecord>(
     `UPDATE ${registry} AS r
-     SET state = 3, retry_count = ${newCount},
+     SET state = ${SyncState.failed}, retry_count = ${newCount},
          retry_at = ${nowSql("$5")} + ${retryDelaySql(newCount, jitterSql("$4"), "$3::boolean")},
          last_sync_failure = $2::text, missing_on_primary = $3::boolean
-     WHERE r.id = $1::bigint AND r.state = 1 AND ${claimMatchesSql("r.last_synced_at", "$6")}
+     WHERE r.id = $1::bigint AND r.state = ${SyncState.started} AND ${claimMatchesSql("r.last_synced_at", "$6")}
      RETURNING ${registryColumns("r", modelId)}`,
     [id, truncateFailure(options.message), options.missingOnPrimary ?? false, jitterParam(options), options.now ?? null, options.claim],
   );
@@ -160,8 +160,8 @@ export async function requestResync(db: Queryable, config: ReplicableTypeSchemaC
   const { registry, modelId } = tableRefs(config);
   const result = await db.query(
     `UPDATE ${registry}
-     SET state = 0, retry_count = 0, retry_at = NULL
-     WHERE ${modelId} = ANY($1::bigint[]) AND state IN (1, 2, 3)`,
+     SET state = ${SyncState.pending}, retry_count = 0, retry_at = NULL
+     WHERE ${modelId} = ANY($1::bigint[]) AND state IN (${SyncState.started}, ${SyncState.synced}, ${SyncState.failed})`,
     [modelIds],
   );
   return result.rowCount ?? 0;
@@ -183,10 +183,10 @@ export async function requeueMissingOnPrimary(
 ): Promise<number> {
   const { registry } = tableRefs(config);
   const result = await db.query(
-    `UPDATE ${registry} SET state = 0, retry_count = 0, retry_at = NULL
+    `UPDATE ${registry} SET state = ${SyncState.pending}, retry_count = 0, retry_at = NULL
      WHERE id IN (
        SELECT id FROM ${registry}
-       WHERE retry_at <= ${nowSql("$1")} AND state = 2 AND missing_on_primary
+       WHERE retry_at <= ${nowSql("$1")} AND state = ${SyncState.synced} AND missing_on_primary
        LIMIT $2::integer FOR UPDATE SKIP LOCKED)`,
     [options.now ?? null, options.limit ?? 10_000],
   );
@@ -206,10 +206,10 @@ export async function requestResyncOfOldest(
 ): Promise<number> {
   const { registry } = tableRefs(config);
   const result = await db.query(
-    `UPDATE ${registry} SET state = 0, retry_count = 0, retry_at = NULL
+    `UPDATE ${registry} SET state = ${SyncState.pending}, retry_count = 0, retry_at = NULL
      WHERE id IN (
        SELECT id FROM ${registry}
-       WHERE state = 2 AND last_synced_at < ${nowSql("$2")} - make_interval(secs => $1::double precision)
+       WHERE state = ${SyncState.synced} AND last_synced_at < ${nowSql("$2")} - make_interval(secs => $1::double precision)
        ORDER BY last_synced_at LIMIT $3::integer FOR UPDATE SKIP LOCKED)`,
     [ageSeconds, options.now ?? null, options.limit],
   );
@@ -233,10 +233,10 @@ export async function failStuckSyncs(db: Queryable, config: ReplicableTypeSchema
   const now = nowSql("$3");
   const { rows } = await db.query<{ id: string }>(
     `UPDATE ${registry}
-     SET state = 3, retry_count = ${newCount},
+     SET state = ${SyncState.failed}, retry_count = ${newCount},
          retry_at = ${now} + ${retryDelaySql(newCount, jitterSql("$2"), "missing_on_primary")},
          last_sync_failure = $4::text
-     WHERE state = 1 AND last_synced_at < ${now} - make_interval(secs => $1::double precision)
+     WHERE state = ${SyncState.started} AND last_synced_at < ${now} - make_interval(secs => $1::double precision)
      RETURNING id`,
     [timeout, jitterParam(options), options.now ?? null, truncateFailure(`Sync timed out after ${timeout} seconds in started`)],
   );

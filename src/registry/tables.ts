@@ -1,4 +1,5 @@
 import type { ReplicableTypeSchemaConfig, ResolvedTypeConfig } from "./config.ts";
+import type { Queryable } from "./db.ts";
 import { TRACKING_SCHEMA } from "./ddl.ts";
 import { deriveIdentifiers, qualify, quoteIdent, resolveConfig } from "./identifiers.ts";
 
@@ -47,4 +48,10 @@ export function tableRefs(config: ReplicableTypeSchemaConfig): TableRefs {
   };
   cache.set(config, refs);
   return refs;
+}
+
+/** Whether a table exists; `quoted` is a name as tableRefs returns it (e.g. `"public"."x_registry"`). */
+export async function tableExists(db: Queryable, quoted: string): Promise<boolean> {
+  const { rows } = await db.query<{ present: boolean }>(`SELECT to_regclass($1::text) IS NOT NULL AS present`, [quoted]);
+  return rows[0]?.present === true;
 }

@@ -5,7 +5,7 @@ import { nowSql, toNumber } from "./db.ts";
 import type { ClockOption, Queryable } from "./db.ts";
 import { claimMatchesSql, registryColumns, toRegistryRow } from "./registry-row.ts";
 import type { RegistryRow, RegistryRowRecord } from "./registry-row.ts";
-import { CHECKSUM_MISMATCH_MESSAGE, DEFAULT_STARTED_TIMEOUT_SECONDS, truncateFailure } from "./states.ts";
+import { CHECKSUM_MISMATCH_MESSAGE, DEFAULT_STARTED_TIMEOUT_SECONDS, SyncState, truncateFailure, VerificationState } from "./states.ts";
 import type { ClaimOptions, StuckOptions } from "./sync-state.ts";
 import { tableRefs } from "./tables.ts";
 
@@ -42,9 +42,9 @@ export async function findVerificationCandidates(
   const { registry, modelId } = tableRefs(config);
   const { rows } = await db.query<{ id: string; model_id: string }>(
     `SELECT id, ${modelId} AS model_id FROM ${registry}
-     WHERE state = 2 AND id > $3::bigint
-       AND (verification_state = 0
-            OR (verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${nowSql("$2")})))
+     WHERE state = ${SyncState.synced} AND id > $3::bigint
+       AND (verification_state = ${VerificationState.pending}
+            OR (verification_state = ${VerificationState.failed} AND (verification_retry_at IS NULL OR verification_retry_at <= ${nowSql("$2")})))
      ORDER BY id LIMIT $1::integer`,
     [options.limit, options.now ?? null, options.afterId ?? 0],
   );
@@ -64,7 +64,7 @@ export async function readPrimaryChecksums(
   const { states, modelId } = tableRefs(config);
   const { rows } = await primary.query<{ model_id: string; verification_checksum: Buffer }>(
     `SELECT ${modelId} AS model_id, verification_checksum FROM ${states}
-     WHERE ${modelId} = ANY($1::bigint[]) AND verification_state = 2 AND verification_checksum IS NOT NULL`,
+     WHERE ${modelId} = ANY($1::bigint[]) AND verification_state = ${VerificationState.succeeded} AND verification_checksum IS NOT NULL`,
     [modelIds],
   );
   return new Map(rows.map((r) => [toNumber(r.model_id), r.verification_checksum]));
@@ -95,14 +95,14 @@ export async function claimVerificationWork(
   const { rows } = await db.query<RegistryRowRecord>(
     `WITH claimed AS (
        SELECT id FROM ${registry}
-       WHERE ${modelId} = ANY($1::bigint[]) AND state = 2
-         AND (verification_state = 0
-              OR (verification_state = 3 AND (verification_retry_at IS NULL OR verification_retry_at <= ${now})))
+       WHERE ${modelId} = ANY($1::bigint[]) AND state = ${SyncState.synced}
+         AND (verification_state = ${VerificationState.pending}
+              OR (verification_state = ${VerificationState.failed} AND (verification_retry_at IS NULL OR verification_retry_at <= ${now})))
        ORDER BY id
        LIMIT $2::integer
        FOR UPDATE SKIP LOCKED
      )
-     UPDATE ${registry} AS r SET verification_state = 1, verification_started_at = ${now}
+     UPDATE ${registry} AS r SET verification_state = ${VerificationState.started}, verification_started_at = ${now}
      FROM claimed WHERE r.id = claimed.id
      RETURNING ${registryColumns("r", modelId)}`,
     [[...options.primaryChecksums.keys()], options.limit, options.now ?? null],
@@ -181,10 +181,10 @@ export async function markVerificationSucceeded(
   const { registry } = tableRefs(config);
   const result = await db.query(
     `UPDATE ${registry}
-     SET verification_state = 2, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
+     SET verification_state = ${VerificationState.succeeded}, verification_checksum = $2::bytea, verified_at = ${nowSql("$3")},
          verification_retry_count = 0, verification_retry_at = NULL, verification_failure = NULL,
          checksum_mismatch = false, verification_checksum_mismatched = NULL
-     WHERE id = $1::bigint AND state = 2 AND verification_state = 1 AND ${claimMatchesSql("verification_started_at", "$4")}`,
+     WHERE id = $1::bigint AND state = ${SyncState.synced} AND verification_state = ${VerificationState.started} AND ${claimMatchesSql("verification_started_at", "$4")}`,
     [id, options.checksum, options.now ?? null, options.claim],
   );
   return result.rowCount === 1;
@@ -205,9 +205,9 @@ export async function markVerificationFailed(
   const newCount = incrementSmallintSql("r.verification_retry_count");
   const { rows } = await db.query<RegistryRowRecord>(
     `UPDATE ${registry} AS r
-     SET verification_state = 3, verification_failure = $2::text, verification_retry_count = ${newCount},
+     SET verification_state = ${VerificationState.failed}, verification_failure = $2::text, verification_retry_count = ${newCount},
          verification_retry_at = ${nowSql("$4")} + ${retryDelaySql(newCount, jitterSql("$3"), "false")}
-     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1 AND ${claimMatchesSql("r.verification_started_at", "$5")}
+     WHERE r.id = $1::bigint AND r.state = ${SyncState.synced} AND r.verification_state = ${VerificationState.started} AND ${claimMatchesSql("r.verification_started_at", "$5")}
      RETURNING ${registryColumns("r", modelId)}`,
     [id, truncateFailure(options.message), jitterParam(options), options.now ?? null, options.claim],
   );
@@ -243,12 +243,12 @@ export async function markChecksumMismatch(
   const { rows } = await db.query<RegistryRowRecord>(
     `UPDATE ${registry} AS r
      SET checksum_mismatch = true, verification_checksum_mismatched = $2::bytea,
-         verification_state = 3, verification_failure = $3::text,
+         verification_state = ${VerificationState.failed}, verification_failure = $3::text,
          verification_retry_count = ${verificationCount},
          verification_retry_at = ${now} + ${retryDelaySql(verificationCount, delayJitter, "false")},
-         state = 3, retry_count = ${syncCount}, last_sync_failure = $3::text,
+         state = ${SyncState.failed}, retry_count = ${syncCount}, last_sync_failure = $3::text,
          retry_at = ${now} + ${retryDelaySql(syncCount, delayJitter, "r.missing_on_primary")}
-     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1 AND ${claimMatchesSql("r.verification_started_at", "$6")}
+     WHERE r.id = $1::bigint AND r.state = ${SyncState.synced} AND r.verification_state = ${VerificationState.started} AND ${claimMatchesSql("r.verification_started_at", "$6")}
      RETURNING ${registryColumns("r", modelId)}`,
     [id, options.checksum, CHECKSUM_MISMATCH_MESSAGE, jitterParam(options), options.now ?? null, options.claim],
   );
@@ -279,11 +279,11 @@ export async function markCopyUnusable(
   const { rows } = await db.query<RegistryRowRecord>(
     `UPDATE ${registry} AS r
      SET checksum_mismatch = true, verification_checksum_mismatched = NULL,
-         verification_state = 3, verification_failure = $2::text,
+         verification_state = ${VerificationState.failed}, verification_failure = $2::text,
          verification_retry_count = ${verificationCount},
          verification_retry_at = ${now} + ${retryDelaySql(verificationCount, jitterSql("$3"), "false")},
-         state = 0, retry_at = NULL, last_sync_failure = $2::text
-     WHERE r.id = $1::bigint AND r.state = 2 AND r.verification_state = 1 AND ${claimMatchesSql("r.verification_started_at", "$5")}
+         state = ${SyncState.pending}, retry_at = NULL, last_sync_failure = $2::text
+     WHERE r.id = $1::bigint AND r.state = ${SyncState.synced} AND r.verification_state = ${VerificationState.started} AND ${claimMatchesSql("r.verification_started_at", "$5")}
      RETURNING ${registryColumns("r", modelId)}`,
     [id, truncateFailure(options.message), jitterParam(options), options.now ?? null, options.claim],
   );
@@ -298,9 +298,9 @@ export async function failStuckVerifications(db: Queryable, config: ReplicableTy
   const now = nowSql("$3");
   const { rows } = await db.query<{ id: string }>(
     `UPDATE ${registry}
-     SET verification_state = 3, verification_retry_count = ${newCount}, verification_failure = $4::text,
+     SET verification_state = ${VerificationState.failed}, verification_retry_count = ${newCount}, verification_failure = $4::text,
          verification_retry_at = ${now} + ${retryDelaySql(newCount, jitterSql("$2"), "false")}
-     WHERE verification_state = 1 AND verification_started_at < ${now} - make_interval(secs => $1::double precision)
+     WHERE verification_state = ${VerificationState.started} AND verification_started_at < ${now} - make_interval(secs => $1::double precision)
      RETURNING id`,
     [timeout, jitterParam(options), options.now ?? null, truncateFailure(`Verification timed out after ${timeout} seconds in started`)],
   );
@@ -320,7 +320,7 @@ export async function verifiedChecksumsAfter(
   const { registry, modelId } = tableRefs(config);
   const { rows } = await db.query<{ model_id: string; verification_checksum: Buffer }>(
     `SELECT ${modelId} AS model_id, verification_checksum FROM ${registry}
-     WHERE state = 2 AND verification_state = 2 AND ${modelId} > $1::bigint
+     WHERE state = ${SyncState.synced} AND verification_state = ${VerificationState.succeeded} AND ${modelId} > $1::bigint
      ORDER BY ${modelId} LIMIT $2::integer`,
     [afterModelId, limit],
   );

@@ -3,7 +3,7 @@
  * columns a strategy needs, for a batch of ids.
  */
 import type { Queryable } from "../registry/db.ts";
-import { qualify, quoteIdent } from "../registry/identifiers.ts";
+import { readModelRows } from "../registry/model-tables.ts";
 import type { TypeRuntimeConfig } from "../api/v1alpha1/runtime.ts";
 import type { ModelRecord } from "./replicator.ts";
 
@@ -18,21 +18,7 @@ export async function loadModelRecords(
   ids: readonly number[],
   columns: readonly string[],
 ): Promise<Map<number, ModelRecord>> {
-  const records = new Map<number, ModelRecord>();
-  if (ids.length === 0) return records;
   const src = type.schema.source;
-  const idColumn = src.idColumn ?? "id";
-  const wanted = [...new Set(columns.filter((c) => c !== idColumn))];
-  const select = [`${quoteIdent(idColumn)}::bigint AS "__id"`, ...wanted.map((c) => quoteIdent(c))].join(", ");
-  const res = await db.query<Record<string, unknown>>(
-    `SELECT ${select} FROM ${qualify(src.schema ?? "public", src.table)} WHERE ${quoteIdent(idColumn)} = ANY($1::bigint[])`,
-    [ids],
-  );
-  for (const row of res.rows) {
-    const id = Number(row.__id);
-    const cols: Record<string, unknown> = { [idColumn]: id };
-    for (const c of wanted) cols[c] = row[c];
-    records.set(id, { id, columns: cols });
-  }
-  return records;
+  const rows = await readModelRows(db, { schema: src.schema ?? "public", table: src.table, idColumn: src.idColumn ?? "id" }, ids, columns);
+  return new Map([...rows].map(([id, cols]) => [id, { id, columns: cols }]));
 }

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, inject, it } from "vitest";
 import type { ReplicableType } from "../../src/api/v1alpha1/resources.ts";
 import type { ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
 import { jobDeadlineSeconds, DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
-import { requestReverification } from "../../src/plugin/queries.ts";
+import { requestReverification } from "../../src/registry/reverification.ts";
 import { requestResync } from "../../src/registry/sync-state.ts";
 import { requestChecksum } from "../../src/registry/checksum-state.ts";
 import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";

@@ -8,7 +8,8 @@ import type { GlobalOptions } from "../cluster.ts";
 import { EXIT_CODES_HELP } from "../errors.ts";
 import type { PluginIO } from "../io.ts";
 import { ellipsize, formatTime, renderStructured, renderTable } from "../output.ts";
-import { listRegistryRows, mismatchDetails, type RowFilter } from "../queries.ts";
+import { mismatchDetails } from "../../registry/replicas.ts";
+import { listRegistryRows, type RowFilter } from "../../registry/row-selection.ts";
 import { SYNC_STATES, VERIFICATION_STATES, syncStateName, syncStateValue, verificationStateName, verificationStateValue } from "../states.ts";
 import { withTarget } from "../target.ts";
 
@@ -94,7 +95,7 @@ export function registerRegistriesCommand(program: Command, io: PluginIO, redact
         const rows = fetched.slice(0, opts.limit);
         const more = fetched.length > rows.length;
         if (globals.output !== "table") {
-          const mismatches = await mismatchDetails(t.db.pool, t.config, rows.map((r) => r.modelId));
+          const mismatches = await mismatchDetails(t.db.pool, t.config.name, rows.map((r) => r.modelId));
           io.out(renderStructured(globals.output, { site: t.site.metadata.name, type: t.config.name, limit: opts.limit, truncated: more, items: rows.map((r) => jsonRow(r, mismatches.get(r.modelId))) }));
         } else if (rows.length === 0) {
           io.err(`No ${t.config.name} registry rows on ${t.site.metadata.name} match.\n`);

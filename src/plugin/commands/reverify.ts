@@ -10,7 +10,7 @@ import type { GlobalOptions } from "../cluster.ts";
 import { EXIT_CODES_HELP } from "../errors.ts";
 import type { PluginIO } from "../io.ts";
 import { renderStructured } from "../output.ts";
-import { requestReverification } from "../queries.ts";
+import { requestReverification } from "../../registry/reverification.ts";
 import { addSelectionOptions, applySelection, checkSelection, type SelectionOptions } from "../selection.ts";
 import { VERIFICATION_STATES, verificationStateValue } from "../states.ts";
 import { withTarget } from "../target.ts";

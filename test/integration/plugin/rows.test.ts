@@ -6,8 +6,9 @@
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { CHECKSUM_MISMATCH_MESSAGE } from "../../../src/registry/states.ts";
-import { ensureReplicasTable, recordMismatch } from "../../../src/registry/replicas.ts";
-import { deletionHold, ensureDeletionTables, holdDeletions } from "../../../src/registry/deletions.ts";
+import { recordMismatch } from "../../../src/registry/replicas.ts";
+import { deletionHold, holdDeletions } from "../../../src/registry/deletions.ts";
+import { ensureTrackingSideTables } from "../../../src/registry/side-tables.ts";
 import { PLUGIN, createPluginWorld, runGeo, type PluginWorld } from "./plugin-world.ts";
 
 let world: PluginWorld;
@@ -41,7 +42,7 @@ async function seed(): Promise<void> {
      VALUES (1, 2, now(), '\\x01', NULL, 0), (2, 2, now(), '\\x02', NULL, 0), (3, 3, NULL, NULL, 'object missing', 2),
             (4, 2, now(), '\\x04', NULL, 0), (5, 2, now(), '\\x05', NULL, 0), (6, 4, NULL, NULL, NULL, 0)`,
   );
-  await ensureReplicasTable(tracking);
+  await ensureTrackingSideTables(tracking);
   await recordMismatch(tracking, "cool_widget", 5, { refs: { "refs/heads/main": { primary: "abc", secondary: "def" } } });
 }
 
@@ -261,7 +262,7 @@ describe("kubectl geo reverify", () => {
 
 describe("release-deletions", () => {
   it("releases the deletions a secondary held for a type, and exits 3 when nothing is held", async () => {
-    await ensureDeletionTables(world.dbs.tracking);
+    await ensureTrackingSideTables(world.dbs.tracking);
     const none = await world.geo(["release-deletions", "cool-widget", "--site", "tokyo"]);
     expect(none.code).toBe(3);
     expect(none.stderr).toMatch(/no deletions of cool_widget are held on GeoSite tokyo/);

@@ -3,6 +3,7 @@ import { deleteRegistryRows, reconcileRegistry, registryConsistencyBatches } fro
 import type { SelectiveSync } from "../../../src/registry/config.ts";
 import { SYNC_EVERYTHING } from "../../../src/registry/config.ts";
 import { BACKFILL_WALKS_TABLE, backfillStates, backfillStatesIncrementally } from "../../../src/registry/states-backfill.ts";
+import { ensurePrimarySideTables } from "../../../src/registry/side-tables.ts";
 import { createTestDatabases } from "./databases.ts";
 import type { TestDatabases } from "./databases.ts";
 import { insertWidgets, setUpType, widgetType } from "./fixtures.ts";
@@ -163,7 +164,8 @@ describe("_states backfill on the primary", () => {
   });
 
   it("incremental backfill: new ids every run, ids that committed late only on the periodic full walk", async () => {
-    await dbs.primary.query(`DROP TABLE IF EXISTS ${BACKFILL_WALKS_TABLE}`);
+    await ensurePrimarySideTables(dbs.primary);
+    await dbs.primary.query(`DELETE FROM ${BACKFILL_WALKS_TABLE}`);
     const options = { typeName: "cool_widget", batchSize: 5, fullWalkEverySeconds: 600 };
     const first = await insertWidgets(dbs.primary, 20);
     expect(await backfillStatesIncrementally(dbs.primary, type, options)).toMatchObject({ full: true, inserted: 20 });

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { HEARTBEAT_TABLE, OPERATOR_MIGRATION_SET } from "../../../src/registry/side-tables.ts";
 
 /**
  * A fresh database on each of the two test servers (primary main DB and
@@ -80,5 +81,17 @@ export async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient)
     return await work(client);
   } finally {
     client.release();
+  }
+}
+
+/**
+ * Removes the primary's heartbeat table and the record of its migration, as on a database the
+ * operator never beat on: the next writeHeartbeat creates it again.
+ */
+export async function dropHeartbeat(primary: pg.Pool): Promise<void> {
+  await primary.query(`DROP TABLE IF EXISTS public.${HEARTBEAT_TABLE}`);
+  const { rows } = await primary.query<{ present: boolean }>(`SELECT to_regclass('public.geo_operator_schema_migrations') IS NOT NULL AS present`);
+  if (rows[0]?.present) {
+    await primary.query(`DELETE FROM public.geo_operator_schema_migrations WHERE type_name = $1::text AND role = 'primary'`, [OPERATOR_MIGRATION_SET]);
   }
 }

@@ -26,7 +26,7 @@ import { createLogger } from "../../../src/util/log.ts";
 import type { WorkerContext } from "../../../src/workers/context.ts";
 import { runConsistency } from "../../../src/workers/consistency.ts";
 import { HoldReason } from "../../../src/workers/deletion-policy.ts";
-import { createTestDatabases } from "./databases.ts";
+import { createTestDatabases, dropHeartbeat } from "./databases.ts";
 import type { TestDatabases } from "./databases.ts";
 import { insertWidgets, setUpType } from "./fixtures.ts";
 
@@ -102,7 +102,7 @@ beforeEach(async () => {
   removed = [];
   await dbs.tracking.query(`TRUNCATE cool_widget_registry, ${REPLICAS_TABLE}, ${CONSISTENCY_PASSES_TABLE}, ${DELETION_CANDIDATES_TABLE}, ${DELETION_HOLDS_TABLE}`);
   await dbs.primary.query("TRUNCATE cool_widgets, cool_widget_states");
-  await dbs.primary.query(`DROP TABLE IF EXISTS ${HEARTBEAT_TABLE}`);
+  await dropHeartbeat(dbs.primary);
   await writeHeartbeat(dbs.primary, PRIMARY);
 });
 

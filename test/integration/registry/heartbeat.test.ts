@@ -1,7 +1,7 @@
 /** The primary's heartbeat, read through a replica: whose database it is and how far behind. */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { HEARTBEAT_TABLE, readReplicaProof, writeHeartbeat } from "../../../src/registry/heartbeat.ts";
-import { createTestDatabases } from "./databases.ts";
+import { createTestDatabases, dropHeartbeat } from "./databases.ts";
 import type { TestDatabases } from "./databases.ts";
 
 let dbs: TestDatabases;
@@ -13,7 +13,7 @@ afterAll(async () => {
   await dbs?.drop();
 });
 beforeEach(async () => {
-  await dbs.primary.query(`DROP TABLE IF EXISTS ${HEARTBEAT_TABLE}`);
+  await dropHeartbeat(dbs.primary);
 });
 
 describe("primary heartbeat", () => {

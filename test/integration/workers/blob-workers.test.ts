@@ -245,6 +245,9 @@ describe("blob workers", () => {
     for (let i = 0; i < 40; i++) ids.push(await addWidget(randomBytes(64 * 1024), `par-${i}.bin`));
     await runOk("verify-primary");
     await runOk("consistency");
+    // Rows earlier tests left failed (a hostile key) come due after their backoff, which a slow
+    // machine reaches during this test: keep them out of the count.
+    await world.dbs.tracking.query(`UPDATE cool_widget_registry SET retry_at = now() + interval '1 day' WHERE state = 3`);
     const [a, b] = await Promise.all([world.run("sync"), world.run("sync")]);
     expect(a.code).toBe(0);
     expect(b.code).toBe(0);

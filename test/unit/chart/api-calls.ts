@@ -29,6 +29,8 @@ const BUILTIN_KINDS: Record<string, { group: string; resource: string }> = {
   Secret: { group: "", resource: "secrets" },
   Event: { group: "", resource: "events" },
   Job: { group: "batch", resource: "jobs" },
+  Deployment: { group: "apps", resource: "deployments" },
+  Service: { group: "", resource: "services" },
   Lease: { group: "coordination.k8s.io", resource: "leases" },
   Pod: { group: "", resource: "pods" },
   ConfigMap: { group: "", resource: "configmaps" },

@@ -1,21 +1,20 @@
 /**
- * The SQL `kubectl geo` needs beyond the registry layer's own functions: filtered listings,
- * selections walked in keyset batches, and GitLab's "reverify" on a secondary's registry. Writes
- * here only ever touch verification flags; nothing is deleted.
+ * Reading a registry (secondary) or `<name>_states` table (primary) by filter, for a person
+ * steering replication (`kubectl geo`): listings, counts, the model ids of a selection in keyset
+ * batches, and registry ids mapped to model ids. Reads only.
  */
-import type { ReplicableTypeSchemaConfig } from "../registry/config.ts";
-import { toNumber } from "../registry/db.ts";
-import type { Queryable } from "../registry/db.ts";
-import { quoteIdent } from "../registry/identifiers.ts";
-import { REPLICAS_TABLE, mismatchesOf } from "../registry/replicas.ts";
-import { registryColumns, toRegistryRow } from "../registry/registry-row.ts";
-import type { RegistryRow, RegistryRowRecord } from "../registry/registry-row.ts";
-import { tableRefs } from "../registry/tables.ts";
+import type { ReplicableTypeSchemaConfig } from "./config.ts";
+import { toNumber } from "./db.ts";
+import type { Queryable } from "./db.ts";
+import { registryColumns, toRegistryRow } from "./registry-row.ts";
+import type { RegistryRow, RegistryRowRecord } from "./registry-row.ts";
+import { tableRefs } from "./tables.ts";
 
 /** Which rows of a registry (secondary) or `_states` table (primary) a command means. */
 export interface RowFilter {
-  /** Sync state (registry only). */
+  /** Sync state (registry only), a SyncState value. */
   state?: number;
+  /** A VerificationState value. */
   verification?: number;
   /** checksum_mismatch = true (registry only). */
   mismatch?: boolean;
@@ -54,12 +53,6 @@ function conditions(filter: RowFilter, params: unknown[], alias = ""): string[] 
 
 const where = (conds: string[]): string => (conds.length ? `WHERE ${conds.join(" AND ")}` : "");
 
-/** Whether a table exists (`quoted` as tableRefs returns it). */
-export async function tableExists(db: Queryable, quoted: string): Promise<boolean> {
-  const { rows } = await db.query<{ present: boolean }>(`SELECT to_regclass($1::text) IS NOT NULL AS present`, [quoted]);
-  return rows[0]?.present === true;
-}
-
 /** Registry rows matching the filter, by id, at most `limit`. */
 export async function listRegistryRows(db: Queryable, config: ReplicableTypeSchemaConfig, filter: RowFilter, limit: number): Promise<RegistryRow[]> {
   const { registry, modelId } = tableRefs(config);
@@ -73,12 +66,7 @@ export async function listRegistryRows(db: Queryable, config: ReplicableTypeSche
   return rows.map(toRegistryRow);
 }
 
-/** Mismatch details the verify worker recorded in geo_operator_replicas (empty when it never ran). */
-export async function mismatchDetails(db: Queryable, config: ReplicableTypeSchemaConfig, modelIds: readonly number[]): Promise<Map<number, unknown>> {
-  if (modelIds.length === 0 || !(await tableExists(db, `public.${quoteIdent(REPLICAS_TABLE)}`))) return new Map();
-  return mismatchesOf(db, config.name, modelIds);
-}
-
+/** How many rows of one side match the filter. */
 export async function countRows(db: Queryable, side: Side, filter: RowFilter): Promise<number> {
   const params: unknown[] = [];
   const { rows } = await db.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM ${side.table} ${where(conditions(filter, params))}`, params);
@@ -126,22 +114,4 @@ export async function existingModelIds(db: Queryable, side: Side, modelIds: read
     [modelIds],
   );
   return new Set(rows.map((r) => toNumber(r.model_id)));
-}
-
-/**
- * GitLab's reverify on a secondary: synced rows go back to verification pending so the verify
- * worker checksums the copy again now. A row in verification right now is included (its worker's
- * result is then discarded, as after a resync); disabled rows and rows not yet synced (which are
- * verified once they sync) are left alone. The retry count is kept: only a successful
- * verification resets it (see markChecksumMismatch). Returns how many rows changed.
- */
-export async function requestReverification(db: Queryable, config: ReplicableTypeSchemaConfig, modelIds: readonly number[]): Promise<number> {
-  const { registry, modelId } = tableRefs(config);
-  const result = await db.query(
-    `UPDATE ${registry}
-     SET verification_state = 0, verification_retry_at = NULL, verification_started_at = NULL
-     WHERE ${modelId} = ANY($1::bigint[]) AND state = 2 AND verification_state IN (1, 2, 3)`,
-    [modelIds],
-  );
-  return result.rowCount ?? 0;
 }

@@ -1,0 +1,142 @@
+/**
+ * The operator's own tables as numbered migrations: recorded on a fresh database, adopted on a
+ * database where the earlier IF NOT EXISTS code created them, and safe when callers race.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type pg from "pg";
+import { applySchema, appliedVersions } from "../../../src/registry/schema-manager.ts";
+import {
+  ensurePrimarySideTables,
+  ensureTrackingSideTables,
+  OPERATOR_MIGRATION_SET,
+  renderSideTablesDDL,
+} from "../../../src/registry/side-tables.ts";
+import { recordLocation, locationsOf } from "../../../src/registry/replicas.ts";
+import { writeHeartbeat } from "../../../src/registry/heartbeat.ts";
+import { createTestDatabases, withClient, type TestDatabases } from "./databases.ts";
+import { widgetType } from "./fixtures.ts";
+
+const TRACKING_TABLES = [
+  "geo_operator_consistency_passes",
+  "geo_operator_deletion_candidates",
+  "geo_operator_deletion_holds",
+  "geo_operator_replicas",
+  "geo_operator_worker_runs",
+];
+
+const opened: TestDatabases[] = [];
+async function freshDatabases(): Promise<TestDatabases> {
+  const dbs = await createTestDatabases();
+  opened.push(dbs);
+  return dbs;
+}
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((d) => d.drop()));
+});
+
+async function operatorTables(pool: pg.Pool): Promise<string[]> {
+  const { rows } = await pool.query<{ tablename: string }>(
+    `SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'geo_operator_%' AND tablename <> 'geo_operator_schema_migrations' ORDER BY tablename`,
+  );
+  return rows.map((r) => r.tablename);
+}
+
+/** The tables exactly as the code before the migrations created them (CREATE TABLE IF NOT EXISTS on every start). */
+async function createTablesTheOldWay(tracking: pg.Pool, primary: pg.Pool): Promise<void> {
+  await tracking.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_replicas (
+       type_name text NOT NULL, model_id bigint NOT NULL, location text, mismatch jsonb,
+       updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (type_name, model_id))`);
+  await tracking.query(`CREATE INDEX IF NOT EXISTS geo_operator_replicas_location ON public.geo_operator_replicas (location)`);
+  await tracking.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_worker_runs (
+       id bigserial PRIMARY KEY, type_name text NOT NULL, site text NOT NULL, kind text NOT NULL,
+       finished_at timestamptz NOT NULL DEFAULT now(), claimed integer NOT NULL, succeeded integer NOT NULL,
+       failed integer NOT NULL, bytes bigint NOT NULL, seconds double precision NOT NULL)`);
+  await tracking.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_consistency_passes (
+       type_name text PRIMARY KEY, started_at timestamptz NOT NULL, after_id bigint NOT NULL,
+       scanned bigint NOT NULL DEFAULT 0, last_completed_at timestamptz, last_scanned bigint)`);
+  await tracking.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_deletion_candidates (
+       type_name text NOT NULL, model_id bigint NOT NULL, registry_id bigint NOT NULL,
+       first_seen_at timestamptz NOT NULL, last_seen_at timestamptz NOT NULL, PRIMARY KEY (type_name, model_id))`);
+  await tracking.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_deletion_holds (
+       type_name text PRIMARY KEY, reason text NOT NULL, message text NOT NULL, pending bigint NOT NULL,
+       held_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, released_at timestamptz, released_by text)`);
+  await primary.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_backfill_walks (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`);
+  await primary.query(`CREATE TABLE IF NOT EXISTS public.geo_operator_primary_heartbeat (
+       site_name text PRIMARY KEY, identity uuid NOT NULL DEFAULT gen_random_uuid(),
+       database_name text NOT NULL DEFAULT current_database(), beat_at timestamptz NOT NULL)`);
+}
+
+describe("the operator's own tables as numbered migrations", () => {
+  it("a fresh database gets the tables and version 1 recorded; a second call applies nothing", async () => {
+    const dbs = await freshDatabases();
+    expect(await ensureTrackingSideTables(dbs.tracking)).toEqual({ applied: [1] });
+    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1] });
+    expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
+    expect(await operatorTables(dbs.primary)).toEqual(["geo_operator_backfill_walks", "geo_operator_primary_heartbeat"]);
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
+    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1]);
+    expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [] });
+    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [] });
+  });
+
+  it("the first heartbeat on a fresh primary applies the primary's migration", async () => {
+    const dbs = await freshDatabases();
+    await writeHeartbeat(dbs.primary, "london");
+    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1]);
+  });
+
+  it("a database where the earlier code created the tables records version 1 and keeps its rows", async () => {
+    const dbs = await freshDatabases();
+    // A type's schema was applied too, so the versions table exists without any operator row.
+    await withClient(dbs.tracking, (c) => applySchema(c, widgetType(), "secondary"));
+    await createTablesTheOldWay(dbs.tracking, dbs.primary);
+    await recordLocation(dbs.tracking, "cool_widget", 7, "bucket/key-7");
+    await dbs.primary.query(`INSERT INTO geo_operator_primary_heartbeat (site_name, beat_at) VALUES ('london', now())`);
+
+    expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [1] });
+    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1] });
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
+    expect(await appliedVersions(dbs.tracking, "cool_widget", "secondary")).toEqual([1]);
+    expect(await locationsOf(dbs.tracking, "cool_widget", [7])).toEqual(new Map([[7, "bucket/key-7"]]));
+    expect((await dbs.primary.query(`SELECT site_name FROM geo_operator_primary_heartbeat`)).rows).toEqual([{ site_name: "london" }]);
+  });
+
+  it("callers racing on a fresh database all succeed, and exactly one applies version 1", async () => {
+    const dbs = await freshDatabases();
+    const results = await Promise.all([
+      ...Array.from({ length: 4 }, () => ensureTrackingSideTables(dbs.tracking)),
+      ...Array.from({ length: 2 }, () => withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))),
+      ...Array.from({ length: 2 }, () => withClient(dbs.tracking, (c) => applySchema(c, widgetType(), "secondary"))),
+    ]);
+    expect(results.slice(0, 6).flatMap((r) => r.applied)).toEqual([1]);
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
+    expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
+    const beats = await Promise.all(["london", "london", "paris", "paris"].map((site) => writeHeartbeat(dbs.primary, site)));
+    expect(new Set(beats).size).toBe(2);
+  });
+
+  it("runs exactly the statements renderSideTablesDDL prints", async () => {
+    const dbs = await freshDatabases();
+    const executed: string[] = [];
+    await withClient(dbs.tracking, async (client) => {
+      const original = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<unknown>;
+      const spy = client as unknown as { query: (text: string, values?: unknown[]) => Promise<unknown> };
+      spy.query = (text, values) => {
+        executed.push(text);
+        return original(text, values);
+      };
+      try {
+        await ensureTrackingSideTables(client);
+      } finally {
+        spy.query = original;
+      }
+    });
+    const rendered = renderSideTablesDDL("secondary")
+      .split(";\n")
+      .map((s) => s.split("\n").filter((line) => !line.startsWith("--")).join("\n").trim())
+      .filter((s) => s !== "");
+    // The reads of which versions are recorded are not part of the script.
+    const ran = executed.filter((s) => !s.startsWith("SELECT version FROM") && !s.startsWith("SELECT to_regclass"));
+    expect(ran).toEqual(rendered);
+  });
+});
