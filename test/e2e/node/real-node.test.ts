@@ -263,11 +263,17 @@ describe("geo-operator on a real node", () => {
     // The primary's checksums: 100.0% once all are made (re-checksumming lowers it for a while).
     await until("london at 100.0% checksummed", async () =>
       /^london\s+primary\s+Healthy\s+-\s+100\.0%/m.test(await kubectlAsyncOk(["get", "geosites", "-n", NS, "--no-headers"])) ? true : undefined, 300_000);
-    const site = await json(["get", "gsite", "tokyo", "-n", NS]);
-    const t = (name: string) => site.status.types.find((x: any) => x.name === name);
-    expect(t("cool_widget")).toMatchObject({ count: BLOBS, syncedCount: BLOBS, verifiedCount: BLOBS, failedCount: 0 });
-    expect(t("design_repository")).toMatchObject({ count: REPOS, syncedCount: REPOS, verifiedCount: REPOS, failedCount: 0 });
-    expect(t("upload")).toMatchObject({ count: UPLOADS, syncedCount: UPLOADS, verifiedCount: UPLOADS, failedCount: 0 });
+    // Every type complete at once. Re-verification (every 30 s here) lowers a verified count for a
+    // while, and waiting for london above gave it time to start: ask until a moment shows it.
+    const complete = (n: number) => ({ count: n, syncedCount: n, verifiedCount: n, failedCount: 0 });
+    const want = { cool_widget: complete(BLOBS), design_repository: complete(REPOS), upload: complete(UPLOADS) };
+    let counters: Record<string, unknown> = {};
+    await until("tokyo's counters complete for every type", async () => {
+      const types = (await json(["get", "gsite", "tokyo", "-n", NS])).status.types as any[];
+      counters = Object.fromEntries(types.map((t) => [t.name, { count: t.count, syncedCount: t.syncedCount, verifiedCount: t.verifiedCount, failedCount: t.failedCount }]));
+      return Object.entries(want).every(([name, c]) => JSON.stringify(counters[name]) === JSON.stringify(c)) ? true : undefined;
+    }, 180_000).catch(() => undefined);
+    expect(counters).toEqual(want);
     // Every object on the secondary is the primary's, byte for byte.
     const listed = await primaryS3.send(new ListObjectsV2Command({ Bucket: servers.info.s3!.primary.bucket, Prefix: "cool_widgets/" }));
     expect(listed.KeyCount).toBe(BLOBS);
