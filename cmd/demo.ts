@@ -5,14 +5,19 @@
  *     servers, a git server (the first run builds the binaries: minutes; later runs: seconds)
  *  2. installs the CRDs, applies the sample GeoSites (london = primary, tokyo = secondary) wired to
  *     those servers, and the two sample ReplicableTypes
- *  3. seeds the primary: ~2,000 blobs of mixed sizes and 20 git repositories
+ *  3. seeds the primary: ~2,000 blobs of mixed sizes, 20 git repositories and ~500 uploads, most
+ *     of them files in a directory (the primary's "volume"), every fifth in its bucket; the
+ *     secondary fetches the files through the primary's retrieval server (HTTPS, its own key),
+ *     which the operator runs in this process
  *  4. runs the operator in this process (workers in-process, no kubelet needed) and shows a live
  *     table until everything is synced and verified, then what to try next
  *
  * Runs until Ctrl-C; with --exit it stops once everything is replicated (exit 1 on timeout).
- * DEMO_BLOBS and DEMO_REPOS change the amount of sample data.
+ * DEMO_BLOBS, DEMO_REPOS and DEMO_UPLOADS change the amount of sample data.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,7 +30,8 @@ import { startLocalEnvironment } from "../hack/localenv/index.ts";
 import { createDatabaseOn } from "../hack/localenv/postgres.ts";
 import { REPO_ROOT } from "../hack/localenv/tools.ts";
 import { everythingReplicated, progressLines } from "../hack/demo/progress.ts";
-import { seedBlobs, seedRepositories } from "../hack/demo/seed.ts";
+import { seedBlobs, seedRepositories, seedUploads } from "../hack/demo/seed.ts";
+import { createTestCertificates } from "../hack/localenv/tls.ts";
 import { LABELS } from "../src/api/v1alpha1/resources.ts";
 import { DEFAULT_JOB_SETTINGS } from "../src/controllers/job-spec.ts";
 import { Manager } from "../src/manager.ts";
@@ -34,6 +40,7 @@ import { createLogger } from "../src/util/log.ts";
 const { values } = parseArgs({ options: { exit: { type: "boolean", default: false }, timeout: { type: "string", default: "600" } } });
 const BLOBS = Number(process.env.DEMO_BLOBS ?? 2000);
 const REPOS = Number(process.env.DEMO_REPOS ?? 20);
+const UPLOADS = Number(process.env.DEMO_UPLOADS ?? 500);
 const NS = "geo-demo";
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
@@ -68,6 +75,19 @@ try {
   const trackingDb = `${postgres.secondaryURL.replace(/\/postgres$/, "")}/gitlabhq_geo_production`;
   await createDatabaseOn(postgres.primaryURL, "gitlabhq_production");
   await createDatabaseOn(postgres.secondaryURL, "gitlabhq_geo_production");
+  // The primary's file retrieval server: a free port on 127.0.0.1 and a certificate for it.
+  const filesPort = await new Promise<number>((resolve, reject) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    }).on("error", reject);
+  });
+  const tls = createTestCertificates({ hosts: ["127.0.0.1"], days: 7 });
+  const londonFiles = join(dir, "london-files");
+  // Both "volumes" exist before the workers start: a worker refuses a missing root (an unmounted
+  // volume) instead of writing into whatever directory is underneath.
+  mkdirSync(londonFiles, { recursive: true });
+  mkdirSync(join(dir, "tokyo-files"), { recursive: true });
   const secret = (name: string, data: Record<string, string>) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, labels: { [LABELS.credentials]: "true" } }, stringData: data });
   const site = (name: string, spec: Record<string, unknown>) => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name }, spec: { statusInterval: "2s", ...spec } });
   const objects = [
@@ -76,12 +96,15 @@ try {
     secret("primary-replica-db", { url: mainDb }),
     secret("primary-object-storage", { AWS_ACCESS_KEY_ID: s3.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.primary.secretAccessKey }),
     secret("secondary-object-storage", { AWS_ACCESS_KEY_ID: s3.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secondary.secretAccessKey }),
+    secret("london-files-tls", { "tls.crt": tls.cert, "tls.key": tls.key, "ca.crt": tls.ca }),
+    secret("tokyo-files-key", { key: randomBytes(32).toString("hex") }),
     site("london", {
       role: "primary",
       url: "https://london.geo.example",
       database: { secretRef: { name: "primary-main-db" } },
       objectStorage: { endpoint: s3.primary.endpoint, bucket: s3.primary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "primary-object-storage" } },
       git: { baseURL: git.baseURL },
+      fileStorage: { root: londonFiles, retrieval: { url: `https://127.0.0.1:${filesPort}`, port: filesPort, tlsSecretRef: { name: "london-files-tls" } } },
     }),
     site("tokyo", {
       role: "secondary",
@@ -89,21 +112,24 @@ try {
       database: { secretRef: { name: "secondary-tracking-db" }, primaryReplicaSecretRef: { name: "primary-replica-db" } },
       objectStorage: { endpoint: s3.secondary.endpoint, bucket: s3.secondary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "secondary-object-storage" } },
       git: { mirrorRoot: join(dir, "tokyo-mirrors") },
+      fileStorage: { root: join(dir, "tokyo-files"), retrievalCredentialsSecretRef: { name: "tokyo-files-key" } },
     }),
   ];
   kubectl(["apply", "-n", NS, "-f", "-"], objects.map((o) => stringify(o)).join("---\n"));
+  tls.remove(); // the Secret holds them now
 
   // 3. Sample data on the primary (before the types, so the first pass finds all of it).
   const db = new pg.Pool({ connectionString: mainDb });
   const s3c = new S3Client({ endpoint: s3.primary.endpoint, region: s3.primary.region, forcePathStyle: true, credentials: s3.primary });
-  say(`seeding the primary: ${BLOBS} blobs and ${REPOS} git repositories`);
+  say(`seeding the primary: ${BLOBS} blobs, ${REPOS} git repositories and ${UPLOADS} uploads`);
   const bytes = await seedBlobs(db, s3c, s3.primary.bucket, "", BLOBS);
   await seedRepositories(db, git.root, REPOS);
+  const uploads = await seedUploads(db, londonFiles, s3c, s3.primary.bucket, UPLOADS);
   s3c.destroy();
   await db.end();
-  say(`seeded ${(bytes / 1024 / 1024).toFixed(1)} MiB of blobs and ${REPOS} repositories`);
+  say(`seeded ${(bytes / 1024 / 1024).toFixed(1)} MiB of blobs, ${REPOS} repositories and ${uploads.files} upload files + ${uploads.objects} upload objects`);
 
-  for (const file of ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml"]) {
+  for (const file of ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml", "replicabletype-upload.yaml"]) {
     const doc = parse(readFileSync(join(REPO_ROOT, "config/samples", file), "utf8"));
     // Demo pace: short intervals, and a re-verification window you can watch.
     doc.spec.intervals = { sync: "5s", verification: "5s", primaryVerification: "5s", consistency: "10s" };
@@ -113,7 +139,7 @@ try {
     delete doc.spec.source.shardColumn;
     kubectl(["apply", "-n", NS, "-f", "-"], stringify(doc));
   }
-  say("CRDs installed; GeoSites london (primary) and tokyo (secondary) and two ReplicableTypes applied");
+  say("CRDs installed; GeoSites london (primary) and tokyo (secondary) and three ReplicableTypes applied");
 
   // 4. The operator, in this process.
   const kc = new KubeConfig();
@@ -137,12 +163,12 @@ try {
 const tty = process.stdout.isTTY === true;
 let drawn = 0;
 let reported = false;
-const expected = { cool_widget: BLOBS, design_repository: REPOS };
+const expected = { cool_widget: BLOBS, design_repository: REPOS, upload: UPLOADS };
 const deadline = started + Number(values.timeout) * 1000;
 const tick = setInterval(() => {
   const sites = manager!.sites.list(NS);
   const lines = progressLines(sites);
-  const done = everythingReplicated(sites, 2, expected);
+  const done = everythingReplicated(sites, 3, expected);
   if (tty) {
     if (drawn) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
     process.stdout.write(lines.join("\n") + "\n");
@@ -172,6 +198,7 @@ Try next (in another terminal):
   export PATH=${join(REPO_ROOT, "hack", "bin")}:$PATH   # the kubectl geo plugin
   kubectl geo registries cool-widget --site tokyo -n ${NS} --limit 5
   make demo-corrupt                             # overwrite one object in tokyo's bucket; watch it fail and heal
+  ls ${join(dir, "tokyo-files", "uploads")} | head   # uploads copied from london's directory through its retrieval server
   curl -s ${manager!.metricsURL}/metrics | grep '^geo_cool_widgets'
 ${values.exit ? "" : "\nPress Ctrl-C to stop every server.\n"}`);
     if (values.exit) {

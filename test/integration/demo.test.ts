@@ -13,7 +13,7 @@ it("make demo replicates the sample data and exits with --exit", async () => {
   const dir = mkdtempSync(join(tmpdir(), "geo-demo-test-"));
   try {
     const child = spawn(process.execPath, [join(REPO_ROOT, "cmd/demo.ts"), "--exit", "--timeout", "240"], {
-      env: { ...process.env, DEMO_BLOBS: "120", DEMO_REPOS: "3", GEO_DEMO_DIR: dir },
+      env: { ...process.env, DEMO_BLOBS: "120", DEMO_REPOS: "3", DEMO_UPLOADS: "40", GEO_DEMO_DIR: dir },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -23,6 +23,9 @@ it("make demo replicates the sample data and exits with --exit", async () => {
     expect(code, out).toBe(0);
     expect(out).toMatch(/^tokyo\s+secondary\s+Healthy\s+cool_widget\s+120\s+120\s+120\s+0\s+100\.0%\s+100\.0%$/m);
     expect(out).toMatch(/^tokyo\s+secondary\s+Healthy\s+design_repository\s+3\s+3\s+3\s+0\s+100\.0%\s+100\.0%$/m);
+    // Uploads: files in london's directory fetched through its retrieval server, every fifth from its bucket.
+    expect(out).toMatch(/^tokyo\s+secondary\s+Healthy\s+upload\s+40\s+40\s+40\s+0\s+100\.0%\s+100\.0%$/m);
+    expect(out).toMatch(/32 upload files \+ 8 upload objects/);
     expect(out).toMatch(/everything synced and verified in \d+\.\ds/);
     expect(out).toMatch(/kubectl get geosites -n geo-demo/);
     expect(out).toMatch(/make demo-corrupt/);
