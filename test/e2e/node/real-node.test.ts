@@ -5,7 +5,7 @@
  * servers (PostgreSQL x2, MinIO x2, git) run here on 127.0.0.1 and are re-opened on the node IP
  * for Pods. Then: `helm install` of the chart (Jobs executor, two replicas, leader election) into a
  * namespace enforcing the restricted Pod Security profile, `kubectl apply` of Secrets, GeoSites and
- * three ReplicableTypes: the two samples and `upload`, whose records are files on the primary's
+ * the three sample ReplicableTypes, among them `upload`, whose records are files on the primary's
  * volume or objects in its bucket (GitLab's `store` column), read by tokyo through the retrieval
  * server the operator runs for london. Then the checks below, in order: each builds on the
  * previous one.
@@ -38,9 +38,8 @@ const MANAGED = "app.kubernetes.io/managed-by=geo-operator";
 const FILES_SERVER = "geo-files-london";
 const FILES_HOST = `${FILES_SERVER}.${NS}.svc`;
 const FILES_PORT = 8443;
-/** Where each site's uploads volume is mounted in Pods, and where it is on the node. */
-const LONDON_ROOT = "/var/opt/app/uploads";
-const TOKYO_ROOT = "/var/opt/geo/uploads";
+/** Where london's uploads volume is mounted in Pods (the sample's fileStorage.root). */
+let londonRoot: string;
 const [imageRepository, imageTag] = [IMAGE.slice(0, IMAGE.lastIndexOf(":")), IMAGE.slice(IMAGE.lastIndexOf(":") + 1)];
 
 let servers: LocalEnvironment;
@@ -133,7 +132,7 @@ beforeAll(async () => {
   londonTreeBefore = tree(londonUploads);
   expect(londonTreeBefore.size).toBe(seeded.files);
   // The retrieval server's certificate, for the name tokyo's workers connect to.
-  filesTls = createTestCertificates({ dns: [FILES_HOST, `${FILES_HOST}.cluster.local`] });
+  filesTls = createTestCertificates({ hosts: [FILES_HOST, `${FILES_HOST}.cluster.local`] });
   const pod = {
     primaryDb: await onNode(postgres!.primaryURL),
     trackingDb: await onNode(postgres!.secondaryURL),
@@ -168,22 +167,18 @@ beforeAll(async () => {
   london.spec = { ...london.spec, statusInterval: "2s", database: { secretRef: { name: "primary-main-db" } },
     objectStorage: { endpoint: pod.primaryS3, region: s3!.primary.region, bucket: s3!.primary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "primary-object-storage" } },
     git: { baseURL: pod.git },
-    fileStorage: { root: LONDON_ROOT, persistentVolumeClaim: { claimName: "london-uploads" },
-      retrieval: { url: `https://${FILES_HOST}:${FILES_PORT}`, port: FILES_PORT, tlsSecretRef: { name: "london-files-tls" } } } };
+    // The sample's volume, TLS Secret and port; the Service's name in this test's namespace.
+    fileStorage: { ...london.spec.fileStorage, retrieval: { ...london.spec.fileStorage.retrieval, url: `https://${FILES_HOST}:${FILES_PORT}` } } };
+  londonRoot = london.spec.fileStorage.root;
   const tokyo = samples("geosite-secondary.yaml");
   tokyo.spec = { ...tokyo.spec, statusInterval: "2s",
     objectStorage: { endpoint: pod.secondaryS3, region: s3!.secondary.region, bucket: s3!.secondary.bucket, forcePathStyle: true, credentialsSecretRef: { name: "secondary-object-storage" } },
-    fileStorage: { root: TOKYO_ROOT, persistentVolumeClaim: { claimName: "tokyo-uploads" }, retrievalCredentialsSecretRef: { name: "tokyo-files-key" } },
     // Small batches, so the three Pods of an Indexed sync Job all find work.
     capacities: { blobs: 2, repositories: 5, verification: 20 } };
-  // GitLab's uploads: each record's `store` says where its file is on the primary; tokyo keeps each
-  // in the same kind of store (its volume or its bucket).
-  const upload = {
-    apiVersion: "geo.replication.dev/v1alpha1", kind: "ReplicableType", metadata: { name: "upload" },
-    spec: { name: "upload", strategy: "blob", source: { table: "uploads", idColumn: "id", objectKey: { template: "uploads/{id}/{file_name}" }, storeColumn: "store" },
-      blob: { secondaryStore: "SameAsPrimary" }, replication: { enabled: true }, verification: { enabled: true }, deletionPolicy: "Retain" },
-  };
-  const types = [samples("replicabletype-cool-widget.yaml"), samples("replicabletype-design-repository.yaml"), upload].map((doc) => {
+  // upload: each record's `store` says where its file is on london; tokyo keeps each in the same
+  // kind of store (its volume or its bucket).
+  const types = ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml", "replicabletype-upload.yaml"].map((file) => {
+    const doc = samples(file);
     // Short enough for a test, long enough that two cores are not busy starting worker Pods only.
     doc.spec.intervals = { sync: "10s", verification: "10s", primaryVerification: "10s", consistency: "30s" };
     // Re-verification soon enough to find the corruption below, not so soon that verified rows are
@@ -244,10 +239,10 @@ describe("geo-operator on a real node", () => {
     expect(service.spec.ports).toEqual([expect.objectContaining({ port: FILES_PORT, targetPort: FILES_PORT })]);
     const container = pod.spec.containers[0];
     expect(container.image).toBe(IMAGE);
-    expect(container.args.slice(0, 3)).toEqual(["serve-files", "--root", LONDON_ROOT]);
+    expect(container.args.slice(0, 3)).toEqual(["serve-files", "--root", londonRoot]);
     // london's volume, read-only; the certificate and tokyo's key by reference, never by value.
     expect(pod.spec.volumes).toContainEqual({ name: "files", persistentVolumeClaim: { claimName: "london-uploads", readOnly: true } });
-    expect(container.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: LONDON_ROOT, readOnly: true }));
+    expect(container.volumeMounts).toContainEqual(expect.objectContaining({ mountPath: londonRoot, readOnly: true }));
     const env = Object.fromEntries(container.env.map((e: any) => [e.name, e]));
     expect(env.GEO_FILES_TLS_KEY.valueFrom.secretKeyRef).toEqual({ name: "london-files-tls", key: "tls.key" });
     expect(env.GEO_FILES_SITE_KEY_tokyo.valueFrom.secretKeyRef).toEqual({ name: "tokyo-files-key", key: "key" });
