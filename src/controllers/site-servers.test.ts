@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import type { SiteServer } from "../strategies/site-server.ts";
-import { renderServerDeployment, renderServerService, serverSpecHash, SERVER_LABEL } from "./site-servers.ts";
+import { desiredSiteServers, renderServerDeployment, renderServerService, serverSpecHash, SERVER_LABEL } from "./site-servers.ts";
 
 const server = (over: Partial<SiteServer> = {}): SiteServer => ({
   name: "geo-files-london",
@@ -55,5 +56,33 @@ describe("site server resources", () => {
     expect(serverSpecHash(server({ port: 9443 }))).not.toBe(base);
     expect(serverSpecHash(server({ env: [] }))).not.toBe(base);
     expect(renderServerDeployment(server({ port: 9443 }), settings).metadata!.annotations).not.toEqual(renderServerDeployment(server(), settings).metadata!.annotations);
+  });
+});
+
+describe("desiredSiteServers", () => {
+  const site = (name: string, spec: Record<string, unknown>): GeoSite =>
+    ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name, namespace: "geo", uid: `uid-${name}` }, spec: { database: { secretRef: { name: "db" } }, ...spec } }) as unknown as GeoSite;
+  const london = site("london", {
+    role: "primary",
+    fileStorage: { root: "/data", retrieval: { url: "https://files.london.example:8443", port: 8443, tlsSecretRef: { name: "tls" } } },
+  });
+  const tokyo = site("tokyo", { role: "secondary", fileStorage: { root: "/copies", retrievalCredentialsSecretRef: { name: "tokyo-key" } } });
+  const type = (name: string, spec: Record<string, unknown>): ReplicableType =>
+    ({ metadata: { name, namespace: "geo" }, spec: { name, strategy: "blob", source: { table: name, objectKey: { template: "{id}" } }, ...spec } }) as unknown as ReplicableType;
+
+  it("asks for the retrieval server on a primary whose files some type reads, with one key per secondary", () => {
+    const servers = desiredSiteServers(london, [london, tokyo], [type("upload", { blob: { primaryStore: "FileStorage" } })]);
+    expect(servers.map((s) => s.name)).toEqual(["geo-files-london"]);
+    expect(servers[0]!.env.map((e) => e.name)).toContain("GEO_FILES_SITE_KEY_tokyo");
+  });
+
+  it("asks for nothing when no type reads files, on a secondary, on a disabled site, or for a spec that cannot be parsed", () => {
+    expect(desiredSiteServers(london, [london, tokyo], [type("widget", {})])).toEqual([]);
+    expect(desiredSiteServers(tokyo, [london, tokyo], [type("upload", { blob: { primaryStore: "FileStorage" } })])).toEqual([]);
+    const disabled = { ...london, spec: { ...london.spec, enabled: false } } as GeoSite;
+    expect(desiredSiteServers(disabled, [disabled, tokyo], [type("upload", { blob: { primaryStore: "FileStorage" } })])).toEqual([]);
+    const broken = { metadata: { name: "b", namespace: "geo" }, spec: { name: "b", strategy: "blob", source: { table: "b" }, blob: { primaryStore: "FileStorage" } } } as unknown as ReplicableType;
+    expect(desiredSiteServers(london, [london, tokyo], [broken])).toEqual([]);
+    expect(desiredSiteServers(london, [london, tokyo], [broken, type("upload", { source: { table: "uploads", objectKey: { column: "path" }, storeColumn: "store" } })]).map((s) => s.name)).toEqual(["geo-files-london"]);
   });
 });

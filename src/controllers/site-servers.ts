@@ -45,7 +45,13 @@ export function desiredSiteServers(site: GeoSite, sites: readonly GeoSite[], typ
   for (const t of types) {
     const strategy = strategyFor(t.spec.strategy);
     if (!strategy.siteServers) continue;
-    byStrategy.set(strategy.name, [...(byStrategy.get(strategy.name) ?? []), strategy.parseSettings(t.spec)]);
+    let settings: unknown;
+    try {
+      settings = strategy.parseSettings(t.spec);
+    } catch {
+      continue; // a spec the CRD should have refused: its own status says so; the site's servers go on
+    }
+    byStrategy.set(strategy.name, [...(byStrategy.get(strategy.name) ?? []), settings]);
   }
   const servers = new Map<string, SiteServer>();
   for (const [name, settings] of byStrategy) {
