@@ -50,7 +50,7 @@ describe("CustomResourceDefinitions", () => {
     const sites = kubectlOk(["get", "gsite", "-n", ns, "-o", "name"]).trim().split("\n");
     expect(sites.sort()).toEqual(["geosite.geo.replication.dev/london", "geosite.geo.replication.dev/tokyo"]);
     const types = kubectlOk(["get", "rtype", "-n", ns, "-o", "name"]).trim().split("\n");
-    expect(types.sort()).toEqual(["replicabletype.geo.replication.dev/cool-widget", "replicabletype.geo.replication.dev/design-repository"]);
+    expect(types.sort()).toEqual(["replicabletype.geo.replication.dev/cool-widget", "replicabletype.geo.replication.dev/design-repository", "replicabletype.geo.replication.dev/upload"]);
   });
 
   it("applies schema defaults (GitLab's capacities, Retain, intervals)", () => {
