@@ -5,6 +5,7 @@
  * The pod runs under the restricted Pod Security profile; the Job is owned by its ReplicableType
  * and labelled with its type, site, kind and owner UID.
  */
+import { restrictedContainerSecurityContext, restrictedPodSecurityContext } from "../k8s/pod-security.ts";
 import type { V1Job } from "@kubernetes/client-node";
 import { API_VERSION, LABELS } from "../api/v1alpha1/resources.ts";
 import type { WorkerRun } from "./worker-run.ts";
@@ -64,7 +65,7 @@ export function renderJob(run: WorkerRun, settings: JobSettings): V1Job {
           restartPolicy: "Never",
           ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),
           automountServiceAccountToken: false,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: restrictedPodSecurityContext(),
           volumes: run.volumes,
           containers: [
             {
@@ -76,13 +77,7 @@ export function renderJob(run: WorkerRun, settings: JobSettings): V1Job {
               env: run.env,
               resources: settings.resources,
               volumeMounts: run.mounts,
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ["ALL"] },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
+              securityContext: restrictedContainerSecurityContext(),
             },
           ],
         },

@@ -6,6 +6,7 @@
  * Desired state is given per (namespace, site); each reconcile passes the whole list for that
  * site, so a server whose type or site went away stops on the next pass.
  */
+import { restrictedContainerSecurityContext, restrictedPodSecurityContext } from "../k8s/pod-security.ts";
 import { createHash } from "node:crypto";
 import { ApiException, type AppsV1Api, type CoreV1Api, type V1Deployment, type V1OwnerReference, type V1Service } from "@kubernetes/client-node";
 import { API_VERSION, LABELS } from "../api/v1alpha1/resources.ts";
@@ -93,7 +94,7 @@ export function renderServerDeployment(server: SiteServer, settings: Pick<JobSet
         spec: {
           ...(settings.serviceAccountName ? { serviceAccountName: settings.serviceAccountName } : {}),
           automountServiceAccountToken: false,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: restrictedPodSecurityContext(),
           volumes: [{ name: "tmp", emptyDir: {} }, ...server.volumes],
           containers: [
             {
@@ -107,13 +108,7 @@ export function renderServerDeployment(server: SiteServer, settings: Pick<JobSet
               readinessProbe: { httpGet: { path: server.readinessPath, port: server.port, scheme: "HTTPS" }, periodSeconds: 5 },
               resources: settings.resources,
               volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...server.mounts],
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ["ALL"] },
-                seccompProfile: { type: "RuntimeDefault" },
-              },
+              securityContext: restrictedContainerSecurityContext(),
             },
           ],
         },

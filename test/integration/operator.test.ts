@@ -21,6 +21,7 @@ import { createTestDatabases, type TestDatabases } from "./registry/databases.ts
 import { startTestOperator, testKubeConfig, TEST_LEASE, type TestOperator } from "../support/test-manager.ts";
 import { createNamespace, kubectl, kubectlAsync, kubectlOk } from "../support/kubectl.ts";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy.ts";
+import { until } from "../support/until.ts";
 
 const env = inject("env");
 const prefix = `op-${randomBytes(3).toString("hex")}/`;
@@ -53,20 +54,6 @@ function proxiedKubeConfig(port: number): KubeConfig {
   return kc;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
 
 async function metrics(): Promise<string> {
   return (await fetch(`${manager.metricsURL}/metrics`)).text();

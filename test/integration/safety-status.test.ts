@@ -16,6 +16,7 @@ import type { Manager } from "../../src/manager.ts";
 import { startTestOperator, type TestOperator } from "../support/test-manager.ts";
 import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
 import { createBlobWorld, type World } from "../support/worker-world.ts";
+import { until } from "../support/until.ts";
 
 const env = inject("env");
 let ns: string;
@@ -30,21 +31,6 @@ async function kubectlOk(args: string[], input?: string): Promise<string> {
   return res.stdout;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v as T;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
 
 const getJSON = async (kind: string, name: string) => JSON.parse(await kubectlOk(["get", kind, name, "-n", ns, "-o", "json"]));
 const conditionOf = (obj: any, type: string) => obj.status?.conditions?.find((c: any) => c.type === type);

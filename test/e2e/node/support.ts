@@ -6,6 +6,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+export { until } from "../../support/until.ts";
 
 export function requireEnv(name: string): string {
   const value = process.env[name];
@@ -57,21 +58,6 @@ export async function kubectlAsyncOk(args: string[], input?: string): Promise<st
   return res.stdout;
 }
 
-/** Polls `probe` until it returns something other than undefined/false. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
 
 export interface Forwarder {
   port: number;
