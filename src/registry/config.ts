@@ -37,7 +37,16 @@ export interface ReplicableTypeSchemaConfig {
   deletionPolicy: "Retain" | "Delete";
   /** Whether checksums are computed and compared. Defaults to true. */
   verificationEnabled?: boolean;
+  /** trigger (default): triggers on the model table write the event log; none: scanning only. */
+  changeCapture?: ChangeCapture;
+  /**
+   * Model columns whose change is an "updated" event (the columns the strategy reads, plus the
+   * selective sync columns). Without any, only inserts and deletes are captured.
+   */
+  captureColumns?: readonly string[];
 }
+
+export type ChangeCapture = "trigger" | "none";
 
 /** A secondary site's selective sync setting, as in GitLab's GeoNode. */
 export interface SelectiveSync {
@@ -69,4 +78,7 @@ export interface ResolvedTypeConfig {
   };
   deletionPolicy: "Retain" | "Delete";
   verificationEnabled: boolean;
+  changeCapture: ChangeCapture;
+  /** Sorted, de-duplicated, never the id column. */
+  captureColumns: string[];
 }

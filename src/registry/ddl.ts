@@ -9,6 +9,7 @@ import {
   textLimitConstraintName,
 } from "./identifiers.ts";
 import { FAILURE_TEXT_LIMIT, SyncState, VerificationState } from "./states.ts";
+import { captureDefinition } from "./change-capture.ts";
 
 /**
  * Schema text for the registry (secondary tracking DB) and `<name>_states`
@@ -194,11 +195,19 @@ export function dropStatements(config: ResolvedTypeConfig, role: SchemaRole): st
 export function renderSchemaDDL(config: ReplicableTypeSchemaConfig, role: SchemaRole): string {
   const resolved = resolveConfig(config);
   const database = role === "secondary" ? "secondary tracking database" : "primary main database";
+  const capture =
+    role === "primary"
+      ? {
+          comment: `change capture (changeCapture: ${resolved.changeCapture}); applied when its definition hash differs from the one stored, after geo-operator's own tables exist`,
+          statements: captureDefinition(resolved).statements,
+        }
+      : undefined;
   return renderMigrationScript(
     `-- geo-operator schema for ReplicableType ${resolved.name} (states ${resolved.statesLayout}), ${database}`,
     resolved.name,
     role,
     schemaMigrations(resolved, role),
+    capture,
   );
 }
 
@@ -207,7 +216,13 @@ export function renderSchemaDDL(config: ReplicableTypeSchemaConfig, role: Schema
  * lock, the versions table, then each migration followed by its record. `title` is the first
  * comment line.
  */
-export function renderMigrationScript(title: string, set: string, role: SchemaRole, migrations: readonly SchemaMigration[]): string {
+export function renderMigrationScript(
+  title: string,
+  set: string,
+  role: SchemaRole,
+  migrations: readonly SchemaMigration[],
+  after?: { comment: string; statements: readonly string[] },
+): string {
   const lines = [
     title,
     `-- Applied in one transaction; migrations already recorded in ${MIGRATIONS_TABLE} are skipped.`,
@@ -220,6 +235,10 @@ export function renderMigrationScript(title: string, set: string, role: SchemaRo
     for (const statement of [...migration.statements, recordVersionStatement(set, role, migration.version)]) {
       lines.push(`${statement};`);
     }
+  }
+  if (after) {
+    lines.push(`-- ${after.comment}`);
+    for (const statement of after.statements) lines.push(`${statement};`);
   }
   lines.push("COMMIT;");
   return `${lines.join("\n")}\n`;

@@ -13,7 +13,15 @@ describe("identifiers", () => {
       source: { schema: "public", table: "cool_widgets", idColumn: "id" },
       deletionPolicy: "Retain",
       verificationEnabled: true,
+      changeCapture: "trigger",
+      captureColumns: [],
     });
+  });
+
+  it("captures the columns the type reads, sorted, never the id, and refuses unsafe names", () => {
+    expect(resolveConfig({ ...base, captureColumns: ["path", "id", "bucket", "path"] }).captureColumns).toEqual(["bucket", "path"]);
+    expect(() => resolveConfig({ ...base, captureColumns: ["x; drop"] })).toThrow(InvalidIdentifierError);
+    expect(() => resolveConfig({ ...base, changeCapture: "logical" as never })).toThrow(/changeCapture/);
   });
 
   it("derives Rails' names", () => {

@@ -93,6 +93,10 @@ export interface DerivedIdentifiers {
     failedVerification: string;
     needsVerification: string;
   };
+  /** The trigger function that writes this type's events, in the event log's schema. */
+  captureFunction: string;
+  /** Statement-level triggers on the model table, one per operation. */
+  captureTriggers: { insert: string; update: string; delete: string };
 }
 
 export function deriveIdentifiers(name: string): DerivedIdentifiers {
@@ -109,6 +113,12 @@ export function deriveIdentifiers(name: string): DerivedIdentifiers {
       failedVerification: `${registryTable}_failed_verification`,
       needsVerification: `${registryTable}_needs_verification`,
       pendingVerification: `${registryTable}_pending_verification`,
+    },
+    captureFunction: `geo_operator_capture_${name}`,
+    captureTriggers: {
+      insert: `geo_operator_${name}_inserted`,
+      update: `geo_operator_${name}_updated`,
+      delete: `geo_operator_${name}_deleted`,
     },
     statesTable,
     statesIndexes: {
@@ -130,6 +140,8 @@ function allDerived(ids: DerivedIdentifiers): string[] {
     `${ids.statesTable}_id_seq`,
     ...Object.values(ids.registryIndexes),
     ...Object.values(ids.statesIndexes),
+    ids.captureFunction,
+    ...Object.values(ids.captureTriggers),
   ];
 }
 
@@ -183,6 +195,12 @@ export function resolveConfig(config: ReplicableTypeSchemaConfig): ResolvedTypeC
   if (source.namespaceTable !== undefined && source.namespaceColumn === undefined) {
     throw new InvalidIdentifierError("source.namespaceTable", "needs source.namespaceColumn");
   }
+  const changeCapture = config.changeCapture ?? "trigger";
+  if (changeCapture !== "trigger" && changeCapture !== "none") {
+    throw new InvalidIdentifierError("changeCapture", `must be "trigger" or "none", got ${JSON.stringify(changeCapture)}`);
+  }
+  const captureColumns = [...new Set(config.captureColumns ?? [])].filter((c) => c !== source.idColumn).sort();
+  for (const column of captureColumns) checkPlain("captureColumns", column);
   return {
     name: config.name,
     plural,
@@ -190,5 +208,7 @@ export function resolveConfig(config: ReplicableTypeSchemaConfig): ResolvedTypeC
     source,
     deletionPolicy: config.deletionPolicy,
     verificationEnabled: config.verificationEnabled ?? true,
+    changeCapture,
+    captureColumns,
   };
 }

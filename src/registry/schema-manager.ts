@@ -11,10 +11,16 @@ import {
   type SchemaMigration,
 } from "./ddl.ts";
 import { resolveConfig } from "./identifiers.ts";
+import { captureDefinition, captureHashQuery, removeCaptureStatements } from "./change-capture.ts";
+import { CAPTURE_TYPES_TABLE, ensurePrimarySideTables, OPERATOR_MIGRATION_SET } from "./side-tables.ts";
+
+const captureTypesTable = () => `public.${CAPTURE_TYPES_TABLE}`;
 
 export interface ApplySchemaResult {
   /** Versions applied by this call (empty when the schema was already current). */
   applied: number[];
+  /** Primary: whether this call changed the type's change capture (triggers created or removed). */
+  captureChanged?: boolean;
 }
 
 async function inTransaction<T>(client: ClientBase, work: () => Promise<T>): Promise<T> {
@@ -33,12 +39,26 @@ async function inTransaction<T>(client: ClientBase, work: () => Promise<T>): Pro
  * Brings one type's schema in one database up to date: the registry table for
  * role "secondary" (tracking DB), `<name>_states` for role "primary" (main DB).
  *
+ * On the primary it also makes the type's change capture match `changeCapture` (change-capture.ts):
+ * the operator's tables come first (the triggers write its event log), and the triggers are
+ * replaced only when their definition changed, since that briefly locks the model table.
+ *
  * Idempotent, and safe when several operators run it at once (see applyMigrations).
- * It never drops anything. `client` must be connected and not inside a transaction.
+ * It never drops a table. `client` must be connected and not inside a transaction.
  */
 export async function applySchema(client: ClientBase, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<ApplySchemaResult> {
   const resolved = resolveConfig(config);
-  return applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role));
+  if (role === "secondary") return applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role));
+  await ensurePrimarySideTables(client);
+  let captureChanged = false;
+  const result = await applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role), async () => {
+    const capture = captureDefinition(resolved);
+    const { rows } = await client.query<{ definition_hash: string }>(captureHashQuery(), [resolved.name]);
+    if (rows[0]?.definition_hash === capture.hash) return;
+    for (const statement of capture.statements) await client.query(statement);
+    captureChanged = true;
+  });
+  return { ...result, captureChanged };
 }
 
 /**
@@ -53,6 +73,8 @@ export async function applyMigrations(
   set: string,
   role: SchemaRole,
   migrations: readonly SchemaMigration[],
+  /** More work in the same transaction and lock, after the migrations. */
+  andThen?: () => Promise<void>,
 ): Promise<ApplySchemaResult> {
   return inTransaction(client, async () => {
     await client.query(lockStatement());
@@ -62,6 +84,7 @@ export async function applyMigrations(
     for (const statement of pendingStatements(set, role, migrations, appliedBefore)) {
       await client.query(statement);
     }
+    await andThen?.();
     const versionsNow = await client.query<{ version: number }>(appliedVersionsQuery(), [set, role]);
     return { applied: versionsNow.rows.map((r) => r.version).filter((v) => !appliedBefore.has(v)) };
   });
@@ -89,9 +112,10 @@ export interface DropSchemaResult {
 }
 
 /**
- * Called only when a ReplicableType is being deleted. Drops its table in this
+ * Called only when a ReplicableType is being deleted. On the primary its change capture goes in
+ * any case (triggers must not keep writing events nobody reads). Drops its table in this
  * database if, and only if, the type says `deletionPolicy: Delete`; with
- * Retain it leaves everything in place (a re-created type picks the data up).
+ * Retain it leaves the table in place (a re-created type picks the data up).
  */
 export async function dropSchemaForDeletedType(
   client: ClientBase,
@@ -99,6 +123,14 @@ export async function dropSchemaForDeletedType(
   role: SchemaRole,
 ): Promise<DropSchemaResult> {
   const resolved = resolveConfig(config);
+  if (role === "primary" && (await appliedVersions(client, OPERATOR_MIGRATION_SET, "primary")).length > 0) {
+    await inTransaction(client, async () => {
+      await client.query(lockStatement());
+      const present = await client.query<{ present: boolean }>(`SELECT to_regclass($1::text) IS NOT NULL AS present`, [captureTypesTable()]);
+      if (!present.rows[0]?.present) return;
+      for (const statement of removeCaptureStatements(resolved)) await client.query(statement);
+    });
+  }
   if (resolved.deletionPolicy !== "Delete") {
     return { dropped: false, reason: `deletionPolicy is ${resolved.deletionPolicy}` };
   }

@@ -1,7 +1,8 @@
 /**
  * The operator's own tables beside GitLab's: on a secondary's tracking database the copy locations,
- * worker runs and deletion evidence; on the primary's main database the heartbeat and the times of
- * the last whole `_states` backfill walks.
+ * worker runs, deletion evidence and the log cursor's position; on the primary's main database the
+ * heartbeat, the times of the last whole `_states` backfill walks, the change event log with the
+ * types that write it and the function that publishes to it, and the primary's own log cursor.
  *
  * They are numbered migrations like each type's schema (same versions table, same advisory lock),
  * recorded under the set name OPERATOR_MIGRATION_SET, which no ReplicableType can have (type names
@@ -15,6 +16,7 @@ import type { SchemaRole } from "./config.ts";
 import type { Queryable } from "./db.ts";
 import { renderMigrationScript, type SchemaMigration } from "./ddl.ts";
 import { applyMigrations, appliedVersions, type ApplySchemaResult } from "./schema-manager.ts";
+import { EVENT_KIND_NAMES, EVENTS_CHANNEL, EventKind, VerificationState } from "./states.ts";
 
 /** The `type_name` under which geo_operator_schema_migrations records these migrations. */
 export const OPERATOR_MIGRATION_SET = "geo-operator";
@@ -26,6 +28,59 @@ export const DELETION_CANDIDATES_TABLE = "geo_operator_deletion_candidates";
 export const DELETION_HOLDS_TABLE = "geo_operator_deletion_holds";
 export const HEARTBEAT_TABLE = "geo_operator_primary_heartbeat";
 export const BACKFILL_WALKS_TABLE = "geo_operator_backfill_walks";
+export const EVENTS_TABLE = "geo_operator_events";
+export const CAPTURE_TYPES_TABLE = "geo_operator_capture_types";
+export const EVENT_CURSORS_TABLE = "geo_operator_event_cursors";
+export const PUBLISH_FUNCTION = "geo_operator_publish_event";
+
+/** Where a log cursor stands; the same table on the primary (its own cursor) and in a tracking DB. */
+const EVENT_CURSORS_DDL = `CREATE TABLE IF NOT EXISTS public.${EVENT_CURSORS_TABLE} (
+  cursor_name text PRIMARY KEY,
+  last_event_id bigint NOT NULL,
+  last_event_at timestamptz,
+  gaps jsonb NOT NULL DEFAULT '[]'::jsonb,
+  updated_at timestamptz NOT NULL DEFAULT now()
+)`;
+
+const RESET_STATES = [
+  `verification_state = ${VerificationState.pending}`,
+  "verification_checksum = NULL",
+  "verification_retry_count = 0",
+  "verification_retry_at = NULL",
+  "verification_failure = NULL",
+  "verification_started_at = NULL",
+].join(", ");
+
+/**
+ * Publishes a change the database cannot see (a blob rewritten in place, a git push). An
+ * "updated" event also drops the record's primary checksum in the same transaction, so no
+ * secondary verifies a new copy against the old checksum. SECURITY DEFINER: the application's
+ * role needs EXECUTE on this function only, not rights on the operator's tables.
+ */
+const PUBLISH_FUNCTION_DDL = `CREATE OR REPLACE FUNCTION public.${PUBLISH_FUNCTION}(p_type text, p_model_id bigint, p_event text DEFAULT 'updated')
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $publish$
+DECLARE
+  kind smallint;
+  target record;
+  event_id bigint;
+BEGIN
+  kind := CASE p_event ${EVENT_KIND_NAMES.map((n) => `WHEN '${n}' THEN ${EventKind[n]}`).join(" ")} END;
+  IF kind IS NULL THEN
+    RAISE EXCEPTION 'geo-operator: event must be one of ${EVENT_KIND_NAMES.join(", ")}, not %', p_event USING ERRCODE = '22023';
+  END IF;
+  SELECT states_table, model_id_column INTO target FROM public.${CAPTURE_TYPES_TABLE} WHERE type_name = p_type;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'geo-operator: no ReplicableType named % has its schema in this database', p_type USING ERRCODE = '42704';
+  END IF;
+  IF kind = ${EventKind.updated} THEN
+    EXECUTE format('UPDATE %s SET ${RESET_STATES} WHERE %I = $1 AND verification_state <> ${VerificationState.disabled}', target.states_table, target.model_id_column)
+      USING p_model_id;
+  END IF;
+  INSERT INTO public.${EVENTS_TABLE} (type_name, model_id, event) VALUES (p_type, p_model_id, kind) RETURNING id INTO event_id;
+  PERFORM pg_notify('${EVENTS_CHANNEL}', '');
+  RETURN event_id;
+END
+$publish$`;
 
 const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
   {
@@ -81,6 +136,11 @@ const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
 )`,
     ],
   },
+  {
+    version: 2,
+    description: `create ${EVENT_CURSORS_TABLE}`,
+    statements: [EVENT_CURSORS_DDL],
+  },
 ];
 
 const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
@@ -95,6 +155,32 @@ const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
   beat_at timestamptz NOT NULL
 )`,
       `CREATE TABLE IF NOT EXISTS public.${BACKFILL_WALKS_TABLE} (type_name text PRIMARY KEY, full_walk_at timestamptz NOT NULL)`,
+    ],
+  },
+  {
+    version: 2,
+    description: `create ${EVENTS_TABLE}, ${CAPTURE_TYPES_TABLE}, ${EVENT_CURSORS_TABLE}, ${PUBLISH_FUNCTION}()`,
+    statements: [
+      // clock_timestamp(): the time of the write itself, not of its transaction's start, so
+      // change-to-synced latency is measured from the change.
+      `CREATE TABLE public.${EVENTS_TABLE} (
+  id bigserial PRIMARY KEY,
+  type_name text NOT NULL,
+  model_id bigint NOT NULL,
+  event smallint NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)`,
+      `CREATE INDEX ${EVENTS_TABLE}_created_at ON public.${EVENTS_TABLE} (created_at)`,
+      `CREATE TABLE public.${CAPTURE_TYPES_TABLE} (
+  type_name text PRIMARY KEY,
+  states_table text NOT NULL,
+  model_id_column text NOT NULL,
+  capture text NOT NULL,
+  definition_hash text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+)`,
+      EVENT_CURSORS_DDL,
+      PUBLISH_FUNCTION_DDL,
     ],
   },
 ];

@@ -34,3 +34,16 @@ export function truncateFailure(message: string): string {
   const chars = Array.from(message);
   return chars.length <= FAILURE_TEXT_LIMIT ? message : chars.slice(0, FAILURE_TEXT_LIMIT).join("");
 }
+
+/** Values stored in `geo_operator_events.event`: what happened to a model record on the primary. */
+export const EventKind = {
+  created: 1,
+  updated: 2,
+  deleted: 3,
+} as const;
+export type EventKindName = keyof typeof EventKind;
+export type EventKindValue = (typeof EventKind)[EventKindName];
+export const EVENT_KIND_NAMES = Object.keys(EventKind) as EventKindName[];
+
+/** The NOTIFY channel the capture triggers signal after writing events (for listeners on the primary itself). */
+export const EVENTS_CHANNEL = "geo_operator_events";

@@ -9,5 +9,6 @@ import { strategyFor } from "./catalog.ts";
  */
 export function typeRuntimeConfig(spec: ReplicableTypeSpec): TypeRuntimeConfig {
   const strategy = strategyFor(spec.strategy);
-  return buildTypeRuntimeConfig(spec, { statesLayout: strategy.statesLayout, settings: strategy.parseSettings(spec) });
+  const settings = strategy.parseSettings(spec);
+  return buildTypeRuntimeConfig(spec, { statesLayout: strategy.statesLayout, settings, modelColumns: strategy.modelColumns(settings) });
 }

@@ -22,6 +22,7 @@ import {
   forgetCandidates,
   holdDeletions,
   walkConsistencyPass,
+  type GoneInBatch,
 } from "../registry/deletions.ts";
 import { readReplicaProof } from "../registry/heartbeat.ts";
 import { forgetReplicas, locationsOf, locationsStillUsed } from "../registry/replicas.ts";
@@ -55,7 +56,7 @@ export async function runConsistency(ctx: WorkerContext): Promise<WorkerSummary>
 
 async function settleDeletions(ctx: WorkerContext, pass: { startedAt: string }, scanned: number, summary: WorkerSummary): Promise<number> {
   const tracking = requireTracking(ctx);
-  const { type, log, replicator } = ctx;
+  const { type, log } = ctx;
   const settings = type.deletion;
   const outcome = await closePass(tracking, tableRefs(type.schema).registry, type.name, pass, settings.graceSeconds);
   const decision = decideDeletions({
@@ -84,28 +85,39 @@ async function settleDeletions(ctx: WorkerContext, pass: { startedAt: string }, 
     const rows = await confirmedCandidates(tracking, type.name, pass, settings.graceSeconds, after, DELETE_BATCH);
     if (rows.length === 0) break;
     after = rows[rows.length - 1]!.modelId;
-    const modelIds = rows.map((r) => r.modelId);
-    const locations = await locationsOf(tracking, type.name, modelIds);
-    const shared = await locationsStillUsed(tracking, [...new Set([...locations.values()].filter((l): l is string => !!l))], { typeName: type.name, excludingModelIds: modelIds });
-    const removed: typeof rows = [];
-    for (const row of rows) {
-      const location = locations.get(row.modelId);
-      try {
-        if (location && !shared.has(location)) await replicator.removeCopy(location);
-        else if (location) log.info({ modelId: row.modelId, location }, "copy kept: another record still uses its location");
-        removed.push(row);
-      } catch (err) {
-        summary.failed++;
-        log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "could not remove the secondary copy; keeping its registry row");
-      }
-    }
-    if (removed.length) {
-      await deleteRegistryRows(tracking, type.schema, removed.map((r) => r.id));
-      await forgetReplicas(tracking, type.name, removed.map((r) => r.modelId));
-      await forgetCandidates(tracking, type.name, removed.map((r) => r.modelId));
-      deleted += removed.length;
-    }
+    deleted += await removeCopies(ctx, rows, summary);
   }
   await clearDeletionHold(tracking, type.name);
   return deleted;
+}
+
+/**
+ * Removes the secondary copies of records whose deletion is confirmed, then their registry rows,
+ * replica records and deletion candidates. A copy whose location another record still uses is
+ * kept; a copy that cannot be removed keeps its registry row (tried again later). Only secondary
+ * data is touched. Returns how many rows went. Used by consistency passes and the log cursor.
+ */
+export async function removeCopies(ctx: WorkerContext, rows: readonly GoneInBatch[], summary: WorkerSummary): Promise<number> {
+  const tracking = requireTracking(ctx);
+  const { type, log, replicator } = ctx;
+  const modelIds = rows.map((r) => r.modelId);
+  const locations = await locationsOf(tracking, type.name, modelIds);
+  const shared = await locationsStillUsed(tracking, [...new Set([...locations.values()].filter((l): l is string => !!l))], { typeName: type.name, excludingModelIds: modelIds });
+  const removed: GoneInBatch[] = [];
+  for (const row of rows) {
+    const location = locations.get(row.modelId);
+    try {
+      if (location && !shared.has(location)) await replicator.removeCopy(location);
+      else if (location) log.info({ modelId: row.modelId, location }, "copy kept: another record still uses its location");
+      removed.push(row);
+    } catch (err) {
+      summary.failed++;
+      log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "could not remove the secondary copy; keeping its registry row");
+    }
+  }
+  if (removed.length === 0) return 0;
+  await deleteRegistryRows(tracking, type.schema, removed.map((r) => r.id));
+  await forgetReplicas(tracking, type.name, removed.map((r) => r.modelId));
+  await forgetCandidates(tracking, type.name, removed.map((r) => r.modelId));
+  return removed.length;
 }

@@ -22,6 +22,7 @@ import {
 import { recordLocation } from "../registry/replicas.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
 import { AmbiguousNotFoundError, InvalidLocationError, MissingOnPrimaryError } from "../strategies/replicator.ts";
+import type { RegistryRow } from "../registry/registry-row.ts";
 import { clockOption, itemSignal, requireTracking, type WorkerContext } from "./context.ts";
 import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
 
@@ -36,7 +37,7 @@ export class SuspiciousRunError extends Error {
 
 export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
   const tracking = requireTracking(ctx);
-  const { type, replicator, log } = ctx;
+  const { type, log } = ctx;
   const summary = newSummary("sync", type.name, ctx.siteName);
   const started = Date.now();
   const stuck = await failStuckSyncs(tracking, type.schema, { timeoutSeconds: type.timeoutsMs.stuckStarted / 1000, ...clockOption(ctx) });
@@ -50,63 +51,15 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
     if (refreshed) log.info({ rows: refreshed }, "verification is off: mirrors refreshed to follow pushes");
   }
 
-  let tried = 0;
-  let notFound = 0;
+  const outcome = { tried: 0, notFound: 0 };
   while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
     const rows = await claimSyncWork(tracking, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });
     if (rows.length === 0) break;
-    summary.claimed += rows.length;
-    const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
-
-    await forEachBounded(rows, ctx.concurrency, async (row) => {
-      const claim = row.syncClaim!;
-      const fail = async (message: string, missingOnPrimary = false) => {
-        summary.failed++;
-        await markSyncFailed(tracking, type.schema, row.id, { claim, message, missingOnPrimary, ...clockOption(ctx) });
-        log.warn({ modelId: row.modelId, missingOnPrimary, reason: message }, "sync failed");
-      };
-      const record = records.get(row.modelId);
-      if (!record) {
-        // Deleted on the primary since the registry row was made; consistency removes the row.
-        return fail(`record ${row.modelId} no longer exists on the primary`, true);
-      }
-      tried++;
-      try {
-        const result = await replicator.sync(record, itemSignal(ctx, type.timeoutsMs.sync), { repair: row.checksumMismatch });
-        if (ctx.signal.aborted) return; // stopping: leave the row started rather than guess
-        await recordLocation(tracking, type.name, row.modelId, result.location);
-        if (result.missingOnPrimary) notFound++;
-        const marked = await markSynced(tracking, type.schema, row.id, {
-          claim,
-          missingOnPrimary: result.missingOnPrimary,
-          recheckAfterSeconds: type.timeoutsMs.missingOnPrimaryRecheck / 1000,
-          ...clockOption(ctx),
-        });
-        if (marked) {
-          summary.succeeded++;
-          summary.bytes += result.bytes;
-        } else {
-          summary.requeued++;
-          log.info({ modelId: row.modelId }, "the row was resynced or claimed again during the copy; the newer claim decides");
-        }
-      } catch (err) {
-        if (ctx.signal.aborted) return;
-        if (err instanceof MissingOnPrimaryError) {
-          notFound++;
-          return fail(err.message, true);
-        }
-        if (err instanceof AmbiguousNotFoundError) {
-          notFound++;
-          return fail(err.message);
-        }
-        if (err instanceof InvalidLocationError) return fail(err.message);
-        return fail(errorMessage(err));
-      }
-    });
-    if (tried >= NOT_FOUND_MIN_ITEMS && notFound >= tried * NOT_FOUND_SHARE) {
+    await syncClaimedRows(ctx, rows, summary, outcome);
+    if (outcome.tried >= NOT_FOUND_MIN_ITEMS && outcome.notFound >= outcome.tried * NOT_FOUND_SHARE) {
       summary.seconds = (Date.now() - started) / 1000;
       throw new SuspiciousRunError(
-        `${notFound} of ${tried} items were not found on the primary: the configuration is probably wrong ` +
+        `${outcome.notFound} of ${outcome.tried} items were not found on the primary: the configuration is probably wrong ` +
           `(the primary's bucket, prefix or credentials, git.baseURL or its token, source.objectKey or source.repositoryPath); ` +
           `stopping this run. The rows are failed with backoff, not deleted or marked synced.`,
       );
@@ -114,4 +67,75 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
+}
+
+/** How many items a run tried and how many of them the primary did not have. */
+export interface NotFoundTally {
+  tried: number;
+  notFound: number;
+}
+
+/**
+ * Copies rows this caller has claimed (sync started, RegistryRow.syncClaim set), at most
+ * `ctx.concurrency` at once, and records each outcome fenced by its claim. Used by the sync Job
+ * and by the log cursor, which claims the rows its events name. `onSynced` is called for each
+ * row that became synced under its claim.
+ */
+export async function syncClaimedRows(
+  ctx: WorkerContext,
+  rows: readonly RegistryRow[],
+  summary: WorkerSummary,
+  tally: NotFoundTally = { tried: 0, notFound: 0 },
+  onSynced?: (row: RegistryRow) => void | Promise<void>,
+): Promise<void> {
+  const tracking = requireTracking(ctx);
+  const { type, replicator, log } = ctx;
+  summary.claimed += rows.length;
+  const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
+  await forEachBounded(rows, ctx.concurrency, async (row) => {
+    const claim = row.syncClaim!;
+    const fail = async (message: string, missingOnPrimary = false) => {
+      summary.failed++;
+      await markSyncFailed(tracking, type.schema, row.id, { claim, message, missingOnPrimary, ...clockOption(ctx) });
+      log.warn({ modelId: row.modelId, missingOnPrimary, reason: message }, "sync failed");
+    };
+    const record = records.get(row.modelId);
+    if (!record) {
+      // Deleted on the primary since the registry row was made; consistency removes the row.
+      return fail(`record ${row.modelId} no longer exists on the primary`, true);
+    }
+    tally.tried++;
+    try {
+      const result = await replicator.sync(record, itemSignal(ctx, type.timeoutsMs.sync), { repair: row.checksumMismatch });
+      if (ctx.signal.aborted) return; // stopping: leave the row started rather than guess
+      await recordLocation(tracking, type.name, row.modelId, result.location);
+      if (result.missingOnPrimary) tally.notFound++;
+      const marked = await markSynced(tracking, type.schema, row.id, {
+        claim,
+        missingOnPrimary: result.missingOnPrimary,
+        recheckAfterSeconds: type.timeoutsMs.missingOnPrimaryRecheck / 1000,
+        ...clockOption(ctx),
+      });
+      if (marked) {
+        summary.succeeded++;
+        summary.bytes += result.bytes;
+        await onSynced?.(row);
+      } else {
+        summary.requeued++;
+        log.info({ modelId: row.modelId }, "the row was resynced or claimed again during the copy; the newer claim decides");
+      }
+    } catch (err) {
+      if (ctx.signal.aborted) return;
+      if (err instanceof MissingOnPrimaryError) {
+        tally.notFound++;
+        return fail(err.message, true);
+      }
+      if (err instanceof AmbiguousNotFoundError) {
+        tally.notFound++;
+        return fail(err.message);
+      }
+      if (err instanceof InvalidLocationError) return fail(err.message);
+      return fail(errorMessage(err));
+    }
+  });
 }

@@ -5,6 +5,7 @@
  * re-verification interval. Reads from primary storage only; writes only `_states`.
  */
 import { markChecksumFailed, markChecksumSucceeded, claimChecksumWork, failStuckChecksums, setVerificationEnabled } from "../registry/checksum-state.ts";
+import type { ChecksumStateRow } from "../registry/checksum-state.ts";
 import { backfillStatesIncrementally } from "../registry/states-backfill.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
 import { clockOption, itemSignal, type WorkerContext } from "./context.ts";
@@ -12,7 +13,7 @@ import { markPrimaryReverificationDue } from "../registry/reverification.ts";
 import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
 
 export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummary> {
-  const { type, replicator, log, primaryDb } = ctx;
+  const { type, log, primaryDb } = ctx;
   const summary = newSummary("verify-primary", type.name, ctx.siteName);
   const started = Date.now();
   const backfill = await backfillStatesIncrementally(primaryDb, type.schema, {
@@ -34,25 +35,35 @@ export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummar
   while (!ctx.signal.aborted && Date.now() - started < ctx.maxRunMs) {
     const rows = await claimChecksumWork(primaryDb, type.schema, { limit: ctx.concurrency, ...clockOption(ctx) });
     if (rows.length === 0) break;
-    summary.claimed += rows.length;
-    const records = await loadModelRecords(primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
-    await forEachBounded(rows, ctx.concurrency, async (row) => {
-      const record = records.get(row.modelId);
-      try {
-        // The _states row cascades away with its record; a missing record here is a race with a delete.
-        if (!record) throw new Error(`record ${row.modelId} no longer exists`);
-        const result = await replicator.checksumPrimary(record, itemSignal(ctx, type.timeoutsMs.sync));
-        if (ctx.signal.aborted) return;
-        if (await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { claim: row.claim!, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
-        summary.bytes += result.bytes;
-      } catch (err) {
-        if (ctx.signal.aborted) return;
-        summary.failed++;
-        await markChecksumFailed(primaryDb, type.schema, row.modelId, { claim: row.claim!, message: errorMessage(err), ...clockOption(ctx) });
-        log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "primary checksum failed");
-      }
-    });
+    await checksumClaimedRows(ctx, rows, summary);
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
+}
+
+/**
+ * Checksums records this caller has claimed in `_states` and records each result fenced by its
+ * claim (a record changed meanwhile keeps its reset). Used by the verify-primary Job and by the
+ * primary's log cursor for records its events name.
+ */
+export async function checksumClaimedRows(ctx: WorkerContext, rows: readonly ChecksumStateRow[], summary: WorkerSummary): Promise<void> {
+  const { type, replicator, log, primaryDb } = ctx;
+  summary.claimed += rows.length;
+  const records = await loadModelRecords(primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
+  await forEachBounded(rows, ctx.concurrency, async (row) => {
+    const record = records.get(row.modelId);
+    try {
+      // The _states row cascades away with its record; a missing record here is a race with a delete.
+      if (!record) throw new Error(`record ${row.modelId} no longer exists`);
+      const result = await replicator.checksumPrimary(record, itemSignal(ctx, type.timeoutsMs.sync));
+      if (ctx.signal.aborted) return;
+      if (await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { claim: row.claim!, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
+      summary.bytes += result.bytes;
+    } catch (err) {
+      if (ctx.signal.aborted) return;
+      summary.failed++;
+      await markChecksumFailed(primaryDb, type.schema, row.modelId, { claim: row.claim!, message: errorMessage(err), ...clockOption(ctx) });
+      log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "primary checksum failed");
+    }
+  });
 }

@@ -31,11 +31,12 @@ import type { Queryable } from "../registry/db.ts";
 import { loadModelRecords } from "../strategies/model-records.ts";
 import { clockOption, itemSignal, requireTracking, type WorkerContext } from "./context.ts";
 import { markSecondaryReverificationDue } from "../registry/reverification.ts";
+import type { ClaimedVerification } from "../registry/verification-state.ts";
 import { errorMessage, forEachBounded, newSummary, type WorkerSummary } from "./summary.ts";
 
 export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSummary> {
   const tracking = requireTracking(ctx);
-  const { type, replicator, log } = ctx;
+  const { type, log } = ctx;
   const summary = newSummary("verify", type.name, ctx.siteName);
   const started = Date.now();
   if (!type.verificationEnabled) {
@@ -60,41 +61,7 @@ export async function runVerifySecondary(ctx: WorkerContext): Promise<WorkerSumm
     afterId = batch.afterId;
     const rows = batch.rows;
     if (rows.length === 0) break;
-    summary.claimed += rows.length;
-    const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
-    await forEachBounded(rows, ctx.concurrency, async (row) => {
-      const record = records.get(row.modelId) ?? { id: row.modelId, columns: {} };
-      const claim = row.verificationClaim!;
-      try {
-        const result = await replicator.checksumSecondary(record, itemSignal(ctx, type.timeoutsMs.sync));
-        if (ctx.signal.aborted) return;
-        summary.bytes += result.bytes;
-        if (result.checksum.equals(row.primaryChecksum)) {
-          if (await markVerificationSucceeded(tracking, type.schema, row.id, { claim, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
-          return;
-        }
-        summary.failed++;
-        if (!(await markChecksumMismatch(tracking, type.schema, row.id, { claim, checksum: result.checksum, ...clockOption(ctx) }))) return;
-        const details = await replicator.describeMismatch?.(record, ctx.signal).catch((err: unknown) => ({ error: errorMessage(err) }));
-        await recordMismatch(tracking, type.name, row.modelId, {
-          primaryChecksum: row.primaryChecksum.toString("hex"),
-          secondaryChecksum: result.checksum.toString("hex"),
-          ...(details === undefined ? {} : { details }),
-        });
-        log.warn({ modelId: row.modelId }, "checksum mismatch: the copy will be synced again");
-      } catch (err) {
-        if (ctx.signal.aborted) return;
-        summary.failed++;
-        if (err instanceof MissingCopyError || err instanceof CopyDamagedError) {
-          if (await markCopyUnusable(tracking, type.schema, row.id, { claim, message: errorMessage(err), ...clockOption(ctx) })) {
-            log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "the copy is missing or damaged: the row is synced again");
-          }
-          return;
-        }
-        await markVerificationFailed(tracking, type.schema, row.id, { claim, message: errorMessage(err), ...clockOption(ctx) });
-        log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "secondary checksum failed");
-      }
-    });
+    await verifyClaimedRows(ctx, rows, summary);
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;
@@ -115,4 +82,49 @@ async function resyncChangedOnPrimary(tracking: Queryable, primary: Queryable, c
     });
     if (stale.length) changed += await requestResync(tracking, ctx.type.schema, stale.map((r) => r.modelId));
   }
+}
+
+/**
+ * Checksums the copies of rows this caller has claimed for verification (each with its primary
+ * checksum) and records each outcome fenced by its claim. Used by the verify Job and by the log
+ * cursor right after it synced a row.
+ */
+export async function verifyClaimedRows(ctx: WorkerContext, rows: readonly ClaimedVerification[], summary: WorkerSummary): Promise<void> {
+  const tracking = requireTracking(ctx);
+  const { type, replicator, log } = ctx;
+  summary.claimed += rows.length;
+  const records = await loadModelRecords(ctx.primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
+  await forEachBounded(rows, ctx.concurrency, async (row) => {
+    const record = records.get(row.modelId) ?? { id: row.modelId, columns: {} };
+    const claim = row.verificationClaim!;
+    try {
+      const result = await replicator.checksumSecondary(record, itemSignal(ctx, type.timeoutsMs.sync));
+      if (ctx.signal.aborted) return;
+      summary.bytes += result.bytes;
+      if (result.checksum.equals(row.primaryChecksum)) {
+        if (await markVerificationSucceeded(tracking, type.schema, row.id, { claim, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
+        return;
+      }
+      summary.failed++;
+      if (!(await markChecksumMismatch(tracking, type.schema, row.id, { claim, checksum: result.checksum, ...clockOption(ctx) }))) return;
+      const details = await replicator.describeMismatch?.(record, ctx.signal).catch((err: unknown) => ({ error: errorMessage(err) }));
+      await recordMismatch(tracking, type.name, row.modelId, {
+        primaryChecksum: row.primaryChecksum.toString("hex"),
+        secondaryChecksum: result.checksum.toString("hex"),
+        ...(details === undefined ? {} : { details }),
+      });
+      log.warn({ modelId: row.modelId }, "checksum mismatch: the copy will be synced again");
+    } catch (err) {
+      if (ctx.signal.aborted) return;
+      summary.failed++;
+      if (err instanceof MissingCopyError || err instanceof CopyDamagedError) {
+        if (await markCopyUnusable(tracking, type.schema, row.id, { claim, message: errorMessage(err), ...clockOption(ctx) })) {
+          log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "the copy is missing or damaged: the row is synced again");
+        }
+        return;
+      }
+      await markVerificationFailed(tracking, type.schema, row.id, { claim, message: errorMessage(err), ...clockOption(ctx) });
+      log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "secondary checksum failed");
+    }
+  });
 }

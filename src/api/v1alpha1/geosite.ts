@@ -104,6 +104,22 @@ export const geoSiteSpec: JSONSchema = {
       },
     },
     statusInterval: duration("1m", "How often the operator refreshes this site's status."),
+    eventLog: {
+      type: "object",
+      default: {},
+      description: "The change event log (ReplicableType changeCapture: trigger) and each site's log cursor.",
+      properties: {
+        retention: duration("24h", "Primary only: events older than this are pruned from the event log. A secondary whose cursor falls further behind misses events and relies on scanning and verification until it catches up."),
+        cursor: {
+          type: "object",
+          default: {},
+          properties: {
+            enabled: { type: "boolean", default: true, description: "Run this site's log cursor (a Deployment, or in the manager's process with the in-process executor)." },
+            maxLag: duration("5m", "Secondary: the cursor is reported behind (condition, alert) when the newest event it has applied is older than the primary's newest by more than this."),
+          },
+        },
+      },
+    },
   },
   "x-kubernetes-validations": [
     { rule: "self.role == 'secondary' || !has(self.selectiveSync)", message: "selectiveSync applies to secondary sites only" },
@@ -127,6 +143,19 @@ export const geoSiteStatus: JSONSchema = {
       type: "number",
       minimum: 0,
       description: "Secondary: age of the primary's heartbeat read through the replica (GitLab's db_replication_lag_seconds).",
+    },
+    eventLog: {
+      type: "object",
+      description: "The change event log as this site sees it.",
+      properties: {
+        lastEventId: { type: "integer", format: "int64", minimum: 0, description: "Primary: newest event in the log (GitLab's geo_last_event_id)." },
+        lastEventTime: { type: "string", format: "date-time", description: "Primary: when the newest event was written." },
+        oldestEventAgeSeconds: { type: "number", minimum: 0, description: "Primary: age of the oldest event not yet pruned." },
+        cursorLastEventId: { type: "integer", format: "int64", minimum: 0, description: "Secondary: the newest event this site's cursor has applied (GitLab's geo_cursor_last_event_id)." },
+        cursorLastEventTime: { type: "string", format: "date-time", description: "Secondary: when that event was written on the primary." },
+        lagSeconds: { type: "number", minimum: 0, description: "Secondary: how far the cursor is behind the primary's newest event, in seconds of event time (0 when caught up)." },
+        pendingGaps: { type: "integer", minimum: 0, description: "Secondary: event ids skipped by the cursor and still awaited (transactions that commit out of order)." },
+      },
     },
     types: {
       type: "array",

@@ -128,6 +128,13 @@ export const replicableTypeSpec: JSONSchema = {
         },
       },
     },
+    changeCapture: {
+      type: "string",
+      enum: ["trigger", "none"],
+      default: "trigger",
+      description:
+        "How secondaries learn of changes. trigger: triggers on the model table write created/updated/deleted events into the operator's event log on the primary, and each site's log cursor acts on them within seconds (changes the database cannot see are published with geo-operator event publish). none: no triggers; new and deleted records are found by consistency passes only. Scanning stays the safety net either way.",
+    },
     deletionPolicy: {
       type: "string",
       enum: ["Retain", "Delete"],

@@ -32,6 +32,8 @@ export interface TypeRuntimeConfig<Settings = unknown> {
 export interface StrategyTypeParts<Settings> {
   statesLayout: StatesLayout;
   settings: Settings;
+  /** Model columns the strategy reads: a change to one of them is an "updated" event. */
+  modelColumns: readonly string[];
 }
 
 export function buildTypeRuntimeConfig<Settings>(spec: ReplicableTypeSpec, strategy: StrategyTypeParts<Settings>): TypeRuntimeConfig<Settings> {
@@ -53,6 +55,9 @@ export function buildTypeRuntimeConfig<Settings>(spec: ReplicableTypeSpec, strat
       },
       deletionPolicy: spec.deletionPolicy ?? "Retain",
       verificationEnabled,
+      changeCapture: spec.changeCapture ?? "trigger",
+      // A move into or out of a site's selection is a change a cursor must see, like a new key.
+      captureColumns: [...strategy.modelColumns, ...[spec.source.namespaceColumn, spec.source.shardColumn].filter((c): c is string => !!c)],
     },
     name: spec.name,
     plural,

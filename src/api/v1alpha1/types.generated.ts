@@ -85,6 +85,25 @@ export interface GeoSiteSpec {
    */
   statusInterval?: string;
   /**
+   * The change event log (ReplicableType changeCapture: trigger) and each site's log cursor.
+   */
+  eventLog?: {
+    /**
+     * Primary only: events older than this are pruned from the event log. A secondary whose cursor falls further behind misses events and relies on scanning and verification until it catches up. A duration such as "30s", "10m" or "168h" (default "24h").
+     */
+    retention?: string;
+    cursor?: {
+      /**
+       * Run this site's log cursor (a Deployment, or in the manager's process with the in-process executor).
+       */
+      enabled?: boolean;
+      /**
+       * Secondary: the cursor is reported behind (condition, alert) when the newest event it has applied is older than the primary's newest by more than this. A duration such as "30s", "10m" or "168h" (default "5m").
+       */
+      maxLag?: string;
+    };
+  };
+  /**
    * S3-compatible object storage holding this site's blobs.
    */
   objectStorage?: {
@@ -223,6 +242,39 @@ export interface GeoSiteStatus {
    * Secondary: age of the primary's heartbeat read through the replica (GitLab's db_replication_lag_seconds).
    */
   replicationLagSeconds?: number;
+  /**
+   * The change event log as this site sees it.
+   */
+  eventLog?: {
+    /**
+     * Primary: newest event in the log (GitLab's geo_last_event_id).
+     */
+    lastEventId?: number;
+    /**
+     * Primary: when the newest event was written.
+     */
+    lastEventTime?: string;
+    /**
+     * Primary: age of the oldest event not yet pruned.
+     */
+    oldestEventAgeSeconds?: number;
+    /**
+     * Secondary: the newest event this site's cursor has applied (GitLab's geo_cursor_last_event_id).
+     */
+    cursorLastEventId?: number;
+    /**
+     * Secondary: when that event was written on the primary.
+     */
+    cursorLastEventTime?: string;
+    /**
+     * Secondary: how far the cursor is behind the primary's newest event, in seconds of event time (0 when caught up).
+     */
+    lagSeconds?: number;
+    /**
+     * Secondary: event ids skipped by the cursor and still awaited (transactions that commit out of order).
+     */
+    pendingGaps?: number;
+  };
   types?: {
     /**
      * ReplicableType name (snake_case).
@@ -416,6 +468,10 @@ export interface ReplicableTypeSpec {
      */
     maxPercentPerPass?: number;
   };
+  /**
+   * How secondaries learn of changes. trigger: triggers on the model table write created/updated/deleted events into the operator's event log on the primary, and each site's log cursor acts on them within seconds (changes the database cannot see are published with geo-operator event publish). none: no triggers; new and deleted records are found by consistency passes only. Scanning stays the safety net either way.
+   */
+  changeCapture?: "trigger" | "none";
   /**
    * Retain keeps registry and state tables when this ReplicableType is deleted; Delete drops them. Replicated data and primary data are never touched either way.
    */

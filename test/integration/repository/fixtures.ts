@@ -82,7 +82,7 @@ export function commit(gitDir: string, branch: string, count = 1): string {
 export function secondaryReplicator(opts: { baseURL: string; mirrorRoot: string; username?: string; password?: string }): Replicator {
   const spec: ReplicableTypeSpec = { name: "test_repository", strategy: "repository", source: { table: "test_repositories", repositoryPath: { column: "path" } } };
   return new RepositoryReplicator({
-    type: buildTypeRuntimeConfig(spec, { statesLayout: repositoryStrategy.statesLayout, settings: repositoryStrategy.parseSettings(spec) }),
+    type: buildTypeRuntimeConfig(spec, { statesLayout: repositoryStrategy.statesLayout, settings: repositoryStrategy.parseSettings(spec), modelColumns: ["path"] }),
     siteName: "secondary",
     role: "secondary",
     endpoints: { primary: { baseURL: opts.baseURL, username: opts.username, password: opts.password }, mirrorRoot: opts.mirrorRoot },
