@@ -5,6 +5,8 @@
 import { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { registerCrdsCommand } from "./commands/crds.ts";
+import { registerCursorCommand } from "./commands/cursor.ts";
+import { registerEventCommand } from "./commands/event.ts";
 import { registerManagerCommand } from "./commands/manager.ts";
 import { registerSchemaCommand } from "./commands/schema.ts";
 import { registerServeFilesCommand } from "./commands/serve-files.ts";
@@ -25,5 +27,7 @@ registerSchemaCommand(program);
 registerWorkerCommand(program);
 registerManagerCommand(program);
 registerServeFilesCommand(program);
+registerCursorCommand(program);
+registerEventCommand(program);
 
 await program.parseAsync(process.argv);
