@@ -26,7 +26,7 @@ interface RunningCursor {
   stop(): Promise<void>;
 }
 
-function startCursor(site: "primary" | "secondary", typeOverrides: Record<string, unknown> = {}): RunningCursor {
+function startCursor(site: "primary" | "secondary", typeOverrides: Record<string, unknown> = {}, pollMs?: number): RunningCursor {
   const abort = new AbortController();
   const positions: CursorPosition[] = [];
   const spec = { ...world.type, ...typeOverrides };
@@ -37,7 +37,7 @@ function startCursor(site: "primary" | "secondary", typeOverrides: Record<string
       log,
       signal: abort.signal,
       onPosition: (p) => positions.push(p),
-      tuning: { minPollMs: 20, maxPollMs: 200 },
+      tuning: pollMs ? { minPollMs: pollMs, maxPollMs: pollMs } : { minPollMs: 20, maxPollMs: 200 },
     },
   );
   return {
@@ -50,8 +50,8 @@ function startCursor(site: "primary" | "secondary", typeOverrides: Record<string
 }
 
 const running: RunningCursor[] = [];
-function start(site: "primary" | "secondary", typeOverrides: Record<string, unknown> = {}): RunningCursor {
-  const c = startCursor(site, typeOverrides);
+function start(site: "primary" | "secondary", typeOverrides: Record<string, unknown> = {}, pollMs?: number): RunningCursor {
+  const c = startCursor(site, typeOverrides, pollMs);
   running.push(c);
   return c;
 }
@@ -119,6 +119,18 @@ describe("log cursors", () => {
     await within(10_000, "verification", async () => (await row(id))?.verification_state === VerificationState.succeeded);
     expect((await row(id))!.verification_checksum.toString("hex")).toBe(sha(body));
     expect(syncedMs).toBeLessThan(5_000);
+  });
+
+  it("on the primary, NOTIFY wakes the cursor: a checksum within a second although it polls only every 20 s", async () => {
+    start("primary", {}, 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const body = randomBytes(1000);
+    const { id } = await addRecord(body);
+    const ms = await within(3_000, "primary checksum", async () => {
+      const { rows } = await world.dbs.primary.query(`SELECT verification_state, verification_checksum FROM cool_widget_states WHERE cool_widget_id = $1`, [id]);
+      return rows[0]?.verification_state === VerificationState.succeeded && (rows[0].verification_checksum as Buffer).toString("hex") === sha(body);
+    });
+    expect(ms).toBeLessThan(3_000);
   });
 
   it("an object rewritten in place and published as updated is copied again and verified against its new checksum", async () => {
