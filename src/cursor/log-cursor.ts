@@ -10,9 +10,11 @@
  * site's own cursor, or a secondary configured with the primary's URL) it also LISTENs and wakes
  * as soon as a capture trigger signals.
  *
- * A cursor that has never run starts at the newest event: what existed before is the Jobs'
- * backfill. A cursor whose position fell behind the oldest event still in the log (pruned after
- * the retention) says so and goes on; scanning and verification cover what it missed.
+ * A cursor that has never run starts at the oldest event still in the log: applying an event
+ * twice is harmless, skipping one costs a wait for the next consistency pass (records created
+ * between a type's first pass and its cursor's first start). A cursor whose position fell behind
+ * the oldest event still in the log (pruned after the retention) says so and goes on; scanning
+ * and verification cover what it missed.
  */
 import type pg from "pg";
 import type { Queryable } from "../registry/db.ts";
@@ -83,9 +85,9 @@ async function startingPosition(opts: LogCursorOptions): Promise<CursorPosition>
   const saved = await loadCursorPosition(opts.positionDb, opts.name);
   const bounds = await eventLogBounds(opts.source);
   if (!saved) {
-    const start: CursorPosition = { lastEventId: bounds.last?.id ?? 0, lastEventAt: bounds.last?.createdAt ?? null, gaps: [] };
+    const start: CursorPosition = { lastEventId: bounds.oldest ? bounds.oldest.id - 1 : 0, lastEventAt: null, gaps: [] };
     await saveCursorPosition(opts.positionDb, opts.name, start);
-    opts.log.info({ lastEventId: start.lastEventId }, "log cursor starts at the newest event; existing records are the Jobs' backfill");
+    opts.log.info({ firstEventId: start.lastEventId + 1 }, "log cursor starts at the oldest event in the log");
     return start;
   }
   if (bounds.oldest && saved.lastEventId + 1 < bounds.oldest.id) {

@@ -41,6 +41,8 @@ import { IdPump } from "./id-pump.ts";
 /** How long a synced row waits for the primary's new checksum before verification is left to the Job. */
 export const VERIFY_WAIT_MS = 60_000;
 const VERIFY_POLL_MS = 200;
+/** How long after its change a failed event-driven sync is retried by the cursor itself. */
+export const FRESH_RETRY_WINDOW_MS = 60_000;
 /** How often due deletion candidates are looked at again. */
 export const DELETION_CHECK_MS = 5_000;
 
@@ -60,6 +62,8 @@ class TypeFollower {
   private readonly verifying = new Map<number, number>();
   /** Earliest unsynced change per record, for the change-to-synced histogram. */
   private readonly changedAt = new Map<number, Date>();
+  /** Retries so far of records whose event-driven sync failed (retrySoonIfFresh). */
+  private readonly missingSince = new Map<number, number>();
   private verifyTimer: NodeJS.Timeout | undefined;
   private deletionTimer: NodeJS.Timeout | undefined;
   private deletionCheck: Promise<void> = Promise.resolve();
@@ -114,16 +118,38 @@ class TypeFollower {
       const rows = await claimSyncFor(requireTracking(this.ctx), type.schema, ids);
       if (rows.length === 0) return;
       const summary = newSummary("sync", type.name, this.ctx.siteName);
-      await syncClaimedRows({ ...this.ctx, concurrency: rows.length }, rows, summary, undefined, (row) => {
-        const at = this.changedAt.get(row.modelId);
-        this.changedAt.delete(row.modelId);
-        if (at) this.metrics?.changeToSynced.observe({ type: type.name, site: this.ctx.siteName }, Math.max(0, (Date.now() - at.getTime()) / 1000));
-        if (type.verificationEnabled) this.verifySoon(row.modelId);
+      await syncClaimedRows({ ...this.ctx, concurrency: rows.length }, rows, summary, undefined, {
+        onSynced: (row) => {
+          const at = this.changedAt.get(row.modelId);
+          this.changedAt.delete(row.modelId);
+          this.missingSince.delete(row.modelId);
+          if (at) this.metrics?.changeToSynced.observe({ type: type.name, site: this.ctx.siteName }, Math.max(0, (Date.now() - at.getTime()) / 1000));
+          if (type.verificationEnabled) this.verifySoon(row.modelId);
+        },
+        onFailed: (row, why) => this.retrySoonIfFresh(row.modelId, why.missingOnPrimary),
       });
     } catch (err) {
       // The rows stay claimed or pending; the stuck timeout and the sync Job take them from here.
       log.warn({ err: errorMessage(err), ids: ids.length }, "event-driven sync failed; the sync Job will retry");
     }
+  }
+
+  /**
+   * A record whose data is not on the primary yet (an application that commits the row before its
+   * upload finishes, a push still in flight) is tried again within the next minute, from 0.5 s
+   * doubling, before it is left to the sync Job's backoff: the event said the data is coming.
+   */
+  private retrySoonIfFresh(modelId: number, missingOnPrimary: boolean): void {
+    const changed = this.changedAt.get(modelId);
+    if (!changed || Date.now() - changed.getTime() > FRESH_RETRY_WINDOW_MS || this.ctx.signal.aborted) {
+      this.missingSince.delete(modelId);
+      return;
+    }
+    const attempt = (this.missingSince.get(modelId) ?? 0) + 1;
+    this.missingSince.set(modelId, attempt);
+    const delay = Math.min(500 * 2 ** (attempt - 1), 16_000) * (missingOnPrimary ? 1 : 2);
+    const timer = setTimeout(() => this.syncs.add([modelId]), delay);
+    timer.unref();
   }
 
   private verifySoon(modelId: number): void {

@@ -69,6 +69,11 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
   return summary;
 }
 
+export interface SyncHooks {
+  onSynced?(row: RegistryRow): void | Promise<void>;
+  onFailed?(row: RegistryRow, why: { missingOnPrimary: boolean }): void;
+}
+
 /** How many items a run tried and how many of them the primary did not have. */
 export interface NotFoundTally {
   tried: number;
@@ -78,15 +83,15 @@ export interface NotFoundTally {
 /**
  * Copies rows this caller has claimed (sync started, RegistryRow.syncClaim set), at most
  * `ctx.concurrency` at once, and records each outcome fenced by its claim. Used by the sync Job
- * and by the log cursor, which claims the rows its events name. `onSynced` is called for each
- * row that became synced under its claim.
+ * and by the log cursor, which claims the rows its events name. `hooks.onSynced` is called for
+ * each row that became synced under its claim, `hooks.onFailed` for each that failed.
  */
 export async function syncClaimedRows(
   ctx: WorkerContext,
   rows: readonly RegistryRow[],
   summary: WorkerSummary,
   tally: NotFoundTally = { tried: 0, notFound: 0 },
-  onSynced?: (row: RegistryRow) => void | Promise<void>,
+  hooks: SyncHooks = {},
 ): Promise<void> {
   const tracking = requireTracking(ctx);
   const { type, replicator, log } = ctx;
@@ -96,8 +101,9 @@ export async function syncClaimedRows(
     const claim = row.syncClaim!;
     const fail = async (message: string, missingOnPrimary = false) => {
       summary.failed++;
-      await markSyncFailed(tracking, type.schema, row.id, { claim, message, missingOnPrimary, ...clockOption(ctx) });
+      const failed = await markSyncFailed(tracking, type.schema, row.id, { claim, message, missingOnPrimary, ...clockOption(ctx) });
       log.warn({ modelId: row.modelId, missingOnPrimary, reason: message }, "sync failed");
+      if (failed) hooks.onFailed?.(row, { missingOnPrimary });
     };
     const record = records.get(row.modelId);
     if (!record) {
@@ -119,7 +125,7 @@ export async function syncClaimedRows(
       if (marked) {
         summary.succeeded++;
         summary.bytes += result.bytes;
-        await onSynced?.(row);
+        await hooks.onSynced?.(row);
       } else {
         summary.requeued++;
         log.info({ modelId: row.modelId }, "the row was resynced or claimed again during the copy; the newer claim decides");

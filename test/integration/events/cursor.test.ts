@@ -149,6 +149,17 @@ describe("log cursors", () => {
     });
   });
 
+  it("a row committed before its object was uploaded is copied once the object appears (the cursor retries for a minute)", async () => {
+    start("secondary");
+    const { rows } = await world.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (file_name) VALUES ('slow.bin') RETURNING id::text`);
+    const id = Number(rows[0]!.id);
+    await within(5_000, "a failed attempt, missing on the primary", async () => (await row(id))?.state === SyncState.failed);
+    const body = randomBytes(3000);
+    await putPrimary(`cool_widgets/${id}/slow.bin`, body);
+    await within(20_000, "synced once the object is there", async () => (await row(id))?.state === SyncState.synced);
+    expect((await secondaryBody(`cool_widgets/${id}/slow.bin`))?.equals(body)).toBe(true);
+  });
+
   it("a column change the type reads (a new key) is followed: the new object is copied", async () => {
     start("primary");
     start("secondary");
