@@ -9,8 +9,12 @@
  *     of them files in a directory (the primary's "volume"), every fifth in its bucket; the
  *     secondary fetches the files through the primary's retrieval server (HTTPS, its own key),
  *     which the operator runs in this process
- *  4. runs the operator in this process (workers in-process, no kubelet needed) and shows a live
- *     table until everything is synced and verified, then what to try next
+ *  4. runs the operator in this process (workers and both sites' log cursors in-process, no
+ *     kubelet needed) and shows a live table until everything is synced and verified
+ *  5. changes the primary as an application would (a new blob, an upload rewritten in place and
+ *     published, a deletion) and times how long tokyo takes to have each change synced and
+ *     verified: seconds, through the event log, with the consistency pass 10 minutes away;
+ *     then what to try next
  *
  * Runs until Ctrl-C; with --exit it stops once everything is replicated (exit 1 on timeout).
  * DEMO_BLOBS, DEMO_REPOS and DEMO_UPLOADS change the amount of sample data.
@@ -31,6 +35,7 @@ import { createDatabaseOn } from "../hack/localenv/postgres.ts";
 import { REPO_ROOT } from "../hack/localenv/tools.ts";
 import { everythingReplicated, progressLines } from "../hack/demo/progress.ts";
 import { seedBlobs, seedRepositories, seedUploads } from "../hack/demo/seed.ts";
+import { demonstrateEvents } from "../hack/demo/events.ts";
 import { createTestCertificates } from "../hack/localenv/tls.ts";
 import { LABELS } from "../src/api/v1alpha1/resources.ts";
 import { DEFAULT_JOB_SETTINGS } from "../src/controllers/job-spec.ts";
@@ -73,6 +78,8 @@ try {
   kubectl(["create", "namespace", NS]);
   const mainDb = `${postgres.primaryURL.replace(/\/postgres$/, "")}/gitlabhq_production`;
   const trackingDb = `${postgres.secondaryURL.replace(/\/postgres$/, "")}/gitlabhq_geo_production`;
+  // tokyo reads london's database through a real streaming replica (a hot standby), as in production.
+  const replicaDb = `${postgres.primaryReplicaURL.replace(/\/postgres$/, "")}/gitlabhq_production`;
   await createDatabaseOn(postgres.primaryURL, "gitlabhq_production");
   await createDatabaseOn(postgres.secondaryURL, "gitlabhq_geo_production");
   // The primary's file retrieval server: a free port on 127.0.0.1 and a certificate for it.
@@ -93,7 +100,7 @@ try {
   const objects = [
     secret("primary-main-db", { url: mainDb }),
     secret("secondary-tracking-db", { url: trackingDb }),
-    secret("primary-replica-db", { url: mainDb }),
+    secret("primary-replica-db", { url: replicaDb }),
     secret("primary-object-storage", { AWS_ACCESS_KEY_ID: s3.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.primary.secretAccessKey }),
     secret("secondary-object-storage", { AWS_ACCESS_KEY_ID: s3.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secondary.secretAccessKey }),
     secret("london-files-tls", { "tls.crt": tls.cert, "tls.key": tls.key, "ca.crt": tls.ca }),
@@ -131,8 +138,9 @@ try {
 
   for (const file of ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml", "replicabletype-upload.yaml"]) {
     const doc = parse(readFileSync(join(REPO_ROOT, "config/samples", file), "utf8"));
-    // Demo pace: short intervals, and a re-verification window you can watch.
-    doc.spec.intervals = { sync: "5s", verification: "5s", primaryVerification: "5s", consistency: "10s" };
+    // Demo pace: short retry intervals and a re-verification window you can watch. Consistency
+    // keeps the sample's 10 minutes: after the first pass, changes arrive through the event log.
+    doc.spec.intervals = { sync: "5s", verification: "5s", primaryVerification: "5s", consistency: "10m" };
     doc.spec.verification = { ...(doc.spec.verification ?? {}), minimumReverificationInterval: "1m" };
     delete doc.spec.source.namespaceTable;
     delete doc.spec.source.namespaceParentColumn;
@@ -179,16 +187,47 @@ const tick = setInterval(() => {
   if (done && !reported) {
     reported = true;
     drawn = 0;
+    clearInterval(tick);
     say(`everything synced and verified in ${elapsed()}`);
-    // The kubectl plugin, found by kubectl's own plugin discovery, against this demo (kubectl
-    // refuses flags before a plugin's name, so the kubeconfig goes through the environment).
-    const pluginPath = `${join(REPO_ROOT, "hack", "bin")}:${process.env.PATH ?? ""}`;
-    try {
-      console.log(`$ kubectl geo status -n ${NS}\n` + execFileSync(kube.kubectl, ["geo", "status", "-n", NS], { encoding: "utf8", env: { ...process.env, PATH: pluginPath, KUBECONFIG: kube.kubeconfig } }));
-    } catch (err) {
-      console.log(`(kubectl geo status failed: ${(err as Error).message})`);
+    void afterReplicated();
+  }
+  if (!reported && values.exit && Date.now() > deadline) {
+    clearInterval(tick);
+    say(`not everything replicated within ${values.timeout}s`);
+    void stopAll().then(() => process.exit(1));
+  }
+}, 1000);
+
+/** Step 5, then what to try next. */
+async function afterReplicated(): Promise<void> {
+  const kube = env.info.kube!;
+  const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as { mainDb: string; trackingDb: string };
+  const main = new pg.Pool({ connectionString: demo.mainDb });
+  const tracking = new pg.Pool({ connectionString: demo.trackingDb });
+  const s3primary = env.info.s3!.primary;
+  const s3c = new S3Client({ endpoint: s3primary.endpoint, region: s3primary.region, forcePathStyle: true, credentials: s3primary });
+  try {
+    say("now changing london as an application would; watch tokyo follow in seconds");
+    await demonstrateEvents({ main, tracking, s3: s3c, bucket: s3primary.bucket, londonFiles: join(dir, "london-files"), tokyoFiles: join(dir, "tokyo-files"), say });
+  } catch (err) {
+    say(`event-driven replication did not follow: ${(err as Error).message}`);
+    if (values.exit) {
+      await stopAll();
+      process.exit(1);
     }
-    console.log(`
+  } finally {
+    s3c.destroy();
+    await Promise.all([main.end(), tracking.end()]);
+  }
+  // The kubectl plugin, found by kubectl's own plugin discovery, against this demo (kubectl
+  // refuses flags before a plugin's name, so the kubeconfig goes through the environment).
+  const pluginPath = `${join(REPO_ROOT, "hack", "bin")}:${process.env.PATH ?? ""}`;
+  try {
+    console.log(`$ kubectl geo status -n ${NS}\n` + execFileSync(kube.kubectl, ["geo", "status", "-n", NS], { encoding: "utf8", env: { ...process.env, PATH: pluginPath, KUBECONFIG: kube.kubeconfig } }));
+  } catch (err) {
+    console.log(`(kubectl geo status failed: ${(err as Error).message})`);
+  }
+  console.log(`
 Try next (in another terminal):
   export KUBECONFIG=${kube.kubeconfig}
   alias kubectl=${kube.kubectl}
@@ -199,16 +238,11 @@ Try next (in another terminal):
   kubectl geo registries cool-widget --site tokyo -n ${NS} --limit 5
   make demo-corrupt                             # overwrite one object in tokyo's bucket; watch it fail and heal
   ls ${join(dir, "tokyo-files", "uploads")} | head   # uploads copied from london's directory through its retrieval server
-  curl -s ${manager!.metricsURL}/metrics | grep '^geo_cool_widgets'
+  curl -s ${manager!.metricsURL}/metrics | grep -E '^geo_(cool_widgets|last_event|cursor|event_sync)'
+  GEO_PRIMARY_DB_URL=${demo.mainDb} node ${join(REPO_ROOT, "cmd/geo-operator.ts")} event publish --type upload --id 2   # "upload 2 changed": tokyo copies it again
 ${values.exit ? "" : "\nPress Ctrl-C to stop every server.\n"}`);
-    if (values.exit) {
-      clearInterval(tick);
-      void stopAll().then(() => process.exit(0));
-    }
+  if (values.exit) {
+    await stopAll();
+    process.exit(0);
   }
-  if (!reported && values.exit && Date.now() > deadline) {
-    clearInterval(tick);
-    say(`not everything replicated within ${values.timeout}s`);
-    void stopAll().then(() => process.exit(1));
-  }
-}, 1000);
+}

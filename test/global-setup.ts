@@ -26,6 +26,7 @@ export async function setup(project: TestProject): Promise<() => Promise<void>> 
     GEO_TEST_HELM: info.kube?.helm,
     GEO_TEST_PRIMARY_DB_URL: info.postgres?.primaryURL,
     GEO_TEST_SECONDARY_DB_URL: info.postgres?.secondaryURL,
+    GEO_TEST_PRIMARY_REPLICA_URL: info.postgres?.primaryReplicaURL,
     GEO_TEST_GIT_BASE_URL: info.git?.baseURL,
     GEO_TEST_GIT_ROOT: info.git?.root,
     GEO_TEST_MINIO: info.minioBinary,

@@ -3,7 +3,8 @@
  * directory. Used by the vitest globalSetup and by `make demo`.
  *
  *   kube      etcd + kube-apiserver (RBAC on), kubeconfig, and kubectl/helm paths
- *   postgres  two servers: the primary site's main DB and the secondary site's tracking DB
+ *   postgres  two servers: the primary site's main DB and the secondary site's tracking DB, and a
+ *             hot standby streaming the primary's WAL (the primary's read replica)
  *   s3        two MinIO servers: the primary's and the secondary's object storage
  *   git       a git daemon serving the primary's bare repositories
  */
@@ -13,7 +14,7 @@ import { join } from "node:path";
 import { startGitDaemon, type GitServer } from "./git-server.ts";
 import { startKubeControlPlane, type KubeControlPlane } from "./kube.ts";
 import { startMinio, type S3Endpoint } from "./minio.ts";
-import { startPostgres, type PostgresServer } from "./postgres.ts";
+import { startPostgres, startStandby, type PostgresServer, type StandbyServer } from "./postgres.ts";
 import { reapLeftovers } from "./processes.ts";
 import { ensureTools, type GoTool } from "./tools.ts";
 
@@ -24,7 +25,8 @@ export const ALL_COMPONENTS: Component[] = ["kube", "postgres", "s3", "git"];
 export interface LocalEnvironmentInfo {
   dir: string;
   kube?: { server: string; kubeconfig: string; kubectl: string; helm: string };
-  postgres?: { primaryURL: string; secondaryURL: string };
+  /** Superuser URLs of the `postgres` database on each server. */
+  postgres?: { primaryURL: string; secondaryURL: string; primaryReplicaURL: string };
   s3?: Record<"primary" | "secondary", { endpoint: string; region: string; bucket: string; accessKeyId: string; secretAccessKey: string }>;
   git?: { root: string; baseURL: string };
   minioBinary?: string;
@@ -33,10 +35,17 @@ export interface LocalEnvironmentInfo {
 export interface LocalEnvironment {
   info: LocalEnvironmentInfo;
   kube?: KubeControlPlane;
-  postgres?: { primary: PostgresServer; secondary: PostgresServer };
+  postgres?: PostgresServers;
   s3?: { primary: S3Endpoint; secondary: S3Endpoint };
   git?: GitServer;
   stop(): Promise<void>;
+}
+
+export interface PostgresServers {
+  primary: PostgresServer;
+  secondary: PostgresServer;
+  /** Read-only, replays the primary's WAL as it streams in; see `startStandby`. */
+  primaryReplica: StandbyServer;
 }
 
 const SERVER_COMMANDS = ["kube-apiserver", "etcd", "postgres", "minio", "git-daemon", "git daemon"];
@@ -61,23 +70,37 @@ export async function startLocalEnvironment(opts: {
   const tools = needed.length ? ensureTools(needed) : ({} as Record<GoTool, string>);
   log(`tools ready in ${Date.now() - started} ms`);
 
+  // Each PostgreSQL server as soon as it runs, so that one failing to start leaves none behind.
+  const postgres: Partial<PostgresServers> = {};
   const processes = () =>
-    [env.kube?.apiserver, env.kube?.etcd, env.postgres?.primary.process, env.postgres?.secondary.process, env.s3?.primary.process, env.s3?.secondary.process, env.git?.process].filter(
-      (p): p is NonNullable<typeof p> => p !== undefined,
-    );
+    [
+      env.kube?.apiserver,
+      env.kube?.etcd,
+      postgres.primaryReplica?.process,
+      postgres.primary?.process,
+      postgres.secondary?.process,
+      env.s3?.primary.process,
+      env.s3?.secondary.process,
+      env.git?.process,
+    ].filter((p): p is NonNullable<typeof p> => p !== undefined);
   // Last resort when the owner exits without calling stop() (a killed test runner, a timed-out
   // teardown): the servers must not outlive it.
   const killOnExit = () => {
     for (const p of processes()) if (p.running) p.kill("SIGKILL");
   };
   process.once("exit", killOnExit);
+  // A primary shutting down waits for its standbys to receive its last WAL: the standby goes first.
+  const stopPrimaryAndReplica = async () => {
+    await postgres.primaryReplica?.stop().catch(() => undefined);
+    await postgres.primary?.stop();
+  };
   const env: LocalEnvironment = {
     info: { dir },
     async stop() {
       await Promise.allSettled([
         env.kube?.stop(),
-        env.postgres?.primary.stop(),
-        env.postgres?.secondary.stop(),
+        stopPrimaryAndReplica(),
+        postgres.secondary?.stop(),
         env.s3?.primary.stop(),
         env.s3?.secondary.stop(),
         env.git?.stop(),
@@ -99,14 +122,22 @@ export async function startLocalEnvironment(opts: {
       );
     }
     if (components.has("postgres")) {
+      const primaryAndReplica = async () => {
+        const primary = (postgres.primary = await startPostgres({ name: "pg-primary", stateDir: dir }));
+        const replicaStarted = Date.now();
+        const replica = (postgres.primaryReplica = await startStandby(primary, { name: "pg-primary-replica", stateDir: dir }));
+        log(`PostgreSQL standby of the primary ready on port ${replica.port} in ${Date.now() - replicaStarted} ms`);
+      };
+      const secondary = async () => {
+        postgres.secondary = await startPostgres({ name: "pg-secondary", stateDir: dir });
+      };
       tasks.push(
-        Promise.all([startPostgres({ name: "pg-primary", stateDir: dir }), startPostgres({ name: "pg-secondary", stateDir: dir })]).then(
-          ([primary, secondary]) => {
-            env.postgres = { primary, secondary };
-            env.info.postgres = { primaryURL: primary.url, secondaryURL: secondary.url };
-            log(`PostgreSQL ready on ports ${primary.port} and ${secondary.port}`);
-          },
-        ),
+        Promise.all([primaryAndReplica(), secondary()]).then(() => {
+          const servers = postgres as PostgresServers;
+          env.postgres = servers;
+          env.info.postgres = { primaryURL: servers.primary.url, secondaryURL: servers.secondary.url, primaryReplicaURL: servers.primaryReplica.url };
+          log(`PostgreSQL ready on ports ${servers.primary.port} (primary) and ${servers.secondary.port} (secondary)`);
+        }),
       );
     }
     if (components.has("s3")) {

@@ -16,8 +16,7 @@
  */
 import type pg from "pg";
 import type { Queryable } from "../registry/db.ts";
-import { eventLogBounds, loadCursorPosition, readEvents, saveCursorPosition, type ChangeEvent, type CursorPosition } from "../registry/event-log.ts";
-import { EVENTS_CHANNEL } from "../registry/states.ts";
+import { eventLogBounds, listenForEvents, loadCursorPosition, readEvents, saveCursorPosition, type ChangeEvent, type CursorPosition } from "../registry/event-log.ts";
 import type { Logger } from "../util/log.ts";
 import { advance, DEFAULT_GAP_SETTINGS, type GapSettings } from "./gaps.ts";
 
@@ -106,9 +105,8 @@ function gapsChanged(before: CursorPosition, after: CursorPosition): boolean {
 async function listenFor(connect: () => Promise<pg.Client>, wake: Wakeup, log: Logger): Promise<pg.Client | undefined> {
   try {
     const client = await connect();
-    client.on("notification", () => wake.now());
     client.on("error", (err: Error) => log.warn({ err: err.message }, "LISTEN connection lost; polling goes on"));
-    await client.query(`LISTEN ${EVENTS_CHANNEL}`);
+    await listenForEvents(client, () => wake.now());
     return client;
   } catch (err) {
     log.warn({ err: (err as Error).message }, "cannot LISTEN for events; polling only");

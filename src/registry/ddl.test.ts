@@ -44,4 +44,25 @@ describe("renderSchemaDDL", () => {
   it("refuses bad names without rendering", () => {
     expect(() => renderSchemaDDL({ ...blob, name: "Bad Name" }, "secondary")).toThrow(/snake_case/);
   });
+
+  it("primary: change capture after the migrations, statement-level triggers with transition tables on the columns the type reads", () => {
+    const ddl = renderSchemaDDL({ ...blob, captureColumns: ["file_name"] }, "primary");
+    expect(ddl).toContain("-- change capture (changeCapture: trigger)");
+    expect(ddl.indexOf("-- change capture")).toBeGreaterThan(ddl.indexOf("-- migration 1"));
+    expect(ddl).toContain(`CREATE OR REPLACE FUNCTION public."geo_operator_capture_cool_widget"() RETURNS trigger`);
+    expect(ddl).toContain("SECURITY DEFINER SET search_path = pg_catalog, pg_temp");
+    expect(ddl).toContain(`WHERE ROW(n."file_name") IS DISTINCT FROM ROW(o."file_name")`);
+    expect(ddl).toContain(
+      `CREATE TRIGGER "geo_operator_cool_widget_updated" AFTER UPDATE ON "public"."cool_widgets" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT`,
+    );
+    expect(ddl.match(/CREATE TRIGGER/g)).toHaveLength(3);
+    expect(renderSchemaDDL(blob, "secondary")).not.toContain("TRIGGER");
+  });
+
+  it("primary with changeCapture none: no trigger is created, existing ones are dropped, the type is still registered for publishing", () => {
+    const ddl = renderSchemaDDL({ ...blob, changeCapture: "none" }, "primary");
+    expect(ddl).not.toContain("CREATE TRIGGER");
+    expect(ddl).toContain(`DROP TRIGGER IF EXISTS "geo_operator_cool_widget_inserted" ON "public"."cool_widgets"`);
+    expect(ddl).toContain("INSERT INTO public.geo_operator_capture_types");
+  });
 });

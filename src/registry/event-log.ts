@@ -10,7 +10,8 @@
 import type { Queryable } from "./db.ts";
 import { toNumber } from "./db.ts";
 import { EVENT_CURSORS_TABLE, EVENTS_TABLE, PUBLISH_FUNCTION } from "./side-tables.ts";
-import { EVENT_KIND_NAMES, EventKind, type EventKindName } from "./states.ts";
+import { EVENT_KIND_NAMES, EVENTS_CHANNEL, EventKind, type EventKindName } from "./states.ts";
+import type pg from "pg";
 
 export interface ChangeEvent {
   id: number;
@@ -171,4 +172,15 @@ export async function cursorPositions(db: Queryable): Promise<Map<string, Cursor
 export async function isPrimaryServer(db: Queryable): Promise<boolean> {
   const { rows } = await db.query<{ recovery: boolean }>(`SELECT pg_is_in_recovery() AS recovery`);
   return rows[0]?.recovery === false;
+}
+
+/**
+ * Subscribes a dedicated connection to the capture triggers' NOTIFY (only a connection to the
+ * primary itself receives it). `onEvent` is called, without payload, after events commit.
+ */
+export async function listenForEvents(client: pg.Client, onEvent: () => void): Promise<void> {
+  client.on("notification", (n) => {
+    if (n.channel === EVENTS_CHANNEL) onEvent();
+  });
+  await client.query(`LISTEN ${EVENTS_CHANNEL}`);
 }

@@ -14,6 +14,7 @@ import { resolveConfig } from "./identifiers.ts";
 import { captureDefinition, captureHashQuery, removeCaptureStatements } from "./change-capture.ts";
 import { CAPTURE_TYPES_TABLE, ensurePrimarySideTables, OPERATOR_MIGRATION_SET } from "./side-tables.ts";
 
+const INSUFFICIENT_PRIVILEGE = "42501";
 const captureTypesTable = () => `public.${CAPTURE_TYPES_TABLE}`;
 
 export interface ApplySchemaResult {
@@ -55,7 +56,17 @@ export async function applySchema(client: ClientBase, config: ReplicableTypeSche
     const capture = captureDefinition(resolved);
     const { rows } = await client.query<{ definition_hash: string }>(captureHashQuery(), [resolved.name]);
     if (rows[0]?.definition_hash === capture.hash) return;
-    for (const statement of capture.statements) await client.query(statement);
+    try {
+      for (const statement of capture.statements) await client.query(statement);
+    } catch (err) {
+      if ((err as { code?: string }).code !== INSUFFICIENT_PRIVILEGE) throw err;
+      throw new Error(
+        `changeCapture: ${resolved.changeCapture} needs the operator's database role to own the model table ` +
+          `${resolved.source.schema}.${resolved.source.table} (PostgreSQL lets only the owner add or drop triggers): ` +
+          `grant that role membership in the owner's role, or set changeCapture: none to rely on scanning (${(err as Error).message})`,
+        { cause: err },
+      );
+    }
     captureChanged = true;
   });
   return { ...result, captureChanged };

@@ -8,7 +8,8 @@
  * recorded under the set name OPERATOR_MIGRATION_SET, which no ReplicableType can have (type names
  * are snake_case). Role "secondary" is the tracking database, "primary" the main database.
  * Version 1 is the tables as the operator created them before they were migrations, with IF NOT
- * EXISTS, so a database that already has them records version 1 without change. A released
+ * EXISTS, so a database that already has them records version 1 without change. Later versions
+ * are written the same way, so re-applying one whose record was lost changes nothing. A released
  * version is never edited; later changes are new versions.
  */
 import pg from "pg";
@@ -163,15 +164,15 @@ const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
     statements: [
       // clock_timestamp(): the time of the write itself, not of its transaction's start, so
       // change-to-synced latency is measured from the change.
-      `CREATE TABLE public.${EVENTS_TABLE} (
+      `CREATE TABLE IF NOT EXISTS public.${EVENTS_TABLE} (
   id bigserial PRIMARY KEY,
   type_name text NOT NULL,
   model_id bigint NOT NULL,
   event smallint NOT NULL,
   created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 )`,
-      `CREATE INDEX ${EVENTS_TABLE}_created_at ON public.${EVENTS_TABLE} (created_at)`,
-      `CREATE TABLE public.${CAPTURE_TYPES_TABLE} (
+      `CREATE INDEX IF NOT EXISTS ${EVENTS_TABLE}_created_at ON public.${EVENTS_TABLE} (created_at)`,
+      `CREATE TABLE IF NOT EXISTS public.${CAPTURE_TYPES_TABLE} (
   type_name text PRIMARY KEY,
   states_table text NOT NULL,
   model_id_column text NOT NULL,

@@ -47,7 +47,8 @@ export interface StrategyDefinition<Settings = unknown, Endpoints = unknown> {
   /**
    * Whether a record's data may change on the primary after it was copied (a git push). Then
    * secondary verification resyncs rows whose primary checksum changed, and sync refreshes
-   * copies when verification is off. Blobs are immutable: a changed object is a mismatch.
+   * copies when verification is off. Blobs change only through events (an `updated` event resyncs
+   * the row); a blob changed without one is found as a checksum mismatch and copied again.
    */
   readonly primaryDataMayChange: boolean;
   /** Which GeoSite `capacities` entry bounds concurrent syncs, and its default. */

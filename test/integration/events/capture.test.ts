@@ -138,3 +138,24 @@ describe("change capture triggers", () => {
     expect(after.last!.id).toBe(bounds.last!.id);
   });
 });
+
+describe("change capture without the rights it needs", () => {
+  it("says the operator's role must own the model table, or changeCapture: none", async () => {
+    const other = await createTestDatabases();
+    try {
+      await other.primary.query(`DROP ROLE IF EXISTS geo_op_test; CREATE ROLE geo_op_test LOGIN`);
+      await other.primary.query(`CREATE TABLE uploads (id bigserial PRIMARY KEY, path text NOT NULL)`);
+      await other.primary.query(`GRANT CREATE, USAGE ON SCHEMA public TO geo_op_test; GRANT SELECT, REFERENCES ON uploads TO geo_op_test`);
+      await withClient(other.primary, async (c) => {
+        await c.query("SET ROLE geo_op_test");
+        await expect(applySchema(c, config, "primary")).rejects.toThrow(/needs the operator's database role to own the model table public\.uploads.*changeCapture: none/);
+        // With scanning only, the same role manages the schema.
+        await expect(applySchema(c, { ...config, changeCapture: "none" }, "primary")).resolves.toMatchObject({ captureChanged: true });
+        await c.query("RESET ROLE");
+      });
+    } finally {
+      await other.primary.query(`DROP OWNED BY geo_op_test; DROP ROLE geo_op_test`).catch(() => undefined);
+      await other.drop();
+    }
+  });
+});

@@ -20,8 +20,16 @@ const TRACKING_TABLES = [
   "geo_operator_consistency_passes",
   "geo_operator_deletion_candidates",
   "geo_operator_deletion_holds",
+  "geo_operator_event_cursors",
   "geo_operator_replicas",
   "geo_operator_worker_runs",
+];
+const PRIMARY_TABLES = [
+  "geo_operator_backfill_walks",
+  "geo_operator_capture_types",
+  "geo_operator_event_cursors",
+  "geo_operator_events",
+  "geo_operator_primary_heartbeat",
 ];
 
 const opened: TestDatabases[] = [];
@@ -67,14 +75,14 @@ async function createTablesTheOldWay(tracking: pg.Pool, primary: pg.Pool): Promi
 }
 
 describe("the operator's own tables as numbered migrations", () => {
-  it("a fresh database gets the tables and version 1 recorded; a second call applies nothing", async () => {
+  it("a fresh database gets the tables and every version recorded; a second call applies nothing", async () => {
     const dbs = await freshDatabases();
-    expect(await ensureTrackingSideTables(dbs.tracking)).toEqual({ applied: [1] });
-    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1] });
+    expect(await ensureTrackingSideTables(dbs.tracking)).toEqual({ applied: [1, 2] });
+    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1, 2] });
     expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
-    expect(await operatorTables(dbs.primary)).toEqual(["geo_operator_backfill_walks", "geo_operator_primary_heartbeat"]);
-    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
-    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1]);
+    expect(await operatorTables(dbs.primary)).toEqual(PRIMARY_TABLES);
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2]);
+    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1, 2]);
     expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [] });
     expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [] });
   });
@@ -82,10 +90,10 @@ describe("the operator's own tables as numbered migrations", () => {
   it("the first heartbeat on a fresh primary applies the primary's migration", async () => {
     const dbs = await freshDatabases();
     await writeHeartbeat(dbs.primary, "london");
-    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1]);
+    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1, 2]);
   });
 
-  it("a database where the earlier code created the tables records version 1 and keeps its rows", async () => {
+  it("a database where the earlier code created the tables records version 1 (and applies 2) and keeps its rows", async () => {
     const dbs = await freshDatabases();
     // A type's schema was applied too, so the versions table exists without any operator row.
     await withClient(dbs.tracking, (c) => applySchema(c, widgetType(), "secondary"));
@@ -93,23 +101,23 @@ describe("the operator's own tables as numbered migrations", () => {
     await recordLocation(dbs.tracking, "cool_widget", 7, "bucket/key-7");
     await dbs.primary.query(`INSERT INTO geo_operator_primary_heartbeat (site_name, beat_at) VALUES ('london', now())`);
 
-    expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [1] });
-    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1] });
-    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
+    expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [1, 2] });
+    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1, 2] });
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2]);
     expect(await appliedVersions(dbs.tracking, "cool_widget", "secondary")).toEqual([1]);
     expect(await locationsOf(dbs.tracking, "cool_widget", [7])).toEqual(new Map([[7, "bucket/key-7"]]));
     expect((await dbs.primary.query(`SELECT site_name FROM geo_operator_primary_heartbeat`)).rows).toEqual([{ site_name: "london" }]);
   });
 
-  it("callers racing on a fresh database all succeed, and exactly one applies version 1", async () => {
+  it("callers racing on a fresh database all succeed, and exactly one applies each version", async () => {
     const dbs = await freshDatabases();
     const results = await Promise.all([
       ...Array.from({ length: 4 }, () => ensureTrackingSideTables(dbs.tracking)),
       ...Array.from({ length: 2 }, () => withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))),
       ...Array.from({ length: 2 }, () => withClient(dbs.tracking, (c) => applySchema(c, widgetType(), "secondary"))),
     ]);
-    expect(results.slice(0, 6).flatMap((r) => r.applied)).toEqual([1]);
-    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1]);
+    expect(results.slice(0, 6).flatMap((r) => r.applied)).toEqual([1, 2]);
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2]);
     expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
     const beats = await Promise.all(["london", "london", "paris", "paris"].map((site) => writeHeartbeat(dbs.primary, site)));
     expect(new Set(beats).size).toBe(2);
