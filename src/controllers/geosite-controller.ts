@@ -224,6 +224,7 @@ export class GeoSiteController {
     try {
       if (primary) eventLog = await this.primaryEventLog(site, main, types, now);
       else if (followsLog) eventLog = await this.secondaryEventLog(site, main, tracking!, now, reasons);
+      else this.forgetCursor(site);
     } catch (err) {
       reasons.push(`${Reason.DatabaseUnreachable}: event log: ${(err as Error).message}`);
     }
@@ -269,6 +270,12 @@ export class GeoSiteController {
     if (status.oldestEventAgeSeconds !== undefined) this.d.metrics.oldestEventAge.set(labels, status.oldestEventAgeSeconds);
     else this.d.metrics.oldestEventAge.remove(labels);
     return bounds.last || capturesChanges(types) ? status : undefined;
+  }
+
+  /** A secondary that runs no cursor (switched off, or no type captures changes) exports no cursor series: a last lag would keep alerting. */
+  private forgetCursor(site: GeoSite): void {
+    const labels = { site: site.metadata.name, url: site.spec.url ?? "" };
+    for (const gauge of [this.d.metrics.cursorLastEventId, this.d.metrics.cursorLastEventTimestamp, this.d.metrics.cursorLag]) gauge.remove(labels);
   }
 
   /** Where the secondary's log cursor stands against the primary's newest event, read through `replica`. */

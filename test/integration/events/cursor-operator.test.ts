@@ -271,4 +271,16 @@ describe("the log cursors run by the operator", () => {
     expect(healthy.eventLog!.pendingGaps).toBe(0);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
+
+  it("stops a site's cursor switched off, and drops its event log status and series", async () => {
+    kubectlOk(["patch", "gsite", "tokyo", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { eventLog: { cursor: { enabled: false } } } })]);
+    const servers = manager.siteServers as InProcessSiteServers;
+    await until("tokyo's cursor stopped and its status without the event log", async () =>
+      (await servers.url(ns, "geo-cursor-tokyo")) === undefined && site("tokyo")?.status && site("tokyo")!.status!.eventLog === undefined ? true : undefined,
+    30_000);
+    const text = await metrics();
+    expect(metricValue(text, "geo_cursor_event_lag_seconds", "tokyo")).toBeUndefined();
+    expect(metricValue(text, "geo_cursor_last_event_id", "tokyo")).toBeUndefined();
+    expect(await servers.url(ns, "geo-cursor-london")).toBeDefined();
+  });
 });
