@@ -1,11 +1,10 @@
 /**
  * `geo-operator cursor --site S`: the site's log cursor (src/cursor/site-cursor.ts), as the
  * operator's per-site Deployment runs it. Serves /metrics and /healthz over plain HTTP on
- * --metrics-port (healthy while the cursor has completed a step within the last 30 s).
- * Exit codes: 0 stopped by SIGTERM, 2 invalid configuration.
+ * --metrics-port (src/cursor/endpoints.ts: healthy while the cursor has completed a step within
+ * the last 30 s). Exit codes: 0 stopped by SIGTERM, 2 invalid configuration.
  */
 import { Option, type Command } from "commander";
-import { createServer } from "node:http";
 import { Registry, collectDefaultMetrics } from "prom-client";
 import { createLogger } from "../../src/util/log.ts";
 
@@ -15,9 +14,6 @@ interface CursorCliOptions {
   host: string;
   logLevel: string;
 }
-
-/** A cursor that has not stepped for this long is reported unhealthy. */
-const HEALTHY_WITHIN_MS = 30_000;
 
 export function registerCursorCommand(program: Command): void {
   program
@@ -29,6 +25,7 @@ export function registerCursorCommand(program: Command): void {
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]).default("info"))
     .action(async (opts: CursorCliOptions) => {
       const { runSiteCursor } = await import("../../src/cursor/site-cursor.ts");
+      const { serveCursorEndpoints } = await import("../../src/cursor/endpoints.ts");
       const { CursorMetrics } = await import("../../src/metrics/cursor-metrics.ts");
       const { ConfigurationError } = await import("../../src/util/config-env.ts");
       const log = createLogger({ name: "cursor", level: opts.logLevel }).child({ site: opts.site });
@@ -36,17 +33,7 @@ export function registerCursorCommand(program: Command): void {
       collectDefaultMetrics({ register: registry });
       const metrics = new CursorMetrics(registry);
       let lastStep = 0;
-      const server = createServer((req, res) => {
-        if (req.url === "/metrics") {
-          void registry.metrics().then((text) => res.writeHead(200, { "content-type": registry.contentType }).end(text));
-        } else if (req.url === "/healthz") {
-          const healthy = Date.now() - lastStep < HEALTHY_WITHIN_MS;
-          res.writeHead(healthy ? 200 : 503).end(healthy ? "ok\n" : "the cursor has not completed a step recently\n");
-        } else {
-          res.writeHead(404).end();
-        }
-      });
-      if (Number(opts.metricsPort) > 0) server.listen(Number(opts.metricsPort), opts.host);
+      const endpoints = Number(opts.metricsPort) > 0 ? await serveCursorEndpoints({ registry, host: opts.host, port: Number(opts.metricsPort), lastStepAt: () => lastStep }) : undefined;
       const abort = new AbortController();
       process.once("SIGTERM", () => abort.abort());
       process.once("SIGINT", () => abort.abort());
@@ -56,7 +43,7 @@ export function registerCursorCommand(program: Command): void {
         process.stderr.write(`geo-operator cursor: ${(err as Error).message}\n`);
         process.exitCode = err instanceof ConfigurationError ? 2 : 1;
       } finally {
-        server.close();
+        await endpoints?.close();
       }
     });
 }

@@ -4,9 +4,14 @@
  * gauges. For the primary it also writes the heartbeat that proves to secondaries whose database
  * their replica is; for a secondary it reads that heartbeat through the replica as replication lag.
  *
+ * It also keeps the site's servers running (site-servers.ts: the strategies' and the log cursor)
+ * and shows the change event log (event-log-status.ts): on the primary its newest and oldest
+ * events, after pruning what is older than the retention; on a secondary where its cursor stands.
+ *
  * Health says what a person must know: databases or storage unreachable, a type's tables missing,
  * worker runs failing, verification failures rising, the registry far behind the primary's count,
- * deletions held, and a replica that is not this primary's or lags behind. Only sites this operator acts for are written. The status is written when it changed,
+ * deletions held, a replica that is not this primary's or lags behind, and a log cursor behind or
+ * stuck. Only sites this operator acts for are written. The status is written when it changed,
  * and otherwise at most every `heartbeatMs` so that lastStatusTime shows the operator is alive.
  */
 import type { CustomObjectsApi } from "@kubernetes/client-node";
@@ -24,7 +29,8 @@ import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { oldestUnsyncedAgeSeconds, primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
 import { readReplicaProof, writeHeartbeat } from "../registry/heartbeat.ts";
 import { deletionHold } from "../registry/deletions.ts";
-import { maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
+import { cursorMaxLagSecondsOf, eventLogRetentionSecondsOf, maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
+import { capturesChanges, cursorWanted } from "../cursor/site-server.ts";
 import { duplicateTypeNames } from "./validation.ts";
 import { replicatedBytes } from "../registry/replicas.ts";
 import { ping, type Queryable } from "../registry/db.ts";
@@ -35,6 +41,7 @@ import { ConditionType, Reason } from "./reasons.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
 import { checkTopology } from "./validation.ts";
 import { desiredSiteServers, type SiteServerExecutor } from "./site-servers.ts";
+import { observePrimaryEventLog, observeSecondaryEventLog, primaryEventLogStatus, secondaryEventLogStatus, type EventLogStatus } from "./event-log-status.ts";
 
 type TypeStatus = NonNullable<GeoSiteStatus["types"]>[number];
 
@@ -99,10 +106,14 @@ export class GeoSiteController {
     const typeStatuses: TypeStatus[] = [];
     let complete = true;
     let replicationLagSeconds: number | undefined;
+    let eventLog: EventLogStatus | undefined;
     if (site.spec.enabled !== false && !topology.problem) {
-      const counted = await this.collect(site, types, reasons);
+      // A secondary the topology check refuses runs no cursor (desiredSiteServers): nothing to show.
+      const followsLog = site.spec.role === "primary" || (cursorWanted(site, types) && !topology.invalidSecondaries.has(name));
+      const counted = await this.collect(site, types, reasons, now, followsLog);
       complete = counted.complete;
       replicationLagSeconds = counted.replicationLagSeconds;
+      eventLog = counted.eventLog;
       for (const { type, status, oldestPendingAgeSeconds } of counted.statuses) {
         typeStatuses.push({ name: type.spec.name, ...status, ...(oldestPendingAgeSeconds === undefined ? {} : { oldestPendingAgeSeconds }) } as TypeStatus);
         this.d.metrics.setTypeStatus(type.spec.plural ?? `${type.spec.name}s`, { name, url }, status);
@@ -118,7 +129,7 @@ export class GeoSiteController {
       }
     }
     if (this.d.servers && !topology.problem) {
-      const desired = desiredSiteServers(site, this.d.sites.list(namespace), types);
+      const desired = desiredSiteServers(site, this.d.sites.list(namespace), types, { metricsRegistry: this.d.metrics.registry });
       await this.d.servers.reconcile({ namespace, name, ...(site.metadata.uid ? { uid: site.metadata.uid } : {}) }, desired).catch((err: unknown) => {
         reasons.push(`${failureReason(err, Reason.ServerNotRunning)}: ${desired.map((s) => s.name).join(", ") || "site servers"}: ${describeError(err)}`);
       });
@@ -148,13 +159,12 @@ export class GeoSiteController {
       ...(reasons.length ? { healthReasons: reasons } : {}),
       ...summary,
       ...(replicationLagSeconds === undefined ? {} : { replicationLagSeconds: Math.round(replicationLagSeconds * 10) / 10 }),
+      ...(eventLog ? { eventLog } : !complete && previous?.eventLog ? { eventLog: previous.eventLog } : {}),
       types: typeCounters,
       conditions,
     };
-    // The lag moves every time it is read: on its own it only rides along with the heartbeat write.
-    const changed =
-      canonicalJSON({ ...status, lastStatusTime: undefined, replicationLagSeconds: undefined }) !==
-      canonicalJSON({ ...(previous ?? {}), lastStatusTime: undefined, replicationLagSeconds: undefined });
+    // Ages move every time they are read: on their own they only ride along with the heartbeat write.
+    const changed = withoutAges(status) !== withoutAges(previous);
     const heartbeatDue = !lastStatusTime || now.getTime() - lastStatusTime.getTime() >= (this.d.heartbeatMs ?? 5 * 60_000);
     if (changed || (complete && heartbeatDue)) {
       status.lastStatusTime = complete || !previous?.lastStatusTime ? now.toISOString() : previous.lastStatusTime;
@@ -183,7 +193,9 @@ export class GeoSiteController {
     site: GeoSite,
     types: ReplicableType[],
     reasons: string[],
-  ): Promise<{ complete: boolean; replicationLagSeconds?: number; statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] }> {
+    now: Date,
+    followsLog: boolean,
+  ): Promise<{ complete: boolean; replicationLagSeconds?: number; eventLog?: EventLogStatus; statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] }> {
     const statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] = [];
     const primary = site.spec.role === "primary";
     let main, tracking;
@@ -208,6 +220,14 @@ export class GeoSiteController {
     } catch (err) {
       reasons.push(`${Reason.DatabaseUnreachable}: heartbeat: ${(err as Error).message}`);
     }
+    let eventLog: EventLogStatus | undefined;
+    try {
+      if (primary) eventLog = await this.primaryEventLog(site, main, types, now);
+      else if (followsLog) eventLog = await this.secondaryEventLog(site, main, tracking!, now, reasons);
+      else this.forgetCursor(site);
+    } catch (err) {
+      reasons.push(`${Reason.DatabaseUnreachable}: event log: ${(err as Error).message}`);
+    }
     const previous = new Map((site.status?.types ?? []).map((t) => [t.name, t]));
     for (const t of types) {
       const config = typeRuntimeConfig(t.spec).schema;
@@ -231,10 +251,46 @@ export class GeoSiteController {
           continue;
         }
         reasons.push(`${Reason.DatabaseUnreachable}: status of ${t.spec.name}: ${(err as Error).message}`);
-        return { complete: false, statuses };
+        return { complete: false, ...(eventLog ? { eventLog } : {}), statuses };
       }
     }
-    return { complete: true, ...(replicationLagSeconds === undefined ? {} : { replicationLagSeconds }), statuses };
+    return { complete: true, ...(replicationLagSeconds === undefined ? {} : { replicationLagSeconds }), ...(eventLog ? { eventLog } : {}), statuses };
+  }
+
+  /** Prunes the primary's event log, then shows its bounds; undefined while no type captures changes and the log is empty. */
+  private async primaryEventLog(site: GeoSite, main: Queryable, types: ReplicableType[], now: Date): Promise<EventLogStatus | undefined> {
+    const { bounds, pruned } = await observePrimaryEventLog(main, eventLogRetentionSecondsOf(site.spec));
+    if (pruned > 0) this.d.log.debug({ site: site.metadata.name, pruned }, "pruned the event log");
+    const labels = { site: site.metadata.name, url: site.spec.url ?? "" };
+    const status = primaryEventLogStatus(bounds, now);
+    if (bounds.last) {
+      this.d.metrics.lastEventId.set(labels, bounds.last.id);
+      this.d.metrics.lastEventTimestamp.set(labels, bounds.last.createdAt.getTime() / 1000);
+    }
+    if (status.oldestEventAgeSeconds !== undefined) this.d.metrics.oldestEventAge.set(labels, status.oldestEventAgeSeconds);
+    else this.d.metrics.oldestEventAge.remove(labels);
+    return bounds.last || capturesChanges(types) ? status : undefined;
+  }
+
+  /** A secondary that runs no cursor (switched off, or no type captures changes) exports no cursor series: a last lag would keep alerting. */
+  private forgetCursor(site: GeoSite): void {
+    const labels = { site: site.metadata.name, url: site.spec.url ?? "" };
+    for (const gauge of [this.d.metrics.cursorLastEventId, this.d.metrics.cursorLastEventTimestamp, this.d.metrics.cursorLag]) gauge.remove(labels);
+  }
+
+  /** Where the secondary's log cursor stands against the primary's newest event, read through `replica`. */
+  private async secondaryEventLog(site: GeoSite, replica: Queryable, tracking: Queryable, now: Date, reasons: string[]): Promise<EventLogStatus> {
+    const name = site.metadata.name;
+    const { bounds, position } = await observeSecondaryEventLog(replica, tracking, name);
+    const { status, finding } = secondaryEventLogStatus({ siteName: name, bounds, position, now, maxLagSeconds: cursorMaxLagSecondsOf(site.spec) });
+    if (finding) reasons.push(finding);
+    const labels = { site: name, url: site.spec.url ?? "" };
+    if (position) {
+      this.d.metrics.cursorLastEventId.set(labels, position.lastEventId);
+      if (position.lastEventAt) this.d.metrics.cursorLastEventTimestamp.set(labels, position.lastEventAt.getTime() / 1000);
+    }
+    if (status.lagSeconds !== undefined) this.d.metrics.cursorLag.set(labels, status.lagSeconds);
+    return status;
   }
 
   /** The primary's heartbeat read through the replica: its age, or a reason why it proves nothing. */
@@ -257,6 +313,12 @@ export class GeoSiteController {
     }
     return proof.lagSeconds;
   }
+}
+
+/** The status as compared for "changed": without the ages that move on every read. */
+function withoutAges(status: GeoSiteStatus | undefined): string {
+  const s = status ?? {};
+  return canonicalJSON({ ...s, lastStatusTime: undefined, replicationLagSeconds: undefined, eventLog: s.eventLog && { ...s.eventLog, oldestEventAgeSeconds: undefined } });
 }
 
 /** How far the registry may trail the primary's count before the site is called unhealthy. */

@@ -51,6 +51,8 @@ export const Reason = {
   RegistryBehind: "RegistryBehind",
   ReplicaUnproven: "ReplicaUnproven",
   ReplicaLagging: "ReplicaLagging",
+  /** A secondary's log cursor is behind the primary's event log by more than eventLog.cursor.maxLag, or stuck. */
+  EventCursorBehind: "EventCursorBehind",
   PrimaryEmpty: "PrimaryEmpty",
   TooManyDeletions: "TooManyDeletions",
 } as const;

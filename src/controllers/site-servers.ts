@@ -1,6 +1,7 @@
 /**
- * Keeps the long-running servers strategies ask for (src/strategies/site-server.ts) running on a
- * site, and nothing else: a server no longer wanted is removed. Two executors, as for worker
+ * Keeps the long-running servers of a site (src/strategies/site-server.ts) running, and nothing
+ * else: those strategies ask for and the site's log cursor (src/cursor/site-server.ts). A server
+ * no longer wanted is removed. Two executors, as for worker
  * runs: Deployments + Services in the cluster, or the server started inside this process.
  *
  * Desired state is given per (namespace, site); each reconcile passes the whole list for that
@@ -9,14 +10,17 @@
 import { restrictedContainerSecurityContext, restrictedPodSecurityContext } from "../k8s/pod-security.ts";
 import { createHash } from "node:crypto";
 import { ApiException, type AppsV1Api, type CoreV1Api, type V1Deployment, type V1OwnerReference, type V1Service } from "@kubernetes/client-node";
+import type { Registry } from "prom-client";
 import { API_VERSION, LABELS } from "../api/v1alpha1/resources.ts";
 import { resolveEnv } from "../k8s/env.ts";
 import { assertPodSecretsOptedIn } from "../k8s/secrets.ts";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import { cursorSiteServer } from "../cursor/site-server.ts";
 import { strategyFor } from "../strategies/catalog.ts";
 import type { RunningSiteServer, SiteServer } from "../strategies/site-server.ts";
 import type { Logger } from "../util/log.ts";
 import type { JobSettings } from "./job-spec.ts";
+import { checkTopology } from "./validation.ts";
 
 /** Label naming the server a Deployment or Service belongs to. */
 export const SERVER_LABEL = "geo.replication.dev/server";
@@ -37,10 +41,13 @@ export interface SiteServerExecutor {
 }
 
 /**
- * The servers `site` needs: each strategy used by `types` is asked with the settings of its types.
- * A disabled site runs none. Pure apart from parsing the specs.
+ * The servers `site` needs: each strategy used by `types` is asked with the settings of its types,
+ * and the site's log cursor is added when some type captures changes (unless the site's
+ * `eventLog.cursor.enabled` is false, or it is a secondary the topology check refuses). A disabled
+ * site runs none. `metricsRegistry` receives the metrics of cursors run in this process. Pure
+ * apart from parsing the specs.
  */
-export function desiredSiteServers(site: GeoSite, sites: readonly GeoSite[], types: readonly ReplicableType[]): SiteServer[] {
+export function desiredSiteServers(site: GeoSite, sites: readonly GeoSite[], types: readonly ReplicableType[], opts: { metricsRegistry?: Registry } = {}): SiteServer[] {
   if (site.spec.enabled === false) return [];
   const byStrategy = new Map<string, unknown[]>();
   for (const t of types) {
@@ -58,18 +65,29 @@ export function desiredSiteServers(site: GeoSite, sites: readonly GeoSite[], typ
   for (const [name, settings] of byStrategy) {
     for (const server of strategyFor(name).siteServers!(site, sites, settings)) servers.set(server.name, server);
   }
+  const topology = checkTopology(sites.filter((s) => s.metadata.namespace === site.metadata.namespace));
+  if (topology.primary && !topology.invalidSecondaries.has(site.metadata.name)) {
+    const cursor = cursorSiteServer({ site, primary: topology.primary, types, ...(opts.metricsRegistry ? { metricsRegistry: opts.metricsRegistry } : {}) });
+    if (cursor) servers.set(cursor.name, cursor);
+  }
   return [...servers.values()];
 }
 
 /** What distinguishes one version of a server from another: a change replaces it. */
 export function serverSpecHash(server: SiteServer): string {
-  const { name, namespace, site, args, env, volumes, mounts, port, readinessPath } = server;
-  return createHash("sha256").update(JSON.stringify({ name, namespace, site, args, env, volumes, mounts, port, readinessPath })).digest("hex").slice(0, 16);
+  const { name, namespace, site, args, env, volumes, mounts, port, readinessPath, scheme, labels } = server;
+  // scheme and labels only when set, so servers without them keep the hash they had before both existed.
+  const spec = { name, namespace, site, args, env, volumes, mounts, port, readinessPath, ...(scheme ? { scheme } : {}), ...(labels ? { labels } : {}) };
+  return createHash("sha256").update(JSON.stringify(spec)).digest("hex").slice(0, 16);
 }
 
 function labelsOf(server: SiteServer): Record<string, string> {
-  return { [LABELS.managedBy]: "geo-operator", [LABELS.site]: server.site, [SERVER_LABEL]: server.name };
+  return { ...server.labels, [LABELS.managedBy]: "geo-operator", [LABELS.site]: server.site, [SERVER_LABEL]: server.name };
 }
+
+const schemeOf = (server: SiteServer) => server.scheme ?? "HTTPS";
+/** The container's and the Service's port name: what the port speaks. */
+const portNameOf = (server: SiteServer) => schemeOf(server).toLowerCase();
 
 /**
  * The GeoSite as owner: the garbage collector removes a server's Deployment and Service when
@@ -104,8 +122,8 @@ export function renderServerDeployment(server: SiteServer, settings: Pick<JobSet
               command: ["geo-operator"],
               args: server.args,
               env: [...server.env, { name: "HOME", value: "/tmp" }],
-              ports: [{ name: "https", containerPort: server.port }],
-              readinessProbe: { httpGet: { path: server.readinessPath, port: server.port, scheme: "HTTPS" }, periodSeconds: 5 },
+              ports: [{ name: portNameOf(server), containerPort: server.port }],
+              readinessProbe: { httpGet: { path: server.readinessPath, port: server.port, scheme: schemeOf(server) }, periodSeconds: 5 },
               resources: settings.resources,
               volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, ...server.mounts],
               securityContext: restrictedContainerSecurityContext(),
@@ -123,7 +141,7 @@ export function renderServerService(server: SiteServer, site?: ServedSite): V1Se
     apiVersion: "v1",
     kind: "Service",
     metadata: { name: server.name, namespace: server.namespace, labels: labelsOf(server), annotations: { [HASH_ANNOTATION]: serverSpecHash(server) }, ...ownedBy(site) },
-    spec: { selector: { [SERVER_LABEL]: server.name }, ports: [{ name: "https", port: server.port, targetPort: server.port }] },
+    spec: { selector: { [SERVER_LABEL]: server.name }, ports: [{ name: portNameOf(server), port: server.port, targetPort: server.port }] },
   };
 }
 

@@ -11,8 +11,8 @@ import { createHash } from "node:crypto";
 import type { V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
-import { secretEnv } from "../k8s/env.ts";
 import { strategyFor } from "../strategies/catalog.ts";
+import { siteRunEnv } from "../workers/environment.ts";
 import type { WorkerKind } from "../workers/kinds.ts";
 
 export type { WorkerKind };
@@ -49,24 +49,9 @@ export function jobName(typeName: string, site: string, kind: WorkerKind, schedu
   return `${full.slice(0, 63 - 10 - stamp.length)}-${hash}-${stamp}`.replace(/-+/g, "-");
 }
 
-/** Env of a worker: specs as JSON (not secret), database URLs by reference, then the strategy's. */
+/** Env of a worker: the type's spec as JSON, then the site's part of the contract (specs as values, database URLs by reference). */
 export function workerEnv(type: ReplicableType, site: GeoSite, primary: GeoSite): V1EnvVar[] {
-  const env: V1EnvVar[] = [
-    { name: "GEO_TYPE_SPEC", value: JSON.stringify(type.spec) },
-    { name: "GEO_SITE_SPEC", value: JSON.stringify(site.spec) },
-    { name: "GEO_PRIMARY_SITE_SPEC", value: JSON.stringify(primary.spec) },
-    { name: "GEO_PRIMARY_SITE_NAME", value: primary.metadata.name },
-    { name: "HOME", value: "/tmp" },
-  ];
-  const db = site.spec.database;
-  if (site.spec.role === "primary") {
-    env.push(secretEnv("GEO_PRIMARY_DB_URL", db.secretRef.name, db.secretRef.key ?? "url"));
-  } else {
-    const replica = db.primaryReplicaSecretRef!;
-    env.push(secretEnv("GEO_PRIMARY_DB_URL", replica.name, replica.key ?? "url"));
-    env.push(secretEnv("GEO_TRACKING_DB_URL", db.secretRef.name, db.secretRef.key ?? "url"));
-  }
-  return env;
+  return [{ name: "GEO_TYPE_SPEC", value: JSON.stringify(type.spec) }, ...siteRunEnv(site, primary), { name: "HOME", value: "/tmp" }];
 }
 
 /** Run time, plus the longest a last item may take, plus slack for start-up and shutdown. */

@@ -24,13 +24,13 @@ import { ConfigurationError, requireSecret, type Env } from "../util/config-env.
 import { checkDatabase, createPool, type Pool } from "../util/database.ts";
 import type { Logger } from "../util/log.ts";
 import type { WorkerContext } from "../workers/context.ts";
-import { siteSpecFromEnv } from "../workers/environment.ts";
+import { siteSpecFromEnv, TYPE_SPECS_ENV } from "../workers/environment.ts";
 import { runLogCursor, type LogCursorOptions } from "./log-cursor.ts";
 import { PrimaryEventHandler } from "./primary-handler.ts";
 import { SecondaryEventHandler } from "./secondary-handler.ts";
 import pg from "pg";
 
-export const TYPE_SPECS_ENV = "GEO_TYPE_SPECS";
+export { TYPE_SPECS_ENV };
 
 export interface SiteCursorOptions {
   site: string;

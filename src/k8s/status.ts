@@ -6,10 +6,20 @@
 import { PatchStrategy, setHeaderOptions, type CustomObjectsApi } from "@kubernetes/client-node";
 import { GROUP, VERSION } from "../api/v1alpha1/resources.ts";
 
-export function statusMergePatch(previous: object | undefined, next: object): Record<string, unknown> {
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+
+/** `next` with every key `previous` had and `next` lacks set to null, in nested objects too (a merge patch merges them; lists are replaced whole). */
+function withRemovals(previous: Record<string, unknown>, next: Record<string, unknown>): Record<string, unknown> {
   const patch: Record<string, unknown> = { ...next };
-  for (const key of Object.keys(previous ?? {})) if (!(key in next)) patch[key] = null;
-  return { status: patch };
+  for (const [key, before] of Object.entries(previous)) {
+    if (next[key] === undefined) patch[key] = null;
+    else if (isObject(before) && isObject(next[key])) patch[key] = withRemovals(before, next[key]);
+  }
+  return patch;
+}
+
+export function statusMergePatch(previous: object | undefined, next: object): Record<string, unknown> {
+  return { status: withRemovals((previous ?? {}) as Record<string, unknown>, next as Record<string, unknown>) };
 }
 
 export async function patchStatus(

@@ -32,6 +32,13 @@ export class OperatorMetrics {
   readonly siteHealthy: Gauge<"site">;
   readonly deletionsHeld: Gauge<"type" | "site">;
   readonly replicationLag: Gauge<"site" | "url">;
+  /** The change event log on the primary and each secondary's cursor, GitLab's names where GitLab has them. */
+  readonly lastEventId: Gauge<"site" | "url">;
+  readonly lastEventTimestamp: Gauge<"site" | "url">;
+  readonly oldestEventAge: Gauge<"site" | "url">;
+  readonly cursorLastEventId: Gauge<"site" | "url">;
+  readonly cursorLastEventTimestamp: Gauge<"site" | "url">;
+  readonly cursorLag: Gauge<"site" | "url">;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -66,6 +73,13 @@ export class OperatorMetrics {
       labelNames: ["site", "url"],
       registers,
     });
+    const siteGauge = (name: string, help: string) => new Gauge({ name, help, labelNames: ["site", "url"], registers });
+    this.lastEventId = siteGauge("geo_last_event_id", "Primary: id of the newest event in the change event log");
+    this.lastEventTimestamp = siteGauge("geo_last_event_timestamp", "Primary: when the newest event in the change event log was written (Unix seconds)");
+    this.oldestEventAge = siteGauge("geo_event_log_oldest_event_age_seconds", "Primary: age of the oldest event not yet pruned from the change event log");
+    this.cursorLastEventId = siteGauge("geo_cursor_last_event_id", "Secondary: id of the newest event this site's log cursor has applied");
+    this.cursorLastEventTimestamp = siteGauge("geo_cursor_last_event_timestamp", "Secondary: when the newest event this site's log cursor has applied was written on the primary (Unix seconds)");
+    this.cursorLag = siteGauge("geo_cursor_event_lag_seconds", "Secondary: how far the log cursor is behind the primary's newest event, in seconds of event time (0 when caught up)");
   }
 
   private gauge(name: string, help: string): Gauge<"site" | "url"> {

@@ -1,8 +1,9 @@
 /**
- * A long-running server a strategy needs on a site (the blob strategy's file retrieval server on a
- * primary whose files live on a volume). Like a worker run, one value describes it for both
- * executors: the Jobs executor renders it as a Deployment and a Service, the in-process executor
- * calls `start` with the same environment resolved from Secrets.
+ * A long-running server the operator keeps on a site: one a strategy needs (the blob strategy's
+ * file retrieval server on a primary whose files live on a volume), or the site's log cursor
+ * (src/cursor/site-server.ts). Like a worker run, one value describes it for both executors: the
+ * Jobs executor renders it as a Deployment and a Service, the in-process executor calls `start`
+ * with the same environment resolved from Secrets.
  */
 import type { V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { Logger } from "../util/log.ts";
@@ -27,8 +28,12 @@ export interface SiteServer {
   mounts: V1VolumeMount[];
   /** The container port, exposed by the Service under the same number. */
   port: number;
-  /** An unauthenticated HTTPS path that answers 200 when the server is up (readiness probe). */
+  /** What `port` speaks (readiness probe, Service port name); HTTPS when absent. */
+  scheme?: "HTTP" | "HTTPS";
+  /** An unauthenticated path over `scheme` that answers 200 when the server is up (readiness probe). */
   readinessPath: string;
+  /** Extra labels of the Deployment, its pods and the Service (what a ServiceMonitor selects). */
+  labels?: Record<string, string>;
   /** Runs the same server in this process with `env` resolved; used by the in-process executor. */
   start(env: Record<string, string | undefined>, log: Logger): Promise<RunningSiteServer>;
 }

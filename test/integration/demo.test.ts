@@ -31,7 +31,11 @@ it("make demo replicates the sample data and exits with --exit", async () => {
     expect(out).toMatch(/make demo-corrupt/);
     // kubectl found the plugin and it read the demo's status.
     expect(out).toMatch(/\$ kubectl geo status -n geo-demo\n/);
-    expect(out).toMatch(/^tokyo\s+secondary\s+cool_widget\s+120\s/m);
+    // After step 5 wrote one cool_widget and deleted another: 121 or 120, depending on when the status pass ran.
+    expect(out).toMatch(/^tokyo\s+secondary\s+cool_widget\s+12[01]\s/m);
+    // Step 5: each change followed through the event log and the in-process log cursors.
+    expect(out).toMatch(/cool_widget \d+: synced and verified on tokyo \d+\.\d s after the write/);
+    expect(out).toMatch(/upload \d+: the new content is on tokyo and verified against london's new checksum/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -156,6 +156,33 @@ describe("operator", () => {
     expect((await fetch(`${manager.healthURL}/readyz`)).status).toBe(200);
   });
 
+  it("renders each site's log cursor as a Deployment and Service owned by its GeoSite, with Secrets by reference", async () => {
+    const deployment = (name: string) => until(`Deployment ${name}`, () => {
+      const res = kubectl(["get", "deployment", name, "-n", ns, "-o", "json"]);
+      return res.code === 0 ? JSON.parse(res.stdout) : undefined;
+    }, 60_000);
+    for (const [name, role] of [["london", "primary"], ["tokyo", "secondary"]] as const) {
+      const d = await deployment(`geo-cursor-${name}`);
+      const c = d.spec.template.spec.containers[0];
+      expect(c.args).toEqual(["cursor", "--site", name, "--metrics-port", "9090"]);
+      expect(c.readinessProbe.httpGet).toMatchObject({ path: "/healthz", port: 9090, scheme: "HTTP" });
+      const vars = Object.fromEntries(c.env.map((e: any) => [e.name, e]));
+      expect(JSON.parse(vars.GEO_TYPE_SPECS.value).map((t: any) => t.name)).toEqual(["cool_widget", "design_repository"]);
+      expect(JSON.parse(vars.GEO_SITE_SPEC.value).role).toBe(role);
+      expect(vars.GEO_PRIMARY_SITE_NAME.value).toBe("london");
+      expect(vars.GEO_TYPE_SPEC).toBeUndefined();
+      // Credentials only as references, never as values.
+      const secretNames = c.env.filter((e: any) => e.valueFrom).map((e: any) => e.valueFrom.secretKeyRef.name);
+      expect(secretNames).toContain(role === "primary" ? "primary-main-db" : "secondary-tracking-db");
+      expect(new Set(secretNames)).toEqual(new Set(role === "primary" ? ["primary-main-db", "primary-object-storage"] : ["primary-replica-db", "secondary-tracking-db", "primary-object-storage", "secondary-object-storage"]));
+      for (const secret of [dbs.primaryUrl, dbs.trackingUrl, env.s3!.primary.secretAccessKey, env.s3!.secondary.secretAccessKey]) expect(JSON.stringify(d)).not.toContain(secret);
+      expect(d.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: "GeoSite", name })]);
+      const svc = JSON.parse(kubectlOk(["get", "service", `geo-cursor-${name}`, "-n", ns, "-o", "json"]));
+      expect(svc.spec.ports).toEqual([expect.objectContaining({ name: "http", port: 9090 })]);
+      expect(svc.metadata.labels["app.kubernetes.io/component"]).toBe("log-cursor");
+    }
+  });
+
   it("replicates and verifies every object and repository; kubectl get geosites shows 100.0%", async () => {
     // Re-verification every 4 s here sends the primary's checksums back to pending for a moment,
     // so both sites are read at once until both show everything done.

@@ -66,6 +66,9 @@ const LAYER_RULES: { files: string[]; mayNotImport: string[] }[] = [
     mayNotImport: ["src/strategies", "src/workers", "src/controllers", "src/plugin", "src/manager.ts"],
   },
   { files: ["src/strategies"], mayNotImport: ["src/workers", "src/controllers", "src/plugin", "src/manager.ts"] },
+  // What runs in a worker's or a cursor's process; the controllers build on them (a cursor is a site server).
+  { files: ["src/workers", "src/cursor"], mayNotImport: ["src/controllers", "src/plugin", "src/manager.ts"] },
+  { files: ["src/workers"], mayNotImport: ["src/cursor"] },
 ];
 
 describe("strategy names", () => {

@@ -102,3 +102,18 @@ export function verificationCapacityOf(site: GeoSiteSpec): number {
 export function maxReplicationLagSecondsOf(site: GeoSiteSpec): number {
   return parseDuration(site.database.maxReplicationLag ?? "10m") / 1000;
 }
+
+/** Primary: how long events stay in the change event log before they are pruned. */
+export function eventLogRetentionSecondsOf(site: GeoSiteSpec): number {
+  return parseDuration(site.eventLog?.retention ?? "24h") / 1000;
+}
+
+/** Whether the site runs its log cursor (when some type captures changes). */
+export function cursorEnabledOf(site: GeoSiteSpec): boolean {
+  return site.eventLog?.cursor?.enabled ?? true;
+}
+
+/** Secondary: how far behind the primary's newest event the cursor may fall before the site is unhealthy. */
+export function cursorMaxLagSecondsOf(site: GeoSiteSpec): number {
+  return parseDuration(site.eventLog?.cursor?.maxLag ?? "5m") / 1000;
+}

@@ -101,10 +101,16 @@ describe("helm chart", () => {
     const off = helmTemplate();
     for (const kind of ["ServiceMonitor", "PrometheusRule", "ConfigMap"]) expect(find(off, kind)).toBeUndefined();
     const on = helmTemplate({ set: ["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "dashboard.enabled=true"] });
-    const sm = get(on, "ServiceMonitor");
+    const sm = get(on, "ServiceMonitor", "geo-operator");
     expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: "metrics", path: "/metrics" })]);
     expect(get(on, "Service").metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
-    expect(get(on, "PrometheusRule").spec.groups[0].rules.map((r: { alert: string }) => r.alert)).toEqual(["GeoSiteUnhealthy", "GeoVerificationFailuresRising", "GeoOldestPendingTooOld"]);
+    // The log cursors' Services, in every namespace (in the release's only for a namespaced install).
+    const cursors = get(on, "ServiceMonitor", "geo-operator-cursors");
+    expect(cursors.spec.endpoints).toEqual([expect.objectContaining({ port: "http", path: "/metrics" })]);
+    expect(cursors.spec.namespaceSelector).toEqual({ any: true });
+    const namespaced = helmTemplate({ set: ["metrics.serviceMonitor.enabled=true", "rbac.namespaced=true"] });
+    expect(get(namespaced, "ServiceMonitor", "geo-operator-cursors").spec.namespaceSelector).toEqual({ matchNames: ["geo-operator-system"] });
+    expect(get(on, "PrometheusRule").spec.groups[0].rules.map((r: { alert: string }) => r.alert)).toEqual(["GeoSiteUnhealthy", "GeoVerificationFailuresRising", "GeoOldestPendingTooOld", "GeoEventCursorBehind"]);
     const cm = get(on, "ConfigMap");
     expect(cm.metadata.labels).toMatchObject({ grafana_dashboard: "1" });
     expect(JSON.parse(cm.data["geo-operator.json"])).toEqual(JSON.parse(readFileSync(join(CHART_DIR, "dashboards/geo-operator.json"), "utf8")));
@@ -153,6 +159,7 @@ describe("values.schema.json", () => {
     ["executor=cron", "value must be one of 'jobs', 'in-process'"],
     ["site=Tokyo_1", "/site"],
     ["metrics.prometheusRule.siteUnhealthyFor=ten", "/metrics/prometheusRule/siteUnhealthyFor"],
+    ["metrics.prometheusRule.cursorLagFor=soon", "/metrics/prometheusRule/cursorLagFor"],
   ] as const) {
     it(`rejects --set ${set} with a clear message`, () => {
       const res = helmTemplateRaw({ set: [set] });
