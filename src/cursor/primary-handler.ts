@@ -13,13 +13,14 @@ import type { WorkerContext } from "../workers/context.ts";
 import { errorMessage, newSummary } from "../workers/summary.ts";
 import { checksumClaimedRows } from "../workers/verify-primary.ts";
 import { IdPump } from "./id-pump.ts";
-import { lastEventPerRecord } from "./secondary-handler.ts";
+import { FRESH_RETRY_WINDOW_MS, lastEventPerRecord } from "./secondary-handler.ts";
 
 class TypeChecksummer {
   readonly ctx: WorkerContext;
   private readonly metrics: CursorMetrics | undefined;
   private readonly pump: IdPump;
   private readonly changedAt = new Map<number, Date>();
+  private readonly retries = new Map<number, number>();
 
   constructor(ctx: WorkerContext, metrics: CursorMetrics | undefined) {
     this.ctx = ctx;
@@ -42,15 +43,32 @@ class TypeChecksummer {
     const { type, log } = this.ctx;
     try {
       const rows = await claimChecksumFor(this.ctx.primaryDb, type.schema, ids);
-      if (rows.length > 0) await checksumClaimedRows({ ...this.ctx, concurrency: rows.length }, rows, newSummary("verify-primary", type.name, this.ctx.siteName));
-      for (const id of ids) {
-        const at = this.changedAt.get(id);
-        this.changedAt.delete(id);
-        if (at && rows.some((r) => r.modelId === id)) this.metrics?.changeToChecksummed.observe({ type: type.name, site: this.ctx.siteName }, Math.max(0, (Date.now() - at.getTime()) / 1000));
-      }
+      if (rows.length === 0) return;
+      await checksumClaimedRows({ ...this.ctx, concurrency: rows.length }, rows, newSummary("verify-primary", type.name, this.ctx.siteName), {
+        onChecksummed: (id) => {
+          const at = this.changedAt.get(id);
+          this.changedAt.delete(id);
+          this.retries.delete(id);
+          if (at) this.metrics?.changeToChecksummed.observe({ type: type.name, site: this.ctx.siteName }, Math.max(0, (Date.now() - at.getTime()) / 1000));
+        },
+        onFailed: (id) => this.retrySoonIfFresh(id),
+      });
     } catch (err) {
       log.warn({ err: errorMessage(err), ids: ids.length }, "event-driven checksum failed; the verify-primary Job will retry");
     }
+  }
+
+  /** Like the secondary's: data not readable yet (a row committed before its upload) is tried again for a minute. */
+  private retrySoonIfFresh(modelId: number): void {
+    const changed = this.changedAt.get(modelId);
+    if (!changed || Date.now() - changed.getTime() > FRESH_RETRY_WINDOW_MS || this.ctx.signal.aborted) {
+      this.changedAt.delete(modelId);
+      this.retries.delete(modelId);
+      return;
+    }
+    const attempt = (this.retries.get(modelId) ?? 0) + 1;
+    this.retries.set(modelId, attempt);
+    setTimeout(() => this.pump.add([modelId]), Math.min(500 * 2 ** (attempt - 1), 16_000)).unref();
   }
 
   drain(): Promise<void> {

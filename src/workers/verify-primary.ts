@@ -46,7 +46,12 @@ export async function runVerifyPrimary(ctx: WorkerContext): Promise<WorkerSummar
  * claim (a record changed meanwhile keeps its reset). Used by the verify-primary Job and by the
  * primary's log cursor for records its events name.
  */
-export async function checksumClaimedRows(ctx: WorkerContext, rows: readonly ChecksumStateRow[], summary: WorkerSummary): Promise<void> {
+export async function checksumClaimedRows(
+  ctx: WorkerContext,
+  rows: readonly ChecksumStateRow[],
+  summary: WorkerSummary,
+  hooks: { onChecksummed?(modelId: number): void; onFailed?(modelId: number): void } = {},
+): Promise<void> {
   const { type, replicator, log, primaryDb } = ctx;
   summary.claimed += rows.length;
   const records = await loadModelRecords(primaryDb, type, rows.map((r) => r.modelId), replicator.columns);
@@ -57,12 +62,15 @@ export async function checksumClaimedRows(ctx: WorkerContext, rows: readonly Che
       if (!record) throw new Error(`record ${row.modelId} no longer exists`);
       const result = await replicator.checksumPrimary(record, itemSignal(ctx, type.timeoutsMs.sync));
       if (ctx.signal.aborted) return;
-      if (await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { claim: row.claim!, checksum: result.checksum, ...clockOption(ctx) })) summary.succeeded++;
+      if (await markChecksumSucceeded(primaryDb, type.schema, row.modelId, { claim: row.claim!, checksum: result.checksum, ...clockOption(ctx) })) {
+        summary.succeeded++;
+        hooks.onChecksummed?.(row.modelId);
+      }
       summary.bytes += result.bytes;
     } catch (err) {
       if (ctx.signal.aborted) return;
       summary.failed++;
-      await markChecksumFailed(primaryDb, type.schema, row.modelId, { claim: row.claim!, message: errorMessage(err), ...clockOption(ctx) });
+      if (await markChecksumFailed(primaryDb, type.schema, row.modelId, { claim: row.claim!, message: errorMessage(err), ...clockOption(ctx) })) hooks.onFailed?.(row.modelId);
       log.warn({ modelId: row.modelId, reason: errorMessage(err) }, "primary checksum failed");
     }
   });

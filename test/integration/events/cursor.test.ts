@@ -149,7 +149,8 @@ describe("log cursors", () => {
     });
   });
 
-  it("a row committed before its object was uploaded is copied once the object appears (the cursor retries for a minute)", async () => {
+  it("a row committed before its object was uploaded is checksummed and copied once the object appears (both cursors retry for a minute)", async () => {
+    start("primary");
     start("secondary");
     const { rows } = await world.dbs.primary.query<{ id: string }>(`INSERT INTO cool_widgets (file_name) VALUES ('slow.bin') RETURNING id::text`);
     const id = Number(rows[0]!.id);
@@ -158,6 +159,7 @@ describe("log cursors", () => {
     await putPrimary(`cool_widgets/${id}/slow.bin`, body);
     await within(20_000, "synced once the object is there", async () => (await row(id))?.state === SyncState.synced);
     expect((await secondaryBody(`cool_widgets/${id}/slow.bin`))?.equals(body)).toBe(true);
+    await within(20_000, "verified against the primary's checksum, computed once the object was there", async () => (await row(id))?.verification_state === VerificationState.succeeded);
   });
 
   it("a column change the type reads (a new key) is followed: the new object is copied", async () => {
