@@ -139,6 +139,8 @@ beforeAll(async () => {
     primaryS3: await onNode(s3!.primary.endpoint),
     secondaryS3: await onNode(s3!.secondary.endpoint),
     git: await onNode(git!.baseURL),
+    // tokyo reads london's database through a real streaming replica (a hot standby).
+    replicaDb: await onNode(postgres!.primaryReplicaURL),
   };
 
   // The namespace enforces the restricted profile: the operator and every worker Pod must pass it.
@@ -180,7 +182,9 @@ beforeAll(async () => {
   const types = ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml", "replicabletype-upload.yaml"].map((file) => {
     const doc = samples(file);
     // Short enough for a test, long enough that two cores are not busy starting worker Pods only.
-    doc.spec.intervals = { sync: "10s", verification: "10s", primaryVerification: "10s", consistency: "30s" };
+    // Consistency keeps the sample's 10 minutes: after the first pass, new records arrive through
+    // the event log and the cursor Pods (checked below).
+    doc.spec.intervals = { sync: "10s", verification: "10s", primaryVerification: "10s", consistency: "10m" };
     // Re-verification soon enough to find the corruption below, not so soon that verified rows are
     // forever being re-verified.
     doc.spec.verification = { ...(doc.spec.verification ?? {}), minimumReverificationInterval: "30s" };
@@ -193,7 +197,7 @@ beforeAll(async () => {
   kubectlOk(["apply", "-n", NS, "-f", "-"], [
     secret("primary-main-db", { url: pod.primaryDb }),
     secret("secondary-tracking-db", { url: pod.trackingDb }),
-    secret("primary-replica-db", { url: pod.primaryDb }),
+    secret("primary-replica-db", { url: pod.replicaDb }),
     secret("primary-object-storage", key(s3!.primary)),
     secret("secondary-object-storage", key(s3!.secondary)),
     secret("london-files-tls", { "tls.crt": filesTls.cert, "tls.key": filesTls.key, "ca.crt": filesTls.ca }, "kubernetes.io/tls"),
@@ -455,6 +459,54 @@ describe("geo-operator on a real node", () => {
     await kubectlAsyncOk(["annotate", "--overwrite", "rtype", "design-repository", "-n", NS, `geo.replication.dev/trigger=${trigger}`]);
     await until("the trigger handled by the new leader", async () => ((await json(["get", "rtype", "design-repository", "-n", NS])).status.lastTrigger === trigger ? true : undefined), 60_000);
     console.log(`[e2e] leader ${leader} killed; ${holder} took over after ${seconds.toFixed(1)} s`);
+  });
+
+  it("runs a log cursor per site as a Deployment owned by its GeoSite; the Pods are Ready under the restricted profile", async () => {
+    for (const site of ["london", "tokyo"]) {
+      const name = `geo-cursor-${site}`;
+      const pod = await until(`${name}'s Pod Ready`, async () =>
+        (await podsOf(`geo.replication.dev/server=${name}`)).find((p) => p.status.conditions?.some((c: any) => c.type === "Ready" && c.status === "True")), 240_000);
+      const deployment = await json(["get", "deployment", name, "-n", NS]);
+      expect(deployment.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: "GeoSite", name: site })]);
+      const container = pod.spec.containers[0];
+      expect(container.args).toEqual(["cursor", "--site", site, "--metrics-port", "9090"]);
+      // Specs by value, every credential by reference.
+      expect(container.env.filter((e: any) => e.value !== undefined).map((e: any) => e.name).sort()).toEqual(
+        ["GEO_PRIMARY_SITE_NAME", "GEO_PRIMARY_SITE_SPEC", "GEO_SITE_SPEC", "GEO_TYPE_SPECS", "HOME"],
+      );
+      expect(pod.spec.nodeName).toBe("geo-e2e-node");
+    }
+  });
+
+  it("a blob written on london is synced and verified on tokyo within seconds through the cursor Pods (the next consistency pass is 10 min away); a rewrite published as updated follows", async () => {
+    const bucket = servers.info.s3!.primary.bucket;
+    const body = randomBytes(100_000);
+    const { rows } = await primaryDb.query<{ id: string }>(`SELECT nextval('cool_widgets_id_seq')::text AS id`);
+    const id = rows[0]!.id;
+    const key = `cool_widgets/${id}/event.bin`;
+    await primaryS3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    const wrote = Date.now();
+    await primaryDb.query(`INSERT INTO cool_widgets (id, namespace_id, file_name) VALUES ($1, 1, 'event.bin')`, [id]);
+    const verifiedWith = (sum: string) => async () =>
+      (await trackingDb.query(`SELECT 1 FROM cool_widget_registry WHERE cool_widget_id = $1 AND state = 2 AND verification_state = 2 AND encode(verification_checksum, 'hex') = $2`, [id, sum])).rowCount === 1 ? true : undefined;
+    await until("the new blob synced and verified on tokyo", verifiedWith(sha256(body)), 60_000);
+    const created = (Date.now() - wrote) / 1000;
+    const newer = randomBytes(50_000);
+    await primaryS3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: newer }));
+    const published = Date.now();
+    await primaryDb.query(`SELECT geo_operator_publish_event('cool_widget', $1::bigint, 'updated')`, [id]);
+    await until("the rewritten blob copied and verified against its new checksum", verifiedWith(sha256(newer)), 60_000);
+    const updated = (Date.now() - published) / 1000;
+    console.log(`[e2e] event-driven through the cursor Pods: new blob synced+verified in ${created.toFixed(1)} s, rewrite in ${updated.toFixed(1)} s`);
+    const copy = await secondaryS3.send(new GetObjectCommand({ Bucket: servers.info.s3!.secondary.bucket, Key: key }));
+    expect(sha256(await copy.Body!.transformToByteArray())).toBe(sha256(newer));
+    // Well inside the 10 minutes a consistency pass would have needed.
+    expect(created).toBeLessThan(60);
+    // tokyo's status shows its cursor caught up.
+    await until("tokyo's event lag at 0", async () => {
+      const log = (await json(["get", "gsite", "tokyo", "-n", NS])).status.eventLog;
+      return log && log.lagSeconds === 0 && log.cursorLastEventId > 0 ? true : undefined;
+    }, 60_000);
   });
 
   it("uninstalling (custom resources first, as docs/installation.md says) leaves no operator-owned Pods, Jobs, Deployments or Services", async () => {
