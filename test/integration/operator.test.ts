@@ -177,7 +177,11 @@ describe("operator", () => {
       expect(new Set(secretNames)).toEqual(new Set(role === "primary" ? ["primary-main-db", "primary-object-storage"] : ["primary-replica-db", "secondary-tracking-db", "primary-object-storage", "secondary-object-storage"]));
       for (const secret of [dbs.primaryUrl, dbs.trackingUrl, env.s3!.primary.secretAccessKey, env.s3!.secondary.secretAccessKey]) expect(JSON.stringify(d)).not.toContain(secret);
       expect(d.metadata.ownerReferences).toEqual([expect.objectContaining({ kind: "GeoSite", name })]);
-      const svc = JSON.parse(kubectlOk(["get", "service", `geo-cursor-${name}`, "-n", ns, "-o", "json"]));
+      // The Service is created right after the Deployment, in the same reconcile.
+      const svc = await until(`Service geo-cursor-${name}`, () => {
+        const res = kubectl(["get", "service", `geo-cursor-${name}`, "-n", ns, "-o", "json"]);
+        return res.code === 0 ? JSON.parse(res.stdout) : undefined;
+      }, 60_000);
       expect(svc.spec.ports).toEqual([expect.objectContaining({ name: "http", port: 9090 })]);
       expect(svc.metadata.labels["app.kubernetes.io/component"]).toBe("log-cursor");
     }
