@@ -1,0 +1,87 @@
+/**
+ * Event mode's log cursors: `geo-operator cursor --site <name>` as child processes, one for the
+ * primary (checksums of changed records) and one for the secondary (sync, verify, remove) —
+ * src/cursor/site-cursor.ts's runSiteCursor, as the operator's per-site Deployment runs it, in its
+ * own process so the bench's writer and watcher do not share its event loop. Logs go to a file;
+ * each is stopped by its PID.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../hack/localenv/tools.ts";
+import { loadCursorPosition } from "../../src/registry/event-log.ts";
+import { PRIMARY_SITE, SECONDARY_SITE, type World } from "./world.ts";
+
+export interface CursorProcess {
+  site: string;
+  log: string;
+  child: ChildProcess;
+}
+
+export async function startCursors(world: World, dir: string): Promise<CursorProcess[]> {
+  const cursors = [start(world, "primary", PRIMARY_SITE, dir), start(world, "secondary", SECONDARY_SITE, dir)];
+  // Each cursor saves its starting position (the newest event) before it reads anything.
+  const deadline = Date.now() + 60_000;
+  for (const [db, site] of [[world.primaryDb, PRIMARY_SITE], [world.trackingDb, SECONDARY_SITE]] as const) {
+    while (!(await loadCursorPosition(db, site).catch(() => null))) {
+      const dead = cursors.find((c) => c.child.exitCode !== null);
+      if (dead) throw new Error(`the ${dead.site} cursor exited with ${dead.child.exitCode}: ${tail(dead.log)}`);
+      if (Date.now() > deadline) throw new Error(`the ${site} cursor did not start within 60 s: ${tail(cursors.find((c) => c.site === site)!.log)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return cursors;
+}
+
+function start(world: World, role: "primary" | "secondary", site: string, dir: string): CursorProcess {
+  const log = join(dir, `cursor-${world.mode}-${site}.log`);
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "cursor", "--site", site, "--metrics-port", "0", "--log-level", "warn"], {
+    env: world.env(role),
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  child.stderr!.pipe(createWriteStream(log));
+  return { site, log, child };
+}
+
+/** SIGTERM, then SIGKILL after 20 s; resolves when each has exited. */
+export async function stopCursors(cursors: readonly CursorProcess[]): Promise<void> {
+  await Promise.all(
+    cursors.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.child.exitCode !== null || c.child.signalCode !== null) return resolve();
+          const kill = setTimeout(() => c.child.kill("SIGKILL"), 20_000);
+          c.child.once("exit", () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          c.child.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
+/** Warnings the cursors logged (pino JSON lines at warn and above), counted by message. */
+export function cursorWarnings(cursors: readonly CursorProcess[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const c of cursors) {
+    for (const line of readFileSync(c.log, "utf8").split("\n")) {
+      if (!line.startsWith("{")) continue;
+      try {
+        const msg = `${c.site}: ${(JSON.parse(line) as { msg?: string }).msg ?? line}`;
+        counts.set(msg, (counts.get(msg) ?? 0) + 1);
+      } catch {
+        // a partial last line
+      }
+    }
+  }
+  return counts;
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").slice(-2000);
+  } catch {
+    return "(no log)";
+  }
+}
