@@ -66,6 +66,11 @@ export class Ledger {
   private unapplied: Change[] = [];
   /** Changes whose row looked synced while the secondary still held an older version. */
   readonly staleSeen = new Set<number>();
+  /**
+   * Of those, changes whose row was synced (last_synced_at) after the cursor had already applied
+   * their event: the resync should have fenced that copy out, so this is a lost update.
+   */
+  readonly staleAfterApplied: { change: Change; lastSyncedAt: number; found: ContentObservation }[] = [];
   /** Observations of a version lower than one seen before for the same record. */
   regressions = 0;
   /** Deletes whose registry row was gone while the copy was still in storage. */
@@ -118,7 +123,11 @@ export class Ledger {
       }
       if (c.syncedAt === undefined && syncedAfter(row, c)) {
         if (content === undefined || (content !== null && content >= c.version)) c.syncedAt = row.lastSyncedAt!;
-        else this.staleSeen.add(c.seq);
+        else {
+          const first = !this.staleSeen.has(c.seq);
+          this.staleSeen.add(c.seq);
+          if (first && c.appliedAt !== undefined && row.lastSyncedAt! > c.appliedAt) this.staleAfterApplied.push({ change: c, lastSyncedAt: row.lastSyncedAt!, found: content });
+        }
       }
       if (c.syncedAt !== undefined) track.everSynced = true;
       if (c.verifiedAt === undefined && row.verified && row.verifiedAt! > c.committedAt && syncedAfter(row, c)) c.verifiedAt = row.verifiedAt!;

@@ -43,7 +43,8 @@ export interface BenchOptions {
 }
 
 const USAGE = `node bench/latency/run.ts [options]
-  --quick                 smoke run: short durations, scan intervals scaled down (< 2 minutes)
+  --quick                 smoke run (< 2 minutes): event mode at 20/s for 8 s, scan mode with intervals
+                          scaled down (consistency 15s, sync 4s) for 30 s; not numbers for the record
   --mode event|scan|both  default both
   --rates 10,100,500      event mode rates (changes/s)
   --seconds 60,60,20      how long each event mode rate writes
@@ -84,11 +85,11 @@ export function parseOptions(argv: string[]): BenchOptions {
   const quick = values.quick;
   if (!["event", "scan", "both"].includes(values.mode)) throw new Error(`--mode is event, scan or both, not ${values.mode}`);
   const modes = values.mode === "both" ? (["event", "scan"] as const) : ([values.mode] as ["event"] | ["scan"]);
-  const rates = numbers(values.rates ?? (quick ? "10,100" : "10,100,500"), "rates");
-  const seconds = numbers(values.seconds ?? (quick ? "8,5" : "60,60,20"), "seconds");
+  const rates = numbers(values.rates ?? (quick ? "20" : "10,100,500"), "rates");
+  const seconds = numbers(values.seconds ?? (quick ? "8" : "60,60,20"), "seconds");
   if (seconds.length !== rates.length) throw new Error(`--seconds needs one duration per rate (${rates.length})`);
   const scanRate = numbers(values["scan-rate"] ?? "10", "scan-rate")[0]!;
-  const windowSeconds = quick ? 40 : numbers(values["scan-minutes"] ?? "12", "scan-minutes")[0]! * 60;
+  const windowSeconds = quick ? 30 : numbers(values["scan-minutes"] ?? "12", "scan-minutes")[0]! * 60;
   return {
     quick,
     modes: [...modes],
@@ -98,14 +99,14 @@ export function parseOptions(argv: string[]): BenchOptions {
       // One consistency interval of writes, then the next pass and a sync run to pick them up.
       seconds: quick ? 15 : Math.max(60, windowSeconds - 120),
       windowSeconds,
-      intervals: quick ? { sync: "5s", verification: "5s", primaryVerification: "5s", consistency: "20s" } : "samples",
+      intervals: quick ? { sync: "4s", verification: "4s", primaryVerification: "4s", consistency: "15s" } : "samples",
     },
     repoShare: numbers(values["repo-share"], "repo-share")[0]!,
     repoMaxRate: numbers(values["repo-max-rate"], "repo-max-rate")[0]!,
     mix: { create: 40, update: 40, delete: 20 },
     // A registry of a few thousand rows: a burst of deletes in a tiny one trips the deletion rails'
     // share rule (10 % per check), which holds every deletion of the type until a person releases it.
-    seed: quick ? { blobs: 400, repos: 4 } : { blobs: 3000, repos: 30 },
+    seed: quick ? { blobs: 250, repos: 4 } : { blobs: 3000, repos: 30 },
     sizes: [
       { bytes: 4 * 1024, share: 0.8, label: "4 KiB" },
       { bytes: 256 * 1024, share: 0.18, label: "256 KiB" },

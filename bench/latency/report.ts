@@ -178,10 +178,18 @@ export function verdicts(r: RunResult): Verdict[] {
   if (r.mode === "event") {
     out.push({ ok: finalOk, line: `${mark(finalOk)} ${at}: final secondary state equals the primary's — ${describe("blobs", f.blob)} (${f.blob.fullyCompared} read in full on both sides); ${describe("repositories", f.repo)}` });
   } else {
-    out.push({ ok: true, line: `INFO ${at}: final state after ${((r.windowSeconds ?? 0) / 60).toFixed(0)} min (not expected to match: scan mode follows no updates and needs two consistency passes per delete) — ${describe("blobs", f.blob)}; ${describe("repositories", f.repo)}` });
+    out.push({ ok: true, line: `INFO ${at}: final state after ${((r.windowSeconds ?? 0) / 60).toFixed(1)} min (not expected to match: scan mode follows no updates and needs two consistency passes per delete) — ${describe("blobs", f.blob)}; ${describe("repositories", f.repo)}` });
   }
-  if (r.ledger.staleSeen.size > 0) {
-    out.push({ ok: true, line: `INFO ${at}: ${r.ledger.staleSeen.size} changes had their row synced after the commit with an older version in place (a copy that began before the change and ended before the cursor applied it); each was timed only once the new version was there` });
+  const late = r.ledger.staleAfterApplied;
+  if (r.mode === "event") {
+    const first = late[0];
+    const detail = first
+      ? ` — e.g. ${first.change.data} ${first.change.modelId} v${first.change.version}: event applied by ${new Date(first.change.appliedAt!).toISOString()}, row synced at ${new Date(first.lastSyncedAt).toISOString()} holding v${first.found}`
+      : "";
+    out.push({ ok: late.length === 0, line: `${mark(late.length === 0)} ${at}: no row synced with an older version after the cursor applied the newer change's event — ${late.length}${detail}` });
+  }
+  if (r.ledger.staleSeen.size > late.length) {
+    out.push({ ok: true, line: `INFO ${at}: ${r.ledger.staleSeen.size - late.length} changes had their row synced after the commit with an older version in place, before the cursor was seen to apply their event (a copy that began before the change); each was timed only once the new version was there` });
   }
   if (r.ledger.leftovers.size > 0) out.push({ ok: true, line: `INFO ${at}: ${r.ledger.leftovers.size} deletes had their registry row gone while the copy was still in storage` });
   return out;
