@@ -124,9 +124,9 @@ export class Ledger {
       if (c.syncedAt === undefined && syncedAfter(row, c)) {
         if (content === undefined || (content !== null && content >= c.version)) c.syncedAt = row.lastSyncedAt!;
         else {
-          const first = !this.staleSeen.has(c.seq);
           this.staleSeen.add(c.seq);
-          if (first && c.appliedAt !== undefined && row.lastSyncedAt! > c.appliedAt) this.staleAfterApplied.push({ change: c, lastSyncedAt: row.lastSyncedAt!, found: content });
+          const lost = c.appliedAt !== undefined && row.lastSyncedAt! > c.appliedAt;
+          if (lost && !this.staleAfterApplied.some((s) => s.change === c)) this.staleAfterApplied.push({ change: c, lastSyncedAt: row.lastSyncedAt!, found: content });
         }
       }
       if (c.syncedAt !== undefined) track.everSynced = true;
