@@ -51,6 +51,7 @@ function role(p: Proc, byPid: Map<number, Proc>, rootPid: number): string {
   if (c.includes("minio server") && c.includes("s3-secondary")) return "MinIO secondary";
   if (c.includes("git daemon") || c.includes("git-daemon")) return "git daemon";
   for (let q: Proc | undefined = p; q; q = byPid.get(q.ppid)) {
+    if (q.cmdline.includes("pg-primary-replica")) return "PostgreSQL replica";
     if (q.cmdline.includes("pg-primary")) return "PostgreSQL primary";
     if (q.cmdline.includes("pg-secondary")) return "PostgreSQL secondary";
     if (q.pid === rootPid) break;

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
-import { loadCursorPosition } from "../../src/registry/event-log.ts";
+import { eventLogBounds, loadCursorPosition } from "../../src/registry/event-log.ts";
 import { PRIMARY_SITE, SECONDARY_SITE, type World } from "./world.ts";
 
 export interface CursorProcess {
@@ -20,13 +20,15 @@ export interface CursorProcess {
 
 export async function startCursors(world: World, dir: string): Promise<CursorProcess[]> {
   const cursors = [start(world, "primary", PRIMARY_SITE, dir), start(world, "secondary", SECONDARY_SITE, dir)];
-  // Each cursor saves its starting position (the newest event) before it reads anything.
-  const deadline = Date.now() + 60_000;
+  // A new cursor starts at the oldest event in the log: both go through the seeds' events (all
+  // replicated already) before the writer starts.
+  const head = (await eventLogBounds(world.primaryDb)).last?.id ?? 0;
+  const deadline = Date.now() + 120_000;
   for (const [db, site] of [[world.primaryDb, PRIMARY_SITE], [world.trackingDb, SECONDARY_SITE]] as const) {
-    while (!(await loadCursorPosition(db, site).catch(() => null))) {
+    while (((await loadCursorPosition(db, site).catch(() => null))?.lastEventId ?? -1) < head) {
       const dead = cursors.find((c) => c.child.exitCode !== null);
       if (dead) throw new Error(`the ${dead.site} cursor exited with ${dead.child.exitCode}: ${tail(dead.log)}`);
-      if (Date.now() > deadline) throw new Error(`the ${site} cursor did not start within 60 s: ${tail(cursors.find((c) => c.site === site)!.log)}`);
+      if (Date.now() > deadline) throw new Error(`the ${site} cursor did not reach event ${head} within 120 s: ${tail(cursors.find((c) => c.site === site)!.log)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -31,6 +31,8 @@ export interface Change {
   eventId?: number;
   /** A delete of a record the secondary had synced before: its removal is timed. */
   replicatedBefore?: boolean;
+  /** When the watcher saw the event on the replica the secondary reads. */
+  replayedAt?: number;
   /** When the watcher saw the cursor's saved position pass the event. */
   appliedAt?: number;
   syncedAt?: number;
@@ -64,6 +66,7 @@ export class Ledger {
   readonly changes: Change[] = [];
   private readonly records = new Map<string, RecordTrack>();
   private unapplied: Change[] = [];
+  private unreplayed: Change[] = [];
   /** Changes whose row looked synced while the secondary still held an older version. */
   readonly staleSeen = new Set<number>();
   /**
@@ -89,7 +92,10 @@ export class Ledger {
     }
     this.changes.push(change);
     track.open.push(change);
-    if (change.eventId !== undefined) this.unapplied.push(change);
+    if (change.eventId !== undefined) {
+      this.unapplied.push(change);
+      this.unreplayed.push(change);
+    }
   }
 
   /** Model ids with a change not yet settled (synced and verified, or removed). */
@@ -150,6 +156,12 @@ export class Ledger {
       this.records.set(key(data, modelId), t);
     }
     return t;
+  }
+
+  /** The newest event id on the secondary's replica of the primary (ids commit nearly in order). */
+  observeReplayed(lastEventId: number, at: number): void {
+    for (const c of this.unreplayed) if (c.eventId! <= lastEventId) c.replayedAt = at;
+    this.unreplayed = this.unreplayed.filter((c) => c.replayedAt === undefined);
   }
 
   /** Changes still open: creates/updates never synced (or never verified), deletes never removed. */

@@ -20,6 +20,8 @@ export interface ScanPlan extends RatePlan {
 
 export interface BenchOptions {
   quick: boolean;
+  /** What the secondary reads the primary's database through. */
+  secondaryReads: "replica" | "primary";
   modes: ("event" | "scan")[];
   event: RatePlan[];
   scan: ScanPlan;
@@ -46,6 +48,9 @@ const USAGE = `node bench/latency/run.ts [options]
   --quick                 smoke run (< 2 minutes): event mode at 20/s for 8 s, scan mode with intervals
                           scaled down (consistency 15s, sync 4s) for 30 s; not numbers for the record
   --mode event|scan|both  default both
+  --secondary-reads replica|primary
+                          the secondary reads the primary's database through its streaming replica
+                          (default, no NOTIFY: adaptive poll) or directly (the cursor LISTENs)
   --rates 10,100,500      event mode rates (changes/s)
   --seconds 60,60,20      how long each event mode rate writes
   --scan-rate 10          scan mode's one rate
@@ -67,6 +72,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     options: {
       quick: { type: "boolean", default: false },
       mode: { type: "string", default: "both" },
+      "secondary-reads": { type: "string", default: "replica" },
       rates: { type: "string" },
       seconds: { type: "string" },
       "scan-rate": { type: "string" },
@@ -84,6 +90,8 @@ export function parseOptions(argv: string[]): BenchOptions {
   }
   const quick = values.quick;
   if (!["event", "scan", "both"].includes(values.mode)) throw new Error(`--mode is event, scan or both, not ${values.mode}`);
+  const secondaryReads = values["secondary-reads"];
+  if (secondaryReads !== "replica" && secondaryReads !== "primary") throw new Error(`--secondary-reads is replica or primary, not ${secondaryReads}`);
   const modes = values.mode === "both" ? (["event", "scan"] as const) : ([values.mode] as ["event"] | ["scan"]);
   const rates = numbers(values.rates ?? (quick ? "20" : "10,100,500"), "rates");
   const seconds = numbers(values.seconds ?? (quick ? "8" : "60,60,20"), "seconds");
@@ -92,6 +100,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   const windowSeconds = quick ? 30 : numbers(values["scan-minutes"] ?? "12", "scan-minutes")[0]! * 60;
   return {
     quick,
+    secondaryReads,
     modes: [...modes],
     event: rates.map((rate, i) => ({ rate, seconds: seconds[i]! })),
     scan: {

@@ -104,12 +104,15 @@ export function latencyTable(results: RunResult[]): string {
 }
 
 export function lagTable(results: RunResult[]): string {
-  const lines = ["| mode | rate | secondary cursor: events behind p50 / max | lag p50 / p99 / max | primary cursor: events behind max |", "|---|---|---:|---:|---:|"];
+  const lines = [
+    "| mode | rate | secondary cursor: events behind p50 / max | lag p50 / p99 / max | replica: events not replayed p50 / max | primary cursor: events behind max |",
+    "|---|---|---:|---:|---:|---:|",
+  ];
   for (const r of results.filter((x) => x.lag.length > 0)) {
     const behind = r.lag.map((s) => s.behind);
     const lag = r.lag.map((s) => s.lagSeconds * 1000);
     lines.push(
-      `| ${r.mode} | ${rateLabel(r)} | ${percentile(behind, 50)} / ${Math.max(...behind)} | ${seconds(percentile(lag, 50))} / ${seconds(percentile(lag, 99))} / ${seconds(Math.max(...lag))} | ${Math.max(...r.lag.map((s) => s.primaryBehind))} |`,
+      `| ${r.mode} | ${rateLabel(r)} | ${percentile(behind, 50)} / ${Math.max(...behind)} | ${seconds(percentile(lag, 50))} / ${seconds(percentile(lag, 99))} / ${seconds(Math.max(...lag))} | ${percentile(r.lag.map((s) => s.replicaBehind), 50)} / ${Math.max(...r.lag.map((s) => s.replicaBehind))} | ${Math.max(...r.lag.map((s) => s.primaryBehind))} |`,
     );
   }
   return lines.join("\n");
@@ -118,29 +121,31 @@ export function lagTable(results: RunResult[]): string {
 /** Where the time goes in event mode: commit → cursor applied → synced → verified, and by size. */
 export function breakdownTable(results: RunResult[]): string {
   const lines = [
-    "| rate | commit → cursor applied p50 / p99 | applied → synced p50 / p99 | synced → verified p50 / p99 | blobs 4 KiB p50 / p99 | 256 KiB | 8 MiB | repositories |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    "| rate | commit → readable by the secondary p50 / p99 | → cursor applied p50 / p99 | → synced p50 / p99 | synced → verified p50 / p99 | blobs 4 KiB p50 / p99 | 256 KiB | 8 MiB | repositories |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   const pair = (v: number[]) => (v.length ? `${seconds(percentile(v, 50))} / ${seconds(percentile(v, 99))}` : "—");
   for (const r of results.filter((x) => x.mode === "event")) {
     const up = r.ledger.changes.filter((c) => c.kind !== "delete" && c.syncedAt !== undefined);
-    const applied = up.filter((c) => c.appliedAt !== undefined);
+    const applied = up.filter((c) => c.appliedAt !== undefined && c.replayedAt !== undefined);
     const bySize = (size: string) => up.filter((c) => c.size === size).map((c) => c.syncedAt! - c.committedAt);
     lines.push(
-      `| ${rateLabel(r)} | ${pair(applied.map((c) => c.appliedAt! - c.committedAt))} | ${pair(applied.map((c) => Math.max(0, c.syncedAt! - c.appliedAt!)))} | ${pair(up.filter((c) => c.verifiedAt !== undefined).map((c) => c.verifiedAt! - c.syncedAt!))} | ${pair(bySize("4 KiB"))} | ${pair(bySize("256 KiB"))} | ${pair(bySize("8 MiB"))} | ${pair(up.filter((c) => c.data === "repo").map((c) => c.syncedAt! - c.committedAt))} |`,
+      `| ${rateLabel(r)} | ${pair(applied.map((c) => c.replayedAt! - c.committedAt))} | ${pair(applied.map((c) => Math.max(0, c.appliedAt! - c.replayedAt!)))} | ${pair(applied.map((c) => Math.max(0, c.syncedAt! - c.appliedAt!)))} | ${pair(up.filter((c) => c.verifiedAt !== undefined).map((c) => c.verifiedAt! - c.syncedAt!))} | ${pair(bySize("4 KiB"))} | ${pair(bySize("256 KiB"))} | ${pair(bySize("8 MiB"))} | ${pair(up.filter((c) => c.data === "repo").map((c) => c.syncedAt! - c.committedAt))} |`,
     );
   }
   return lines.join("\n");
 }
 
-const CPU_ROLES = ["bench (writer, watcher, git pushes)", "secondary cursor", "primary cursor", "MinIO primary", "MinIO secondary", "PostgreSQL primary", "PostgreSQL secondary", "git daemon", "other"];
+const CPU_ROLES = ["bench (writer, watcher, git pushes)", "secondary cursor", "primary cursor", "MinIO primary", "MinIO secondary", "PostgreSQL primary", "PostgreSQL replica", "PostgreSQL secondary", "git daemon", "other"];
 
+/** CPU per change of each process (ms of CPU time per committed change), and how busy the cores were. */
 export function cpuTable(results: RunResult[]): string {
   const roles = CPU_ROLES.filter((role) => results.some((r) => r.cpu.seconds.has(role)));
   const lines = [`| mode | rate | wall s | ${roles.join(" | ")} | total (cores busy) |`, `|---|---|---:|${roles.map(() => "---:").join("|")}|---:|`];
   for (const r of results) {
     const total = [...r.cpu.seconds.values()].reduce((a, b) => a + b, 0);
-    lines.push(`| ${r.mode} | ${rateLabel(r)} | ${r.cpu.wallSeconds.toFixed(0)} | ${roles.map((role) => (r.cpu.seconds.get(role) ?? 0).toFixed(1)).join(" | ")} | ${total.toFixed(1)} (${(total / r.cpu.wallSeconds).toFixed(2)}) |`);
+    const perChange = (s: number) => ((s * 1000) / Math.max(1, r.writer.committed)).toFixed(1);
+    lines.push(`| ${r.mode} | ${rateLabel(r)} | ${r.cpu.wallSeconds.toFixed(0)} | ${roles.map((role) => perChange(r.cpu.seconds.get(role) ?? 0)).join(" | ")} | ${perChange(total)} (${(total / r.cpu.wallSeconds).toFixed(2)}) |`);
   }
   return lines.join("\n");
 }

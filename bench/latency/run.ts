@@ -71,7 +71,7 @@ function print(results: RunResult[], opts: BenchOptions, readPath: string): numb
     `## Change-to-synced latency${opts.quick ? " (--quick: short runs, scaled-down scan intervals; not for the record)" : ""}`,
     "",
     `Machine: ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} at the end. All servers on 127.0.0.1.`,
-    `Secondary reads the primary's event log and model rows ${readPath === "replica" ? "through a streaming read replica of the primary (no NOTIFY: the cursor's adaptive poll)" : "directly from the primary (hack/localenv has no read replica yet: LISTEN/NOTIFY wakes the cursor)"}.`,
+    `Secondary reads the primary's event log and model rows ${readPath === "replica" ? "through hack/localenv's hot standby of the primary, streaming its WAL (no NOTIFY through it: the cursor's adaptive poll, 100 ms doubling to 2 s while idle)" : "directly from the primary (LISTEN/NOTIFY wakes the cursor)"}.`,
     `Workload: ${opts.mix.create}% creates, ${opts.mix.update}% updates, ${opts.mix.delete}% deletes over ${opts.seed.blobs} blobs and ${opts.seed.repos} repositories replicated beforehand; blobs ${opts.sizes.map((s) => `${s.share * 100}% ${s.label}`).join(", ")}; ${opts.repoShare * 100}% of changes are repository pushes (at most ${opts.repoMaxRate}/s). Deletion grace period 0 s in the bench's types (the samples' 1 h would keep every copy for an hour).`,
     "Commit time: the primary's clock_timestamp() in the committing statement (RETURNING, or beside the publish call). Synced: the registry's last_synced_at; verified: verified_at; removed: the watcher's poll that no longer finds the row (100 ms). \"untimed\": deletes of records never replicated, and creates/updates whose record was deleted before it was copied.",
     event ? "Event mode: `geo-operator cursor` processes for the primary (checksums) and the secondary (sync, verify, remove); no Jobs run, so every latency is the cursor's." : "",
@@ -86,7 +86,10 @@ function print(results: RunResult[], opts: BenchOptions, readPath: string): numb
           ...section("Where the time goes (event mode, creates and updates):", breakdownTable(results)),
         ]
       : []),
-    ...section("CPU seconds per process from the first write until drained (in scan mode the bench process also runs the Jobs):", cpuTable(results)),
+    ...section(
+      "CPU per change, by process (ms of CPU time per committed change, from the first write until drained; in scan mode the bench process also runs the Jobs), and how many of the cores were busy on average:",
+      cpuTable(results),
+    ),
     ...section("The writer (time from a change's start to its commit, object upload or push included):", writerTable(results)),
     "",
     `Cursor logs: ${logDir}`,
@@ -140,7 +143,7 @@ async function drain(ledger: Ledger, timeoutSeconds: number): Promise<number | n
 }
 
 async function eventMode(env: LocalEnvironment, opts: BenchOptions): Promise<{ results: RunResult[]; readPath: string }> {
-  const world = await createWorld(env.info, "event", opts.scan.intervals);
+  const world = await createWorld(env.info, "event", opts.scan.intervals, opts.secondaryReads);
   let cursors: CursorProcess[] = [];
   try {
     const workload = new Workload(world, opts, env.info.dir);
@@ -184,7 +187,7 @@ async function eventRun(world: World, workload: Workload, opts: BenchOptions, pl
 }
 
 async function scanMode(env: LocalEnvironment, opts: BenchOptions): Promise<{ result: RunResult; readPath: string }> {
-  const world = await createWorld(env.info, "scan", opts.scan.intervals);
+  const world = await createWorld(env.info, "scan", opts.scan.intervals, opts.secondaryReads);
   const jobsStop = new AbortController();
   let jobs: Promise<void> | undefined;
   try {

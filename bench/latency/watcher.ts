@@ -27,6 +27,8 @@ export interface LagSample {
   lagSeconds: number;
   /** The same for the primary's own cursor (checksums). */
   primaryBehind: number;
+  /** Events in the primary's log not yet replayed on its replica. */
+  replicaBehind: number;
 }
 
 const LAG_SAMPLE_MS = 250;
@@ -71,7 +73,8 @@ export class Watcher {
       await this.poll("blob");
       await this.poll("repo");
       if (this.opts.cursors) {
-        const position = await loadCursorPosition(this.workload.world.trackingDb, SECONDARY_SITE);
+        const [position, replica] = await Promise.all([loadCursorPosition(this.workload.world.trackingDb, SECONDARY_SITE), eventLogBounds(this.workload.world.replicaDb)]);
+        if (replica.last) this.ledger.observeReplayed(replica.last.id, Date.now());
         if (position) this.ledger.observeApplied(position.lastEventId, new Set(position.gaps.map((g) => g.id)), Date.now());
         if (Date.now() - lastLag >= LAG_SAMPLE_MS) {
           lastLag = Date.now();
@@ -129,15 +132,18 @@ export class Watcher {
 
   private async sampleLag(): Promise<void> {
     const world = this.workload.world;
-    const [bounds, secondary, primary] = await Promise.all([
+    const [bounds, secondary, primary, replica] = await Promise.all([
       eventLogBounds(world.primaryDb),
       loadCursorPosition(world.trackingDb, SECONDARY_SITE),
       loadCursorPosition(world.primaryDb, PRIMARY_SITE),
+      eventLogBounds(world.replicaDb),
     ]);
     if (!bounds.last || !secondary) return;
     const behind = Math.max(0, bounds.last.id - secondary.lastEventId);
     const lagSeconds = behind > 0 && secondary.lastEventAt ? Math.max(0, (bounds.last.createdAt.getTime() - secondary.lastEventAt.getTime()) / 1000) : 0;
-    this.lag.push({ at: Date.now(), behind, lagSeconds, primaryBehind: primary ? Math.max(0, bounds.last.id - primary.lastEventId) : Number.NaN });
+    this.lag.push({ at: Date.now(), behind, lagSeconds, primaryBehind: primary ? Math.max(0, bounds.last.id - primary.lastEventId) : Number.NaN,
+      replicaBehind: Math.max(0, bounds.last.id - (replica.last?.id ?? 0)),
+    });
   }
 }
 

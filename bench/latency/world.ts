@@ -13,7 +13,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { parse } from "yaml";
 import type { LocalEnvironmentInfo } from "../../hack/localenv/index.ts";
-import { createDatabaseOn } from "../../hack/localenv/postgres.ts";
+import { createDatabaseOn, waitForCatchUp } from "../../hack/localenv/postgres.ts";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
 import { writeHeartbeat } from "../../src/registry/heartbeat.ts";
@@ -22,6 +22,7 @@ import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import type { ScanPlan } from "./options.ts";
 
 export type Mode = "event" | "scan";
+export type ReadPath = "replica" | "primary";
 export const PRIMARY_SITE = "london";
 export const SECONDARY_SITE = "tokyo";
 export const NAMESPACES = [1, 2, 3];
@@ -36,8 +37,10 @@ export interface World {
   primaryDb: pg.Pool;
   /** The secondary's tracking database (the watcher reads registries here). */
   trackingDb: pg.Pool;
-  /** How the secondary reads the primary's database: its streaming replica, or the primary itself. */
-  readPath: "replica" | "primary";
+  /** What the secondary reads the primary's database through (the watcher samples its lag). */
+  replicaDb: pg.Pool;
+  /** How the secondary reads the primary's database: hack/localenv's streaming replica of it, or the primary itself. */
+  readPath: ReadPath;
   primaryS3: S3Client;
   secondaryS3: S3Client;
   buckets: { primary: string; secondary: string };
@@ -58,6 +61,16 @@ function withDatabase(url: string, database: string): string {
   const u = new URL(url);
   u.pathname = `/${database}`;
   return u.toString();
+}
+
+async function onServer<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
 }
 
 function sample(file: string): ReplicableTypeSpec {
@@ -91,18 +104,25 @@ export function benchTypes(mode: Mode, intervals: ScanPlan["intervals"]): { blob
   return { blobType: override(sample("replicabletype-cool-widget.yaml")), repoType: override(sample("replicabletype-design-repository.yaml")) };
 }
 
-export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, intervals: ScanPlan["intervals"]): Promise<World> {
+export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, intervals: ScanPlan["intervals"], readPath: ReadPath): Promise<World> {
   const pgInfo = env.postgres!;
   const database = `latency_${mode}`;
   await createDatabaseOn(pgInfo.primaryURL, database);
   await createDatabaseOn(pgInfo.secondaryURL, database);
+  // hack/localenv runs its servers with synchronous_commit=off (tests need no durability). Then a
+  // commit's WAL waits for the WAL writer (up to 3 × wal_writer_delay, 200 ms) before the
+  // walsender streams it, which a replica-reading secondary would see as latency. Applications
+  // commit with PostgreSQL's default, on: so do the bench's writes on the primary.
+  await onServer(pgInfo.primaryURL, (c) => c.query(`ALTER DATABASE "${database}" SET synchronous_commit = on`));
   const primaryURL = withDatabase(pgInfo.primaryURL, database);
   const trackingURL = withDatabase(pgInfo.secondaryURL, database);
-  // A streaming replica (when hack/localenv has one) is the realistic path: no NOTIFY through it.
-  const replicaURL = (pgInfo as { primaryReplicaURL?: string }).primaryReplicaURL;
-  const readURL = replicaURL ? withDatabase(replicaURL, database) : primaryURL;
+  // The secondary reads through the primary's streaming replica, the realistic path: no NOTIFY
+  // reaches a cursor through it, so the cursor polls adaptively. Reading the primary itself (for
+  // comparison) lets the cursor LISTEN.
+  const readURL = readPath === "replica" ? withDatabase(pgInfo.primaryReplicaURL, database) : primaryURL;
   const primaryDb = new pg.Pool({ connectionString: primaryURL, max: 100, application_name: "latency bench" });
   const trackingDb = new pg.Pool({ connectionString: trackingURL, max: 8, application_name: "latency bench" });
+  const replicaDb = new pg.Pool({ connectionString: readURL, max: 2, application_name: "latency bench" });
 
   await primaryDb.query(`CREATE TABLE namespaces (id bigserial PRIMARY KEY, parent_id bigint REFERENCES namespaces (id))`);
   await primaryDb.query(`INSERT INTO namespaces (parent_id) VALUES (NULL), (1), (1)`);
@@ -148,6 +168,8 @@ export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, interva
   // What the primary's operator does every few seconds: its heartbeat proves to the secondary that
   // the database it reads is this primary's and how far behind it is (deletions wait otherwise).
   await writeHeartbeat(primaryDb, PRIMARY_SITE);
+  // The database, its tables and the first beat must have reached the replica before anyone reads it.
+  await waitForCatchUp(pgInfo.primaryURL, pgInfo.primaryReplicaURL, 30_000);
   const heartbeat = setInterval(() => void writeHeartbeat(primaryDb, PRIMARY_SITE).catch(() => undefined), 5_000);
 
   const primaryS3 = s3Client(s3.primary);
@@ -160,7 +182,8 @@ export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, interva
     secondarySite,
     primaryDb,
     trackingDb,
-    readPath: replicaURL ? "replica" : "primary",
+    replicaDb,
+    readPath,
     primaryS3,
     secondaryS3,
     buckets: { primary: s3.primary.bucket, secondary: s3.secondary.bucket },
@@ -189,7 +212,7 @@ export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, interva
       clearInterval(heartbeat);
       primaryS3.destroy();
       secondaryS3.destroy();
-      await Promise.allSettled([primaryDb.end(), trackingDb.end()]);
+      await Promise.allSettled([primaryDb.end(), trackingDb.end(), replicaDb.end()]);
     },
   };
 }
