@@ -18,8 +18,8 @@ export interface CursorProcess {
   child: ChildProcess;
 }
 
-export async function startCursors(world: World, dir: string): Promise<CursorProcess[]> {
-  const cursors = [start(world, "primary", PRIMARY_SITE, dir), start(world, "secondary", SECONDARY_SITE, dir)];
+export async function startCursors(world: World, dir: string, logLevel: string): Promise<CursorProcess[]> {
+  const cursors = [start(world, "primary", PRIMARY_SITE, dir, logLevel), start(world, "secondary", SECONDARY_SITE, dir, logLevel)];
   // A new cursor starts at the oldest event in the log: both go through the seeds' events (all
   // replicated already) before the writer starts.
   const head = (await eventLogBounds(world.primaryDb)).last?.id ?? 0;
@@ -35,9 +35,9 @@ export async function startCursors(world: World, dir: string): Promise<CursorPro
   return cursors;
 }
 
-function start(world: World, role: "primary" | "secondary", site: string, dir: string): CursorProcess {
+function start(world: World, role: "primary" | "secondary", site: string, dir: string, logLevel: string): CursorProcess {
   const log = join(dir, `cursor-${world.mode}-${site}.log`);
-  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "cursor", "--site", site, "--metrics-port", "0", "--log-level", "warn"], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "cursor", "--site", site, "--metrics-port", "0", "--log-level", logLevel], {
     env: world.env(role),
     stdio: ["ignore", "ignore", "pipe"],
   });

@@ -22,6 +22,8 @@ export interface BenchOptions {
   quick: boolean;
   /** What the secondary reads the primary's database through. */
   secondaryReads: "replica" | "primary";
+  /** The cursors' --log-level (their logs are kept in a temp directory). */
+  cursorLogLevel: string;
   modes: ("event" | "scan")[];
   event: RatePlan[];
   scan: ScanPlan;
@@ -58,7 +60,8 @@ const USAGE = `node bench/latency/run.ts [options]
   --repo-share 0.1        share of changes that are repository pushes
   --repo-max-rate 10      at most this many pushes per second
   --drain-seconds 180     wait for the backlog after the writer stops
-  --poll-ms 100           the watcher's registry poll`;
+  --poll-ms 100           the watcher's registry poll
+  --cursor-log-level warn the cursors' log level (debug shows each step), logs kept in /tmp/geo-latency-logs-*`;
 
 function numbers(text: string, name: string): number[] {
   const values = text.split(",").map((v) => Number(v.trim()));
@@ -81,6 +84,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "repo-max-rate": { type: "string", default: "10" },
       "drain-seconds": { type: "string" },
       "poll-ms": { type: "string", default: "100" },
+      "cursor-log-level": { type: "string", default: "warn" },
       help: { type: "boolean", default: false },
     },
   });
@@ -101,6 +105,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   return {
     quick,
     secondaryReads,
+    cursorLogLevel: values["cursor-log-level"],
     modes: [...modes],
     event: rates.map((rate, i) => ({ rate, seconds: seconds[i]! })),
     scan: {

@@ -151,7 +151,7 @@ async function eventMode(env: LocalEnvironment, opts: BenchOptions): Promise<{ r
     log(`event mode: seeding ${opts.seed.blobs} blobs and ${opts.seed.repos} repositories, then one backfill pass of every worker`);
     await seed(workload, opts);
     await backfill(world);
-    cursors = await startCursors(world, logDir);
+    cursors = await startCursors(world, logDir, opts.cursorLogLevel);
     log(`event mode: cursors running (pids ${cursors.map((c) => c.child.pid).join(", ")}); secondary reads the ${world.readPath}`);
     const results: RunResult[] = [];
     for (const plan of opts.event) {

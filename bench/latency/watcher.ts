@@ -32,6 +32,8 @@ export interface LagSample {
 }
 
 const LAG_SAMPLE_MS = 250;
+/** How often the replica's newest event and the cursor's position are looked at (the breakdown's resolution). */
+const POSITION_POLL_MS = 50;
 const CONTENT_CONCURRENCY = 16;
 
 export class Watcher {
@@ -41,6 +43,7 @@ export class Watcher {
   longestRoundMs = 0;
   private stopped = false;
   private loop: Promise<void> | undefined;
+  private positions: Promise<void> | undefined;
   private readonly workload: Workload;
   private readonly ledger: Ledger;
   private readonly opts: { pollMs: number; confirmEvery: number; cursors: boolean };
@@ -54,11 +57,13 @@ export class Watcher {
   start(): void {
     this.stopped = false;
     this.loop = this.run();
+    if (this.opts.cursors) this.positions = this.followPositions();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop;
+    await this.positions;
   }
 
   /** Sets how often content is confirmed (per rate). */
@@ -72,19 +77,28 @@ export class Watcher {
       const began = Date.now();
       await this.poll("blob");
       await this.poll("repo");
-      if (this.opts.cursors) {
-        const [position, replica] = await Promise.all([loadCursorPosition(this.workload.world.trackingDb, SECONDARY_SITE), eventLogBounds(this.workload.world.replicaDb)]);
-        if (replica.last) this.ledger.observeReplayed(replica.last.id, Date.now());
-        if (position) this.ledger.observeApplied(position.lastEventId, new Set(position.gaps.map((g) => g.id)), Date.now());
-        if (Date.now() - lastLag >= LAG_SAMPLE_MS) {
-          lastLag = Date.now();
-          await this.sampleLag();
-        }
+      if (this.opts.cursors && Date.now() - lastLag >= LAG_SAMPLE_MS) {
+        lastLag = Date.now();
+        await this.sampleLag();
       }
       const took = Date.now() - began;
       this.rounds++;
       this.longestRoundMs = Math.max(this.longestRoundMs, took);
       if (took < this.opts.pollMs) await new Promise((r) => setTimeout(r, this.opts.pollMs - took));
+    }
+  }
+
+  /** When each event reached the replica the secondary reads, and when the cursor had applied it. */
+  private async followPositions(): Promise<void> {
+    const world = this.workload.world;
+    while (!this.stopped) {
+      const began = Date.now();
+      const [replica, position] = await Promise.all([eventLogBounds(world.replicaDb), loadCursorPosition(world.trackingDb, SECONDARY_SITE)]);
+      const at = Date.now();
+      if (replica.last) this.ledger.observeReplayed(replica.last.id, at);
+      if (position) this.ledger.observeApplied(position.lastEventId, new Set(position.gaps.map((g) => g.id)), at);
+      const took = Date.now() - began;
+      if (took < POSITION_POLL_MS) await new Promise((r) => setTimeout(r, POSITION_POLL_MS - took));
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * A writer at a steady rate: change i is started at start + i/rate (never earlier), whatever the
- * previous ones are doing, up to a bound on changes in flight. Each change picks what to do by the
+ * previous ones are doing, up to a bound on changes in flight, for the planned number of seconds:
+ * changes that could not start in time are not written (the achieved rate says so). Each change picks what to do by the
  * mix (creates, updates, deletes) and whether it is a repository push (a share of the rate, with a
  * ceiling in pushes per second). Committed changes go to the ledger in commit order.
  */
@@ -34,7 +35,7 @@ export async function writeSteadily(
   const start = performance.now();
   const inFlight = new Set<Promise<void>>();
   let repoStarted = 0;
-  while (out.started < total && !plan.signal?.aborted) {
+  while (out.started < total && !plan.signal?.aborted && performance.now() - start < plan.seconds * 1000) {
     const elapsed = performance.now() - start;
     const due = Math.min(total, Math.floor((elapsed / 1000) * plan.rate) + 1);
     while (out.started < due && inFlight.size < opts.writerConcurrency) {
