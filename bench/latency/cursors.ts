@@ -18,8 +18,14 @@ export interface CursorProcess {
   child: ChildProcess;
 }
 
-export async function startCursors(world: World, dir: string, logLevel: string): Promise<CursorProcess[]> {
-  const cursors = [start(world, "primary", PRIMARY_SITE, dir, logLevel), start(world, "secondary", SECONDARY_SITE, dir, logLevel)];
+export interface CursorOptions {
+  logLevel: string;
+  /** Write a V8 CPU profile of each cursor (node --cpu-prof) into `dir` when it stops. */
+  profile: boolean;
+}
+
+export async function startCursors(world: World, dir: string, opts: CursorOptions): Promise<CursorProcess[]> {
+  const cursors = [start(world, "primary", PRIMARY_SITE, dir, opts), start(world, "secondary", SECONDARY_SITE, dir, opts)];
   // A new cursor starts at the oldest event in the log: both go through the seeds' events (all
   // replicated already) before the writer starts.
   const head = (await eventLogBounds(world.primaryDb)).last?.id ?? 0;
@@ -35,9 +41,15 @@ export async function startCursors(world: World, dir: string, logLevel: string):
   return cursors;
 }
 
-function start(world: World, role: "primary" | "secondary", site: string, dir: string, logLevel: string): CursorProcess {
+/** Where the CPU profile of a site's cursor goes (with CursorOptions.profile). */
+export function profilePath(dir: string, mode: World["mode"], site: string): string {
+  return join(dir, `cursor-${mode}-${site}.cpuprofile`);
+}
+
+function start(world: World, role: "primary" | "secondary", site: string, dir: string, opts: CursorOptions): CursorProcess {
   const log = join(dir, `cursor-${world.mode}-${site}.log`);
-  const child = spawn(process.execPath, [join(REPO_ROOT, "bin/geo-operator.js"), "cursor", "--site", site, "--metrics-port", "0", "--log-level", logLevel], {
+  const profile = opts.profile ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=cursor-${world.mode}-${site}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...profile, join(REPO_ROOT, "bin/geo-operator.js"), "cursor", "--site", site, "--metrics-port", "0", "--log-level", opts.logLevel], {
     env: world.env(role),
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -63,14 +75,17 @@ export async function stopCursors(cursors: readonly CursorProcess[]): Promise<vo
   );
 }
 
-/** Warnings the cursors logged (pino JSON lines at warn and above), counted by message. */
+/** Warnings and errors the cursors logged (pino JSON lines), counted by message. */
 export function cursorWarnings(cursors: readonly CursorProcess[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const c of cursors) {
     for (const line of readFileSync(c.log, "utf8").split("\n")) {
       if (!line.startsWith("{")) continue;
       try {
-        const msg = `${c.site}: ${(JSON.parse(line) as { msg?: string }).msg ?? line}`;
+        const entry = JSON.parse(line) as { msg?: string; level?: number | string };
+        // pino's numeric levels: 40 warn, 50 error; the AWS SDK's own error dumps are left out.
+        if (typeof entry.msg !== "string" || entry.msg.startsWith("{") || (typeof entry.level === "number" && entry.level < 40)) continue;
+        const msg = `${c.site}: ${entry.msg}`;
         counts.set(msg, (counts.get(msg) ?? 0) + 1);
       } catch {
         // a partial last line

@@ -23,6 +23,7 @@ async function runOnce(world: World, type: ReplicableTypeSpec, kind: WorkerKind)
   let summary = "";
   const startedAt = Date.now();
   const code = await runWorker(kind, { type: type.name, site: primary ? PRIMARY_SITE : SECONDARY_SITE, maxRun: "10m", logLevel: "error" }, world.env(primary ? "primary" : "secondary", type), {
+    // A signal of its own: without one runWorker would listen for the bench process's SIGTERM.
     signal: new AbortController().signal,
     out: (line) => (summary = line),
   });

@@ -24,6 +24,8 @@ export interface BenchOptions {
   secondaryReads: "replica" | "primary";
   /** The cursors' --log-level (their logs are kept in a temp directory). */
   cursorLogLevel: string;
+  /** Profile the cursors' CPU (node --cpu-prof) and print where it went. */
+  profileCursors: boolean;
   modes: ("event" | "scan")[];
   event: RatePlan[];
   scan: ScanPlan;
@@ -59,9 +61,10 @@ const USAGE = `node bench/latency/run.ts [options]
   --scan-minutes 12       scan mode's window from the first write (it writes for all but the last 2 minutes)
   --repo-share 0.1        share of changes that are repository pushes
   --repo-max-rate 10      at most this many pushes per second
-  --drain-seconds 180     wait for the backlog after the writer stops
+  --drain-seconds 300     wait for the backlog after the writer stops
   --poll-ms 100           the watcher's registry poll
-  --cursor-log-level warn the cursors' log level (debug shows each step), logs kept in /tmp/geo-latency-logs-*`;
+  --cursor-log-level warn the cursors' log level (debug shows each step), logs kept in /tmp/geo-latency-logs-*
+  --profile-cursors       V8 CPU profiles of both cursors (node --cpu-prof), summed by component`;
 
 function numbers(text: string, name: string): number[] {
   const values = text.split(",").map((v) => Number(v.trim()));
@@ -85,6 +88,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "drain-seconds": { type: "string" },
       "poll-ms": { type: "string", default: "100" },
       "cursor-log-level": { type: "string", default: "warn" },
+      "profile-cursors": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -106,6 +110,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     quick,
     secondaryReads,
     cursorLogLevel: values["cursor-log-level"],
+    profileCursors: values["profile-cursors"],
     modes: [...modes],
     event: rates.map((rate, i) => ({ rate, seconds: seconds[i]! })),
     scan: {
@@ -118,15 +123,16 @@ export function parseOptions(argv: string[]): BenchOptions {
     repoShare: numbers(values["repo-share"], "repo-share")[0]!,
     repoMaxRate: numbers(values["repo-max-rate"], "repo-max-rate")[0]!,
     mix: { create: 40, update: 40, delete: 20 },
-    // A registry of a few thousand rows: a burst of deletes in a tiny one trips the deletion rails'
-    // share rule (10 % per check), which holds every deletion of the type until a person releases it.
-    seed: quick ? { blobs: 250, repos: 4 } : { blobs: 3000, repos: 30 },
+    // Registries of realistic size: a burst of deletes in a small one trips the deletion rails' share
+    // rule (over 10 % of the rows in one check), which holds every deletion of the type until a
+    // person releases it: with 30 repositories, a cursor a few seconds behind at 100 changes/s did.
+    seed: quick ? { blobs: 250, repos: 20 } : { blobs: 3000, repos: 300 },
     sizes: [
       { bytes: 4 * 1024, share: 0.8, label: "4 KiB" },
       { bytes: 256 * 1024, share: 0.18, label: "256 KiB" },
       { bytes: 8 * 1024 * 1024, share: 0.02, label: "8 MiB" },
     ],
-    drainSeconds: Number(values["drain-seconds"] ?? (quick ? 30 : 180)),
+    drainSeconds: Number(values["drain-seconds"] ?? (quick ? 30 : 300)),
     pollMs: numbers(values["poll-ms"], "poll-ms")[0]!,
     // A HEAD per synced change costs the secondary's MinIO and the bench a share of two cores at high rates.
     confirmEvery: (rate) => (rate <= 10 ? 1 : 10),

@@ -25,6 +25,8 @@ export interface RunResult {
   windowSeconds?: number;
   jobs?: JobRun[];
   watcherLongestRoundMs: number;
+  /** Warnings the cursors logged during the run, by message (event mode). */
+  warnings?: Map<string, number>;
   /** CPU seconds by process role from the first write until drained (or the window closed). */
   cpu: { seconds: Map<string, number>; wallSeconds: number };
 }
@@ -195,6 +197,11 @@ export function verdicts(r: RunResult): Verdict[] {
   }
   if (r.ledger.staleSeen.size > late.length) {
     out.push({ ok: true, line: `INFO ${at}: ${r.ledger.staleSeen.size - late.length} changes had their row synced after the commit with an older version in place, before the cursor was seen to apply their event (a copy that began before the change); each was timed only once the new version was there` });
+  }
+  const held = [...(r.warnings ?? [])].filter(([m]) => m.includes("look deleted on the primary at once"));
+  if (held.length > 0) {
+    const n = held.reduce((a, [, c]) => a + c, 0);
+    out.push({ ok: true, line: `INFO ${at}: the deletion rails held deletions (${n} checks), e.g. "${held[0]![0].split(": check")[0]}" — held copies stay until a person releases them, so those deletes never complete` });
   }
   if (r.ledger.leftovers.size > 0) out.push({ ok: true, line: `INFO ${at}: ${r.ledger.leftovers.size} deletes had their registry row gone while the copy was still in storage` });
   return out;

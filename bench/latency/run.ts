@@ -14,12 +14,13 @@
  * correctness check fails (a change lost, applied out of order, or a final state that differs),
  * not when a latency target is missed.
  */
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { startLocalEnvironment, type LocalEnvironment } from "../../hack/localenv/index.ts";
 import { backfill, runOnIntervals, type JobRun } from "./jobs.ts";
-import { cursorWarnings, startCursors, stopCursors, type CursorProcess } from "./cursors.ts";
+import { summarizeProfile } from "./cpu-profile.ts";
+import { cursorWarnings, profilePath, startCursors, stopCursors, type CursorProcess } from "./cursors.ts";
 import { cpuBetween, cpuSnapshot } from "./cpu.ts";
 import { finalState } from "./final-state.ts";
 import { Ledger, type Change } from "./ledger.ts";
@@ -91,6 +92,7 @@ function print(results: RunResult[], opts: BenchOptions, readPath: string): numb
       cpuTable(results),
     ),
     ...section("The writer (time from a change's start to its commit, object upload or push included):", writerTable(results)),
+    ...(opts.profileCursors ? section("The cursors' own CPU profiles over all event mode runs (node --cpu-prof, self time by component):", profileTable()) : []),
     "",
     `Cursor logs: ${logDir}`,
     "",
@@ -151,19 +153,39 @@ async function eventMode(env: LocalEnvironment, opts: BenchOptions): Promise<{ r
     log(`event mode: seeding ${opts.seed.blobs} blobs and ${opts.seed.repos} repositories, then one backfill pass of every worker`);
     await seed(workload, opts);
     await backfill(world);
-    cursors = await startCursors(world, logDir, opts.cursorLogLevel);
+    cursors = await startCursors(world, logDir, { logLevel: opts.cursorLogLevel, profile: opts.profileCursors });
     log(`event mode: cursors running (pids ${cursors.map((c) => c.child.pid).join(", ")}); secondary reads the ${world.readPath}`);
     const results: RunResult[] = [];
+    let seen = new Map<string, number>();
     for (const plan of opts.event) {
-      results.push(await eventRun(world, workload, opts, plan));
+      const result = await eventRun(world, workload, opts, plan);
+      // The warnings logged during this run: the count so far minus the count before it.
+      const now = cursorWarnings(cursors);
+      result.warnings = new Map([...now].map(([m, n]) => [m, n - (seen.get(m) ?? 0)] as const).filter(([, n]) => n > 0));
+      seen = now;
+      if (result.warnings.size > 0) log(`  cursor warnings: ${[...result.warnings].map(([m, n]) => `${n}× ${m.slice(0, 160)}`).join("; ")}`);
+      results.push(result);
     }
-    const warnings = cursorWarnings(cursors);
-    if (warnings.size > 0) log(`cursor warnings: ${[...warnings].map(([m, n]) => `${n}× ${m}`).join("; ")}`);
     return { results, readPath: world.readPath };
   } finally {
     await stopCursors(cursors);
     await world.close();
   }
+}
+
+/** The cursors' CPU profiles (--profile-cursors), by component: ms and share of each. */
+function profileTable(): string {
+  const sites = [["secondary cursor", "tokyo"], ["primary cursor", "london"]] as const;
+  const profiles = sites.flatMap(([label, site]) => {
+    const file = profilePath(logDir, "event", site);
+    return existsSync(file) ? [{ label, ...summarizeProfile(file) }] : [];
+  });
+  if (profiles.length === 0) return "";
+  const components = [...new Set(profiles.flatMap((p) => [...p.byComponent.keys()]))].sort((a, b) => (profiles[0]!.byComponent.get(b) ?? 0) - (profiles[0]!.byComponent.get(a) ?? 0));
+  const lines = [`| component | ${profiles.map((p) => `${p.label} CPU s (share)`).join(" | ")} |`, `|---|${profiles.map(() => "---:").join("|")}|`];
+  for (const c of components) lines.push(`| ${c} | ${profiles.map((p) => `${((p.byComponent.get(c) ?? 0) / 1000).toFixed(1)} (${(((p.byComponent.get(c) ?? 0) / p.cpuMs) * 100).toFixed(0)} %)`).join(" | ")} |`);
+  lines.push(`| total busy / wall | ${profiles.map((p) => `${(p.cpuMs / 1000).toFixed(1)} / ${(p.wallMs / 1000).toFixed(0)}`).join(" | ")} |`);
+  return lines.join("\n");
 }
 
 async function eventRun(world: World, workload: Workload, opts: BenchOptions, plan: BenchOptions["event"][number]): Promise<RunResult> {
