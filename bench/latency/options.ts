@@ -55,8 +55,8 @@ const USAGE = `node bench/latency/run.ts [options]
   --secondary-reads replica|primary
                           the secondary reads the primary's database through its streaming replica
                           (default, no NOTIFY: adaptive poll) or directly (the cursor LISTENs)
-  --rates 10,100,500      event mode rates (changes/s)
-  --seconds 60,60,20      how long each event mode rate writes
+  --rates 10,30,100,500   event mode rates (changes/s)
+  --seconds 60,60,60,20   how long each event mode rate writes
   --scan-rate 10          scan mode's one rate
   --scan-minutes 12       scan mode's window from the first write (it writes for all but the last 2 minutes)
   --repo-share 0.1        share of changes that are repository pushes
@@ -101,8 +101,9 @@ export function parseOptions(argv: string[]): BenchOptions {
   const secondaryReads = values["secondary-reads"];
   if (secondaryReads !== "replica" && secondaryReads !== "primary") throw new Error(`--secondary-reads is replica or primary, not ${secondaryReads}`);
   const modes = values.mode === "both" ? (["event", "scan"] as const) : ([values.mode] as ["event"] | ["scan"]);
-  const rates = numbers(values.rates ?? (quick ? "20" : "10,100,500"), "rates");
-  const seconds = numbers(values.seconds ?? (quick ? "8" : "60,60,20"), "seconds");
+  // 30/s is about where two shared cores saturate (see docs/performance.md): the knee between.
+  const rates = numbers(values.rates ?? (quick ? "20" : "10,30,100,500"), "rates");
+  const seconds = numbers(values.seconds ?? (quick ? "8" : "60,60,60,20"), "seconds");
   if (seconds.length !== rates.length) throw new Error(`--seconds needs one duration per rate (${rates.length})`);
   const scanRate = numbers(values["scan-rate"] ?? "10", "scan-rate")[0]!;
   const windowSeconds = quick ? 30 : numbers(values["scan-minutes"] ?? "12", "scan-minutes")[0]! * 60;

@@ -5,7 +5,7 @@
  * in event mode (change capture triggers, the log cursors) and in scan mode (no capture, the
  * worker passes on the sample intervals).
  *
- *   node bench/latency/run.ts            event mode at 10, 100, 500 changes/s, scan mode at 10/s for 12 min
+ *   node bench/latency/run.ts            event mode at 10, 30, 100, 500 changes/s, scan mode at 10/s for 12 min
  *   node bench/latency/run.ts --quick    a smoke run under two minutes
  *   node bench/latency/run.ts --help     every option
  *
