@@ -29,7 +29,7 @@ export interface Change {
   committedAt: number;
   /** The change's event in the primary's log (event mode). */
   eventId?: number;
-  /** A delete of a record the secondary had synced before: its removal is timed. */
+  /** An update or delete of a record the secondary had synced before (a delete's removal is timed). */
   replicatedBefore?: boolean;
   /** When the watcher saw the event on the replica the secondary reads. */
   replayedAt?: number;
@@ -86,10 +86,8 @@ export class Ledger {
 
   add(change: Change): void {
     const track = this.track(change.data, change.modelId);
-    if (change.kind === "delete") {
-      change.replicatedBefore = track.everSynced;
-      track.deleted = true;
-    }
+    if (change.kind !== "create") change.replicatedBefore = track.everSynced;
+    if (change.kind === "delete") track.deleted = true;
     this.changes.push(change);
     track.open.push(change);
     if (change.eventId !== undefined) {

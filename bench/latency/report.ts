@@ -185,6 +185,15 @@ export function verdicts(r: RunResult): Verdict[] {
   if (r.mode === "event") {
     out.push({ ok: finalOk, line: `${mark(finalOk)} ${at}: final secondary state equals the primary's — ${describe("blobs", f.blob)} (${f.blob.fullyCompared} read in full on both sides); ${describe("repositories", f.repo)}` });
   } else {
+    for (const data of ["blob", "repo"] as const) {
+      const updates = r.ledger.changes.filter((c) => c.data === data && c.kind === "update" && c.replicatedBefore);
+      const followed = updates.filter((c) => c.syncedAt !== undefined);
+      const deletes = r.ledger.changes.filter((c) => c.data === data && c.kind === "delete" && c.replicatedBefore);
+      out.push({
+        ok: true,
+        line: `INFO ${at}: ${data === "blob" ? "blob" : "repository"} updates of records already replicated: ${followed.length} of ${updates.length} synced within the window (scan mode finds new and deleted records; a changed copy waits for re-verification); deletes of replicated records: ${deletes.filter((c) => c.removedAt !== undefined).length} of ${deletes.length} removed (two consistency passes)`,
+      });
+    }
     out.push({ ok: true, line: `INFO ${at}: final state after ${((r.windowSeconds ?? 0) / 60).toFixed(1)} min (not expected to match: scan mode follows no updates and needs two consistency passes per delete) — ${describe("blobs", f.blob)}; ${describe("repositories", f.repo)}` });
   }
   const late = r.ledger.staleAfterApplied;
