@@ -55,6 +55,18 @@ describe("the latency ledger", () => {
     expect(ledger.staleSeen).toEqual(new Set([0]));
   });
 
+  it("a synced row whose copy is gone because the record's delete removed it meanwhile is not a stale sync", () => {
+    const ledger = new Ledger();
+    const c = change({ seq: 0, kind: "create", version: 1, committedAt: 1_000, eventId: 5 });
+    ledger.add(c);
+    ledger.observeApplied(5, new Set(), 1_100);
+    ledger.add(change({ seq: 1, kind: "delete", version: 1, committedAt: 1_150 }));
+    ledger.observeRow("blob", 7, synced(1_200), null, 1_300);
+    expect(c.syncedAt).toBe(1_200);
+    expect(ledger.staleAfterApplied).toEqual([]);
+    expect(ledger.staleSeen.size).toBe(0);
+  });
+
   it("a later version in place settles earlier changes too; an older one seen after a newer one is out of order", () => {
     const ledger = new Ledger();
     ledger.seeded("blob", 7, 1);

@@ -126,7 +126,10 @@ export class Ledger {
         continue;
       }
       if (c.syncedAt === undefined && syncedAfter(row, c)) {
-        if (content === undefined || (content !== null && content >= c.version)) c.syncedAt = row.lastSyncedAt!;
+        // No copy of a record whose delete is already committed: the delete removed it between the
+        // registry read and the storage read (copies go before rows), not a stale sync.
+        const removedSince = content === null && track.deleted;
+        if (content === undefined || removedSince || (content !== null && content >= c.version)) c.syncedAt = row.lastSyncedAt!;
         else {
           this.staleSeen.add(c.seq);
           const lost = c.appliedAt !== undefined && row.lastSyncedAt! > c.appliedAt;
