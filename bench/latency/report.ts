@@ -194,11 +194,11 @@ export function verdicts(r: RunResult): Verdict[] {
         line: `INFO ${at}: ${data === "blob" ? "blob" : "repository"} updates of records already replicated: ${followed.length} of ${updates.length} synced within the window (${
           data === "blob"
             ? "scan mode treats blobs as immutable: a rewritten blob is followed only when re-verification finds it, after minimumReverificationInterval, 168 h by default"
-            : "a published push drops the primary checksum: verify-primary, the verify Job's changed-checksum resync and sync follow it, about three 1-minute intervals"
-        }); deletes of replicated records: ${deletes.filter((c) => c.removedAt !== undefined).length} of ${deletes.length} removed (two consistency passes a grace period apart: 10 to 20 minutes)`,
+            : "a published push drops the primary checksum: verify-primary, then the verify Job's changed-checksum resync, then sync follow it, one interval of each"
+        }); deletes of replicated records: ${deletes.filter((c) => c.removedAt !== undefined).length} of ${deletes.length} removed (it takes two consistency passes a grace period apart)`,
       });
     }
-    out.push({ ok: true, line: `INFO ${at}: final state after ${((r.windowSeconds ?? 0) / 60).toFixed(1)} min (not expected to match: scan mode follows no updates and needs two consistency passes per delete) — ${describe("blobs", f.blob)}; ${describe("repositories", f.repo)}` });
+    out.push({ ok: true, line: `INFO ${at}: final state after ${((r.windowSeconds ?? 0) / 60).toFixed(1)} min (not expected to match: scan mode does not follow rewritten blobs and needs two consistency passes per delete) — ${describe("blobs", f.blob)}; ${describe("repositories", f.repo)}` });
   }
   const late = r.ledger.staleAfterApplied;
   if (r.mode === "event") {
