@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration test-faults e2e demo demo-corrupt e2e-kind clean
+.PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration test-faults e2e demo demo-corrupt e2e-kind bench-latency clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -75,6 +75,11 @@ demo: deps tools ## Local control plane, databases, object stores and git server
 
 demo-corrupt: deps ## In a second terminal during `make demo`: corrupt one replicated object and watch it heal
 	node hack/demo/corrupt.ts
+
+# Benchmarks run on demand, never from `make test` (docs/performance.md). BENCH_ARGS=--quick is a
+# smoke run under two minutes; --help lists the options.
+bench-latency: deps tools ## Change-to-synced latency, event vs scan mode, on real servers (~30 min; BENCH_ARGS=--quick: 2 min)
+	node bench/latency/run.ts $(BENCH_ARGS)
 
 e2e-kind: ## End to end in a kind cluster (needs Docker)
 	bash test/e2e/kind.sh
