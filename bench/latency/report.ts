@@ -107,7 +107,7 @@ export function latencyTable(results: RunResult[]): string {
 
 export function lagTable(results: RunResult[]): string {
   const lines = [
-    "| mode | rate | secondary cursor: events behind p50 / max | lag p50 / p99 / max | replica: events not replayed p50 / max | primary cursor: events behind max |",
+    "| mode | rate | secondary cursor: events behind p50 / max | age of the oldest unapplied event p50 / p99 / max | replica: events not replayed p50 / max | primary cursor: events behind max |",
     "|---|---|---:|---:|---:|---:|",
   ];
   for (const r of results.filter((x) => x.lag.length > 0)) {
