@@ -16,6 +16,8 @@ export interface CursorProcess {
   site: string;
   log: string;
   child: ChildProcess;
+  /** Kills the cursor if the bench exits without stopping it (Ctrl-C, a crash). */
+  killOnExit: () => void;
 }
 
 export interface CursorOptions {
@@ -54,7 +56,11 @@ function start(world: World, role: "primary" | "secondary", site: string, dir: s
     stdio: ["ignore", "ignore", "pipe"],
   });
   child.stderr!.pipe(createWriteStream(log));
-  return { site, log, child };
+  const killOnExit = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  return { site, log, child, killOnExit };
 }
 
 /** SIGTERM, then SIGKILL after 20 s; resolves when each has exited. */
@@ -63,6 +69,7 @@ export async function stopCursors(cursors: readonly CursorProcess[]): Promise<vo
     cursors.map(
       (c) =>
         new Promise<void>((resolve) => {
+          process.off("exit", c.killOnExit);
           if (c.child.exitCode !== null || c.child.signalCode !== null) return resolve();
           const kill = setTimeout(() => c.child.kill("SIGKILL"), 20_000);
           c.child.once("exit", () => {

@@ -107,7 +107,7 @@ export function latencyTable(results: RunResult[]): string {
 
 export function lagTable(results: RunResult[]): string {
   const lines = [
-    "| mode | rate | secondary cursor: events behind p50 / max | lag p50 / p99 / max | replica: events not replayed p50 / max | primary cursor: events behind max |",
+    "| mode | rate | secondary cursor: events behind p50 / max | age of the oldest unapplied event p50 / p99 / max | replica: events not replayed p50 / max | primary cursor: events behind max |",
     "|---|---|---:|---:|---:|---:|",
   ];
   for (const r of results.filter((x) => x.lag.length > 0)) {
@@ -158,6 +158,23 @@ export function writerTable(results: RunResult[]): string {
     const w = r.writer;
     lines.push(`| ${r.mode} | ${rateLabel(r)} | ${w.committed} | ${w.failed} | ${w.seconds.toFixed(1)} | ${seconds(percentile(w.writeMs, 50))} / ${seconds(percentile(w.writeMs, 99))} | ${w.maxBehind} |`);
   }
+  return lines.join("\n");
+}
+
+export interface CursorProfile {
+  label: string;
+  byComponent: Map<string, number>;
+  cpuMs: number;
+  wallMs: number;
+}
+
+/** CPU seconds and share by component, one column per cursor, ordered by the first cursor's. */
+export function profileTable(profiles: CursorProfile[]): string {
+  if (profiles.length === 0) return "(no profiles were written)";
+  const components = [...new Set(profiles.flatMap((p) => [...p.byComponent.keys()]))].sort((a, b) => (profiles[0]!.byComponent.get(b) ?? 0) - (profiles[0]!.byComponent.get(a) ?? 0));
+  const lines = [`| component | ${profiles.map((p) => `${p.label} CPU s (share)`).join(" | ")} |`, `|---|${profiles.map(() => "---:").join("|")}|`];
+  for (const c of components) lines.push(`| ${c} | ${profiles.map((p) => `${((p.byComponent.get(c) ?? 0) / 1000).toFixed(1)} (${(((p.byComponent.get(c) ?? 0) / p.cpuMs) * 100).toFixed(0)} %)`).join(" | ")} |`);
+  lines.push(`| total busy / wall | ${profiles.map((p) => `${(p.cpuMs / 1000).toFixed(1)} / ${(p.wallMs / 1000).toFixed(0)}`).join(" | ")} |`);
   return lines.join("\n");
 }
 

@@ -9,7 +9,8 @@
  *   node bench/latency/run.ts --quick    a smoke run under two minutes
  *   node bench/latency/run.ts --help     every option
  *
- * Real servers from hack/localenv (PostgreSQL ×2, MinIO ×2, a git daemon), in a temp directory,
+ * Real servers from hack/localenv (the primary's PostgreSQL and its streaming standby, the
+ * secondary's PostgreSQL, MinIO ×2, a git daemon), in a temp directory,
  * stopped by PID at the end. Prints markdown tables and PASS/FAIL lines; exits 1 when a
  * correctness check fails (a change lost, applied out of order, or a final state that differs),
  * not when a latency target is missed.
@@ -25,7 +26,7 @@ import { cpuBetween, cpuSnapshot } from "./cpu.ts";
 import { finalState } from "./final-state.ts";
 import { Ledger, type Change } from "./ledger.ts";
 import { parseOptions, type BenchOptions } from "./options.ts";
-import { breakdownTable, cpuTable, lagTable, latencyTable, targetVerdicts, verdicts, writerTable, type RunResult } from "./report.ts";
+import { breakdownTable, cpuTable, lagTable, latencyTable, profileTable, targetVerdicts, verdicts, writerTable, type CursorProfile, type RunResult } from "./report.ts";
 import { Watcher } from "./watcher.ts";
 import { Workload } from "./workload.ts";
 import { findRegistryRows } from "../../src/registry/sync-state.ts";
@@ -83,7 +84,7 @@ function print(results: RunResult[], opts: BenchOptions, readPath: string): numb
     latencyTable(results),
     ...(event
       ? [
-          ...section("Cursor lag (event log head vs the cursor's saved position, sampled every 250 ms while writing and draining):", lagTable(results)),
+          ...section("Cursor lag (the event log's head vs the secondary cursor's saved position, and the age of the oldest event it has not applied; sampled every 250 ms while writing and draining):", lagTable(results)),
           ...section("Where the time goes (event mode, creates and updates):", breakdownTable(results)),
         ]
       : []),
@@ -92,7 +93,7 @@ function print(results: RunResult[], opts: BenchOptions, readPath: string): numb
       cpuTable(results),
     ),
     ...section("The writer (time from a change's start to its commit, object upload or push included):", writerTable(results)),
-    ...(opts.profileCursors ? section("The cursors' own CPU profiles over all event mode runs (node --cpu-prof, self time by component):", profileTable()) : []),
+    ...(opts.profileCursors ? section("The cursors' own CPU profiles over all event mode runs (node --cpu-prof; time goes to the nearest caller that is ours or a library's):", profileTable(cursorProfiles())) : []),
     "",
     `Cursor logs: ${logDir}`,
     "",
@@ -173,19 +174,13 @@ async function eventMode(env: LocalEnvironment, opts: BenchOptions): Promise<{ r
   }
 }
 
-/** The cursors' CPU profiles (--profile-cursors), by component: ms and share of each. */
-function profileTable(): string {
+/** The cursors' CPU profiles (--profile-cursors), when they were written. */
+function cursorProfiles(): CursorProfile[] {
   const sites = [["secondary cursor", "tokyo"], ["primary cursor", "london"]] as const;
-  const profiles = sites.flatMap(([label, site]) => {
+  return sites.flatMap(([label, site]) => {
     const file = profilePath(logDir, "event", site);
     return existsSync(file) ? [{ label, ...summarizeProfile(file) }] : [];
   });
-  if (profiles.length === 0) return "";
-  const components = [...new Set(profiles.flatMap((p) => [...p.byComponent.keys()]))].sort((a, b) => (profiles[0]!.byComponent.get(b) ?? 0) - (profiles[0]!.byComponent.get(a) ?? 0));
-  const lines = [`| component | ${profiles.map((p) => `${p.label} CPU s (share)`).join(" | ")} |`, `|---|${profiles.map(() => "---:").join("|")}|`];
-  for (const c of components) lines.push(`| ${c} | ${profiles.map((p) => `${((p.byComponent.get(c) ?? 0) / 1000).toFixed(1)} (${(((p.byComponent.get(c) ?? 0) / p.cpuMs) * 100).toFixed(0)} %)`).join(" | ")} |`);
-  lines.push(`| total busy / wall | ${profiles.map((p) => `${(p.cpuMs / 1000).toFixed(1)} / ${(p.wallMs / 1000).toFixed(0)}`).join(" | ")} |`);
-  return lines.join("\n");
 }
 
 async function eventRun(world: World, workload: Workload, opts: BenchOptions, plan: BenchOptions["event"][number]): Promise<RunResult> {

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
-import { eventLogBounds, loadCursorPosition } from "../../src/registry/event-log.ts";
+import { eventLogBounds, loadCursorPosition, readEvents } from "../../src/registry/event-log.ts";
 import { SyncState, VerificationState } from "../../src/registry/states.ts";
 import { findRegistryRows } from "../../src/registry/sync-state.ts";
 import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
@@ -23,7 +23,7 @@ export interface LagSample {
   at: number;
   /** Events in the primary's log the secondary's cursor has not applied. */
   behind: number;
-  /** created_at of the newest event minus created_at of the newest applied one (0 when caught up). */
+  /** Age of the oldest event the secondary's cursor has not applied (0 when caught up). */
   lagSeconds: number;
   /** The same for the primary's own cursor (checksums). */
   primaryBehind: number;
@@ -154,7 +154,10 @@ export class Watcher {
     ]);
     if (!bounds.last || !secondary) return;
     const behind = Math.max(0, bounds.last.id - secondary.lastEventId);
-    const lagSeconds = behind > 0 && secondary.lastEventAt ? Math.max(0, (bounds.last.createdAt.getTime() - secondary.lastEventAt.getTime()) / 1000) : 0;
+    // The age of the oldest event it has not applied. (Newest minus newest applied, GitLab's
+    // definition, counts the quiet time before a burst as lag.)
+    const [oldestUnapplied] = behind > 0 ? await readEvents(world.primaryDb, secondary.lastEventId, 1) : [];
+    const lagSeconds = oldestUnapplied ? Math.max(0, (Date.now() - oldestUnapplied.createdAt.getTime()) / 1000) : 0;
     this.lag.push({ at: Date.now(), behind, lagSeconds, primaryBehind: primary ? Math.max(0, bounds.last.id - primary.lastEventId) : Number.NaN,
       replicaBehind: Math.max(0, bounds.last.id - (replica.last?.id ?? 0)),
     });
