@@ -59,6 +59,7 @@ export class RegistryApiServer {
   private server?: Server;
   private settings?: RequestHeaderSettings;
   private refreshTimer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
   private readonly authorizer: Authorizer;
   private readonly databases: SiteDatabases;
   url?: string;
@@ -75,7 +76,23 @@ export class RegistryApiServer {
     return { cert: readFileSync(this.o.certFile), key: readFileSync(this.o.keyFile), ca: this.settings!.clientCA };
   }
 
-  async start(): Promise<string> {
+  /**
+   * Serves once the front-proxy settings can be read. A cluster without the aggregation layer (or
+   * a moment when the API server is unreachable) must not stop the operator: it logs why and tries
+   * again every 30 s; the URL is undefined until then.
+   */
+  async start(): Promise<string | undefined> {
+    try {
+      return await this.listen();
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, "registry API not served yet (kubectl geo registries/resync/reverify need it); retrying in 30 s");
+      this.retryTimer = setTimeout(() => void this.start(), 30_000);
+      this.retryTimer.unref();
+      return undefined;
+    }
+  }
+
+  private async listen(): Promise<string> {
     this.settings = await loadRequestHeaderSettings(this.o.core);
     const server = createServer({ ...this.secureContext(), requestCert: true, rejectUnauthorized: false }, (req, res) => void this.handle(req, res));
     this.server = server;
@@ -104,6 +121,7 @@ export class RegistryApiServer {
 
   async stop(): Promise<void> {
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     const server = this.server;
     this.server = undefined;
     if (server) {
