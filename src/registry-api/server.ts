@@ -200,6 +200,10 @@ export class RegistryApiServer {
     if (req.method === "GET" && path === "/apis") return { code: 200, body: { kind: "APIGroupList", apiVersion: "v1", groups: [group] } };
     if (req.method === "GET" && path === `/apis/${REGISTRY_API_GROUP}`) return { code: 200, body: { kind: "APIGroup", apiVersion: "v1", ...group } };
     if (req.method === "GET" && path === `/apis/${REGISTRY_API_GROUP_VERSION}`) return { code: 200, body: this.resourceList() };
+    // The API server merges every APIService's OpenAPI; an empty document keeps it from retrying
+    // (and logging) every minute. The objects are described in docs/kubectl-geo.md.
+    if (req.method === "GET" && path === "/openapi/v2") return { code: 200, body: { swagger: "2.0", info: { title: "geo-operator registry API", version: REGISTRY_API_VERSION }, paths: {} } };
+    if (req.method === "GET" && path === "/openapi/v3") return { code: 200, body: { paths: {} } };
 
     const m = new RegExp(`^/apis/${REGISTRY_API_GROUP_VERSION.replaceAll(".", "\\.")}/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?$`).exec(path);
     if (!m) {

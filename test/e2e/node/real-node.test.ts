@@ -10,7 +10,6 @@
  * server the operator runs for london. Then the checks below, in order: each builds on the
  * previous one.
  */
-import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -23,7 +22,7 @@ import { startLocalEnvironment, type LocalEnvironment } from "../../../hack/loca
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
 import { authorizationHeader } from "../../../src/strategies/blob/files/signing.ts";
 import { createTestCertificates, type TestCertificates } from "../../support/tls.ts";
-import { forward, helmOk, kubectl, kubectlAsync, kubectlAsyncOk, kubectlOk, requireEnv, until, type Forwarder } from "./support.ts";
+import { commandAsync, forward, helmOk, kubectl, kubectlAsync, kubectlAsyncOk, kubectlOk, requireEnv, until, type Forwarder } from "./support.ts";
 
 const NODE_IP = requireEnv("GEO_E2E_NODE_IP");
 const IMAGE = requireEnv("GEO_E2E_IMAGE");
@@ -299,8 +298,9 @@ describe("geo-operator on a real node", () => {
     const list = JSON.parse(await kubectlAsyncOk(["get", "--raw", path])) as { items: { id: number; state: string; site: string }[] };
     expect(list.items.length).toBe(BLOBS);
     expect(new Set(list.items.map((i) => `${i.site}/${i.state}`))).toEqual(new Set(["tokyo/synced"]));
-    const plugin = spawnSync(process.execPath, [join(REPO_ROOT, "bin/kubectl-geo.js"), "-n", NS, "-o", "json", "registries", "cool-widget", "--site", "tokyo", "--limit", "1000"], { encoding: "utf8", env: process.env });
-    expect(plugin.status, plugin.stderr).toBe(0);
+    // Asynchronously: the manager's queries go through this process's TCP forwarders.
+    const plugin = await commandAsync(process.execPath, [join(REPO_ROOT, "bin/kubectl-geo.js"), "-n", NS, "-o", "json", "registries", "cool-widget", "--site", "tokyo", "--limit", "1000"]);
+    expect(plugin.code, plugin.stderr).toBe(0);
     expect((JSON.parse(plugin.stdout) as { items: unknown[] }).items.length).toBe(BLOBS);
   });
 

@@ -41,8 +41,13 @@ export function helmOk(args: string[]): string {
 
 /** kubectl without blocking the event loop (the test's TCP forwarders run on it). */
 export function kubectlAsync(args: string[], input?: string): Promise<CommandResult> {
+  return commandAsync(requireEnv("KUBECTL"), args, input);
+}
+
+/** Any command without blocking the event loop (the plugin, whose requests reach the forwarders). */
+export function commandAsync(command: string, args: string[], input?: string): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = spawn(requireEnv("KUBECTL"), args);
+    const child = spawn(command, args);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
