@@ -149,9 +149,10 @@ describe("failoverReadiness", () => {
     expect(failoverThresholdsOf({ role: "secondary", statusInterval: "10m", database: { secretRef: { name: "t" } } }).maxStatusAgeSeconds).toBe(1800);
     const spec: GeoSiteSpec = { role: "secondary", database: { secretRef: { name: "t" } }, failover: { maxReplicationLag: "5s", maxEventCursorLag: "10s", maxStatusAge: "20s" } };
     expect(failoverThresholdsOf(spec)).toEqual({ maxReplicationLagSeconds: 5, maxEventCursorLagSeconds: 10, maxStatusAgeSeconds: 20 });
-    // The operator rewrites an unchanged status every half of maxStatusAge, at most every 5 minutes.
-    expect(statusRewriteSeconds(spec)).toBe(10);
-    expect(statusRewriteSeconds({ role: "secondary", database: { secretRef: { name: "t" } } })).toBe(150);
+    // The operator rewrites an unchanged status every third of maxStatusAge, at least every 5 minutes.
+    expect(statusRewriteSeconds({ ...spec, failover: { maxStatusAge: "30s" } })).toBe(10);
+    expect(statusRewriteSeconds({ role: "secondary", database: { secretRef: { name: "t" } } })).toBe(100);
+    expect(statusRewriteSeconds({ role: "secondary", statusInterval: "10m", database: { secretRef: { name: "t" } } })).toBe(300);
 
     const status = readyStatus();
     status.lastStatusTime = ago(25);

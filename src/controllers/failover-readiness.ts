@@ -81,10 +81,12 @@ export function failoverThresholdsOf(spec: GeoSiteSpec): FailoverThresholds {
 
 /**
  * How often the operator must rewrite an unchanged status so that a live operator's status never
- * looks stale to this site's threshold: half of it, and never less often than the heartbeat.
+ * looks stale to this site's threshold: every third of it (the rewrite waits for the next
+ * reconcile, up to one statusInterval, at most half the threshold, and the reconcile takes time),
+ * and never less often than the heartbeat.
  */
 export function statusRewriteSeconds(spec: GeoSiteSpec): number {
-  return Math.min(STATUS_HEARTBEAT_SECONDS, failoverThresholdsOf(spec).maxStatusAgeSeconds / 2);
+  return Math.min(STATUS_HEARTBEAT_SECONDS, failoverThresholdsOf(spec).maxStatusAgeSeconds / 3);
 }
 
 /** Health reasons that say the site's databases, storage or servers cannot be used. */

@@ -13,7 +13,7 @@
  * deletions held, a replica that is not this primary's or lags behind, and a log cursor behind or
  * stuck. On a secondary, the FailoverReady condition says whether it could be promoted now
  * (failover-readiness.ts). Only sites this operator acts for are written. The status is written
- * when it changed, and otherwise at least every `heartbeatMs` (and every half of the site's
+ * when it changed, and otherwise at least every `heartbeatMs` (and every third of the site's
  * failover maxStatusAge) so that lastStatusTime shows the operator is alive.
  */
 import type { CustomObjectsApi } from "@kubernetes/client-node";

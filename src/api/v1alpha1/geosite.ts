@@ -49,7 +49,7 @@ const failover: JSONSchema = {
     ),
     maxEventCursorLag: optionalDuration("How far this site's log cursor may trail the primary's newest event. Default: eventLog.cursor.maxLag."),
     maxStatusAge: optionalDuration(
-      "How old status.lastStatusTime may be. Default: three statusIntervals, at least 5m. At least twice statusInterval: the operator rewrites an unchanged status every half of it.",
+      "How old status.lastStatusTime may be. Default: three statusIntervals, at least 5m. At least twice statusInterval: the operator rewrites an unchanged status every third of it.",
     ),
   },
 };

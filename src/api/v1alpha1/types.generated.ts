@@ -97,7 +97,7 @@ export interface GeoSiteSpec {
      */
     maxEventCursorLag?: string;
     /**
-     * How old status.lastStatusTime may be. Default: three statusIntervals, at least 5m. At least twice statusInterval: the operator rewrites an unchanged status every half of it. A duration such as "30s", "10m" or "1h".
+     * How old status.lastStatusTime may be. Default: three statusIntervals, at least 5m. At least twice statusInterval: the operator rewrites an unchanged status every third of it. A duration such as "30s", "10m" or "1h".
      */
     maxStatusAge?: string;
   };
