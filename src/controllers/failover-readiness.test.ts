@@ -176,4 +176,11 @@ describe("failoverReadiness", () => {
     expect(c.message.split("; ").map((m) => m.split(":")[0])).toEqual(["StatusStale", "SyncFailures", "NotSynced", "NotSynced", "NotVerified"]);
     expect(c.message).toContain("NotSynced: empty_thing: no status yet");
   });
+
+  it("keeps the condition message bounded when many checks fail", () => {
+    const many = Array.from({ length: 30 }, (_, i) => rtype(`type_${i}`));
+    const c = failoverCondition(evaluate(readyStatus(), { types: many }));
+    expect(c.message.split("; ")).toHaveLength(11);
+    expect(c.message).toMatch(/; and 20 more failing checks \(kubectl geo preflight lists them all\)$/);
+  });
 });

@@ -249,9 +249,15 @@ export function failoverReadiness(inputs: FailoverInputs): FailoverReadiness {
   return { ready: checks.every((c) => c.ok), checks };
 }
 
-/** The FailoverReady condition for a readiness: the first blocking check's reason, every blocking line in the message. */
+/** Blocking lines a condition message lists; `kubectl geo preflight` shows them all. */
+export const CONDITION_MESSAGE_CHECKS = 10;
+
+/** The FailoverReady condition for a readiness: the first blocking check's reason, the blocking lines in the message. */
 export function failoverCondition(readiness: FailoverReadiness): { status: "True" | "False"; reason: string; message: string } {
   const blocking = readiness.checks.filter((c) => !c.ok);
   if (!blocking.length) return { status: "True", reason: Reason.FailoverReady, message: `all ${readiness.checks.length} failover checks pass` };
-  return { status: "False", reason: blocking[0]!.reason, message: blocking.map((c) => `${c.reason}: ${c.message}`).join("; ") };
+  const listed = blocking.slice(0, CONDITION_MESSAGE_CHECKS).map((c) => `${c.reason}: ${c.message}`);
+  const more = blocking.length - listed.length;
+  if (more > 0) listed.push(`and ${more} more failing checks (kubectl geo preflight lists them all)`);
+  return { status: "False", reason: blocking[0]!.reason, message: listed.join("; ") };
 }
