@@ -1,7 +1,8 @@
 /**
  * The operator process: informers on GeoSites, ReplicableTypes and the Jobs it owns; one
  * controller loop per kind; leader election so only one replica acts; /healthz, /readyz and
- * /metrics; an orderly stop on SIGTERM.
+ * /metrics; the aggregated registry API (every replica serves it, leader or not); an orderly stop
+ * on SIGTERM.
  */
 import { createServer, type Server } from "node:http";
 import { hostname } from "node:os";
@@ -22,6 +23,7 @@ import { EventRecorder } from "./k8s/events.ts";
 import { Informer } from "./k8s/informer.ts";
 import { LeaderElector } from "./k8s/leader-election.ts";
 import { OperatorMetrics } from "./metrics/metrics.ts";
+import { RegistryApiServer } from "./registry-api/server.ts";
 import type { Logger } from "./util/log.ts";
 
 function withoutManagedFields<T extends { metadata?: { managedFields?: unknown } }>(obj: T): T {
@@ -45,6 +47,13 @@ export interface ManagerOptions {
   bindAddress?: string;
   leaderElection?: { namespace: string; name: string; identity?: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   relistIntervalMs?: number;
+  /**
+   * Serve the aggregated registry API (registry.geo.replication.dev) with this serving certificate;
+   * undefined: not served. Port 0 picks a free port.
+   */
+  registryApi?: { port: number; bindAddress?: string; certFile: string; keyFile: string };
+  /** false: only caches and the registry API, no controllers (a read/act-only replica). Default true. */
+  controllers?: boolean;
   /** Called when leadership is lost (default: exit the process so a fresh one campaigns). */
   onLostLeadership?: () => void;
 }
@@ -63,11 +72,13 @@ export class Manager {
   private readonly o: ManagerOptions;
   private readonly access: SiteAccess;
   private readonly elector?: LeaderElector;
+  private readonly registryApi?: RegistryApiServer;
   private servers: Server[] = [];
   private readonly finishedJobs = new Set<string>();
   private controllersStarted = false;
   metricsURL?: string;
   healthURL?: string;
+  registryApiURL?: string;
 
   constructor(opts: ManagerOptions) {
     this.o = opts;
@@ -94,6 +105,17 @@ export class Manager {
     this.types = crInformer<ReplicableType>(PLURALS.ReplicableType);
     this.access = new SiteAccess(core);
     const events = new EventRecorder(core, "geo-operator", log);
+    if (opts.registryApi) {
+      this.registryApi = new RegistryApiServer({
+        sites: this.sites,
+        types: this.types,
+        core,
+        authorization: this.clients.authorization,
+        events,
+        log,
+        ...opts.registryApi,
+      });
+    }
 
     if (opts.executor === "jobs") {
       this.jobs = new Informer<V1Job>({
@@ -181,7 +203,7 @@ export class Manager {
       });
     }
 
-    if (opts.leaderElection) {
+    if (opts.leaderElection && opts.controllers !== false) {
       const le = opts.leaderElection;
       this.elector = new LeaderElector({
         api: this.clients.coordination,
@@ -278,8 +300,10 @@ export class Manager {
     this.types.start();
     this.jobs?.start();
     await this.synced;
+    if (this.registryApi) this.registryApiURL = await this.registryApi.start();
     ready = true;
     this.o.log.info("caches synced");
+    if (this.o.controllers === false) return;
     if (this.elector) this.elector.start();
     else this.startControllers();
   }
@@ -288,6 +312,7 @@ export class Manager {
     await this.elector?.stop();
     if (this.executor instanceof InProcessExecutor) this.executor.stopAll();
     await this.siteServers.stopAll();
+    await this.registryApi?.stop();
     await this.stopControllers();
     this.sites.stop();
     this.types.stop();

@@ -1,4 +1,5 @@
 /** `geo-operator manager`: runs the operator (controllers, leader election, health and metrics). */
+import { join } from "node:path";
 import { Option, type Command } from "commander";
 import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
 import { loadKubeConfig } from "../../src/k8s/client.ts";
@@ -19,6 +20,9 @@ interface ManagerCliOptions {
   leaderElect: boolean;
   leaderElectionNamespace: string;
   logLevel: string;
+  registryApiBindAddress?: string;
+  registryApiCertDir?: string;
+  controllers: boolean;
 }
 
 function splitAddress(address: string): { host: string; port: number } {
@@ -43,10 +47,14 @@ export function registerManagerCommand(program: Command): void {
     .option("--leader-elect", "elect a leader through a Lease (run several replicas)", false)
     .option("--leader-election-namespace <ns>", "namespace of the Lease", process.env.POD_NAMESPACE ?? "default")
     .addOption(new Option("--log-level <level>").choices(["debug", "info", "warn", "error"]).default("info"))
+    .option("--registry-api-bind-address <addr>", "host:port of the aggregated registry API (registry.geo.replication.dev); unset: not served")
+    .option("--registry-api-cert-dir <dir>", "directory with tls.crt and tls.key, the registry API's serving certificate", "/tls")
+    .option("--no-controllers", "run only the caches and the registry API (no reconciling, no leader election)")
     .action(async (opts: ManagerCliOptions) => {
       const log = createLogger({ name: "geo-operator", level: opts.logLevel });
       const metrics = splitAddress(opts.metricsBindAddress);
       const health = splitAddress(opts.healthProbeBindAddress);
+      const registryApi = opts.registryApiBindAddress ? splitAddress(opts.registryApiBindAddress) : undefined;
       const manager = new Manager({
         kubeConfig: loadKubeConfig(opts.kubeconfig),
         log,
@@ -63,6 +71,17 @@ export function registerManagerCommand(program: Command): void {
         metricsPort: metrics.port,
         healthPort: health.port,
         bindAddress: metrics.host,
+        controllers: opts.controllers,
+        ...(registryApi
+          ? {
+              registryApi: {
+                port: registryApi.port,
+                bindAddress: registryApi.host,
+                certFile: join(opts.registryApiCertDir ?? "/tls", "tls.crt"),
+                keyFile: join(opts.registryApiCertDir ?? "/tls", "tls.key"),
+              },
+            }
+          : {}),
         ...(opts.leaderElect ? { leaderElection: { namespace: opts.leaderElectionNamespace, name: "geo-operator-leader" } } : {}),
       });
       const shutdown = (signal: string) => {
@@ -72,6 +91,6 @@ export function registerManagerCommand(program: Command): void {
       process.once("SIGTERM", () => shutdown("SIGTERM"));
       process.once("SIGINT", () => shutdown("SIGINT"));
       await manager.start();
-      log.info({ metrics: manager.metricsURL, health: manager.healthURL }, "manager started");
+      log.info({ metrics: manager.metricsURL, health: manager.healthURL, registryApi: manager.registryApiURL }, "manager started");
     });
 }

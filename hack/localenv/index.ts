@@ -2,7 +2,8 @@
  * The local environment: every real server geo-operator talks to, on 127.0.0.1, in one temp
  * directory. Used by the vitest globalSetup and by `make demo`.
  *
- *   kube      etcd + kube-apiserver (RBAC on), kubeconfig, and kubectl/helm paths
+ *   kube      etcd + kube-apiserver (RBAC and the aggregation layer on), kubeconfig, kubectl/helm
+ *             paths, and geo-operator's registry API registered as an APIService
  *   postgres  two servers: the primary site's main DB and the secondary site's tracking DB, and a
  *             hot standby streaming the primary's WAL (the primary's read replica)
  *   s3        two MinIO servers: the primary's and the secondary's object storage
@@ -14,6 +15,7 @@ import { join } from "node:path";
 import { startGitDaemon, type GitServer } from "./git-server.ts";
 import { startKubeControlPlane, type KubeControlPlane } from "./kube.ts";
 import { startMinio, type S3Endpoint } from "./minio.ts";
+import { startRegistryApi, type RegistryApi } from "./registry-api.ts";
 import { startPostgres, startStandby, type PostgresServer, type StandbyServer } from "./postgres.ts";
 import { reapLeftovers } from "./processes.ts";
 import { ensureTools, type GoTool } from "./tools.ts";
@@ -24,7 +26,7 @@ export const ALL_COMPONENTS: Component[] = ["kube", "postgres", "s3", "git"];
 /** What a test or the demo needs to reach the servers; also written to `<dir>/env.json`. */
 export interface LocalEnvironmentInfo {
   dir: string;
-  kube?: { server: string; kubeconfig: string; kubectl: string; helm: string };
+  kube?: { server: string; kubeconfig: string; kubectl: string; helm: string; certDir: string; registryApiURL: string };
   /** Superuser URLs of the `postgres` database on each server. */
   postgres?: { primaryURL: string; secondaryURL: string; primaryReplicaURL: string };
   s3?: Record<"primary" | "secondary", { endpoint: string; region: string; bucket: string; accessKeyId: string; secretAccessKey: string }>;
@@ -35,6 +37,7 @@ export interface LocalEnvironmentInfo {
 export interface LocalEnvironment {
   info: LocalEnvironmentInfo;
   kube?: KubeControlPlane;
+  registryApi?: RegistryApi;
   postgres?: PostgresServers;
   s3?: { primary: S3Endpoint; secondary: S3Endpoint };
   git?: GitServer;
@@ -48,7 +51,7 @@ export interface PostgresServers {
   primaryReplica: StandbyServer;
 }
 
-const SERVER_COMMANDS = ["kube-apiserver", "etcd", "postgres", "minio", "git-daemon", "git daemon"];
+const SERVER_COMMANDS = ["kube-apiserver", "etcd", "postgres", "minio", "git-daemon", "git daemon", "cmd/geo-operator.ts"];
 
 export async function startLocalEnvironment(opts: {
   components?: Component[];
@@ -74,6 +77,7 @@ export async function startLocalEnvironment(opts: {
   const postgres: Partial<PostgresServers> = {};
   const processes = () =>
     [
+      env.registryApi?.process,
       env.kube?.apiserver,
       env.kube?.etcd,
       postgres.primaryReplica?.process,
@@ -98,7 +102,9 @@ export async function startLocalEnvironment(opts: {
     info: { dir },
     async stop() {
       await Promise.allSettled([
-        env.kube?.stop(),
+        env.registryApi
+          ? env.registryApi.stop().then(() => env.kube?.stop())
+          : env.kube?.stop(),
         stopPrimaryAndReplica(),
         postgres.secondary?.stop(),
         env.s3?.primary.stop(),
@@ -114,10 +120,12 @@ export async function startLocalEnvironment(opts: {
     const tasks: Promise<void>[] = [];
     if (components.has("kube")) {
       tasks.push(
-        startKubeControlPlane({ stateDir: dir, etcdBinary: tools.etcd, apiserverBinary: tools["kube-apiserver"] }).then((k) => {
+        startKubeControlPlane({ stateDir: dir, etcdBinary: tools.etcd, apiserverBinary: tools["kube-apiserver"] }).then(async (k) => {
           env.kube = k;
-          env.info.kube = { server: k.server, kubeconfig: k.kubeconfig, kubectl: tools.kubectl, helm: tools.helm };
           log(`kube-apiserver ready at ${k.server}`);
+          const api = (env.registryApi = await startRegistryApi({ stateDir: dir, kubeconfig: k.kubeconfig, kubectl: tools.kubectl }));
+          env.info.kube = { server: k.server, kubeconfig: k.kubeconfig, kubectl: tools.kubectl, helm: tools.helm, certDir: k.certDir, registryApiURL: api.url };
+          log(`registry API ready at ${api.url} (APIService registered)`);
         }),
       );
     }

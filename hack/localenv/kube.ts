@@ -1,8 +1,10 @@
 /**
  * A real control plane without nodes, the way controller-runtime's envtest builds one: etcd plus
  * kube-apiserver on 127.0.0.1 with serving certificates, an admin client certificate
- * (O=system:masters), RBAC authorization and service-account signing keys. Writes a kubeconfig
- * usable by the tests, kubectl, helm and people.
+ * (O=system:masters), RBAC authorization and service-account signing keys, and the aggregation
+ * layer's front proxy (a CA and client certificate for request-header authentication), so
+ * APIServices such as the registry API work. Writes a kubeconfig usable by the tests, kubectl,
+ * helm and people.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -15,6 +17,8 @@ import { ManagedProcess, waitFor } from "./processes.ts";
 export interface KubeControlPlane {
   server: string;
   kubeconfig: string;
+  /** ca.crt/ca.key (the client CA: sign user certificates with it), front-proxy-*. */
+  certDir: string;
   etcd: ManagedProcess;
   apiserver: ManagedProcess;
   stop(): Promise<void>;
@@ -42,6 +46,15 @@ function writeCertificates(dir: string): void {
     "subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\nextendedKeyUsage=serverAuth\n",
   );
   issue("admin", "/O=system:masters/CN=geo-admin", "extendedKeyUsage=clientAuth\n");
+  // The aggregation layer: the API server proxies to APIServices with this client certificate,
+  // which aggregated servers trust through requestheader-client-ca-file.
+  openssl(["req", "-x509", ...ec, "-keyout", "front-proxy-ca.key", "-out", "front-proxy-ca.crt", "-days", "3650", "-subj", "/CN=geo-operator-front-proxy-ca"], dir);
+  openssl(["req", ...ec, "-keyout", "front-proxy-client.key", "-out", "front-proxy-client.csr", "-subj", "/CN=front-proxy-client"], dir);
+  writeFileSync(join(dir, "front-proxy-client.ext"), "extendedKeyUsage=clientAuth\n");
+  openssl(
+    ["x509", "-req", "-in", "front-proxy-client.csr", "-CA", "front-proxy-ca.crt", "-CAkey", "front-proxy-ca.key", "-CAcreateserial", "-out", "front-proxy-client.crt", "-days", "3650", "-extfile", "front-proxy-client.ext"],
+    dir,
+  );
   openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "sa.key"], dir);
   openssl(["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"], dir);
 }
@@ -125,6 +138,13 @@ export async function startKubeControlPlane(opts: {
       `--tls-private-key-file=${join(certDir, "apiserver.key")}`,
       `--client-ca-file=${join(certDir, "ca.crt")}`,
       "--authorization-mode=RBAC",
+      `--requestheader-client-ca-file=${join(certDir, "front-proxy-ca.crt")}`,
+      "--requestheader-allowed-names=front-proxy-client",
+      "--requestheader-username-headers=X-Remote-User",
+      "--requestheader-group-headers=X-Remote-Group",
+      "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+      `--proxy-client-cert-file=${join(certDir, "front-proxy-client.crt")}`,
+      `--proxy-client-key-file=${join(certDir, "front-proxy-client.key")}`,
       `--service-account-key-file=${join(certDir, "sa.pub")}`,
       `--service-account-signing-key-file=${join(certDir, "sa.key")}`,
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -155,6 +175,7 @@ export async function startKubeControlPlane(opts: {
   return {
     server,
     kubeconfig,
+    certDir,
     etcd,
     apiserver,
     async stop() {

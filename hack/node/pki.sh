@@ -7,6 +7,10 @@
 #                          CoreDNS, and the API server's client certificate towards the kubelet
 #   kubelet.kubeconfig     system:node:NODE_NAME (group system:nodes) for the Node authorizer
 #   proxy.kubeconfig       system:kube-proxy (bound to system:node-proxier by default)
+#   front-proxy-ca.{crt,key}, front-proxy-client.{crt,key}
+#                          the aggregation layer: the API server's client certificate towards
+#                          APIServices (geo-operator's registry API), trusted through
+#                          --requestheader-client-ca-file
 set -euo pipefail
 dir=$1 node_ip=$2 node=$3
 mkdir -p "$dir"
@@ -26,6 +30,11 @@ issue admin /O=system:masters/CN=geo-e2e-admin "extendedKeyUsage=clientAuth\n"
 issue kubelet "/O=system:nodes/CN=system:node:$node" "extendedKeyUsage=clientAuth\n"
 issue kubelet-serving "/CN=$node" "subjectAltName=IP:$node_ip,DNS:$node\nextendedKeyUsage=serverAuth\n"
 issue proxy /CN=system:kube-proxy "extendedKeyUsage=clientAuth\n"
+openssl req -x509 "${ec[@]}" -keyout front-proxy-ca.key -out front-proxy-ca.crt -days 3650 -subj /CN=geo-e2e-front-proxy-ca 2>/dev/null
+openssl req "${ec[@]}" -keyout front-proxy-client.key -out front-proxy-client.csr -subj /CN=front-proxy-client 2>/dev/null
+printf 'extendedKeyUsage=clientAuth\n' >front-proxy-client.ext
+openssl x509 -req -in front-proxy-client.csr -CA front-proxy-ca.crt -CAkey front-proxy-ca.key -CAcreateserial -out front-proxy-client.crt -days 3650 -extfile front-proxy-client.ext 2>/dev/null
+rm -f front-proxy-client.csr front-proxy-client.ext
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out sa.key 2>/dev/null
 openssl pkey -in sa.key -pubout -out sa.pub 2>/dev/null
 kubeconfig() { # file user

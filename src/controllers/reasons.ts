@@ -46,6 +46,9 @@ export const Reason = {
   TablesMissing: "TablesMissing",
   DeletionsHeld: "DeletionsHeld",
   DeletionsReleased: "DeletionsReleased",
+  /** Events: a user resynced or reverified rows through the registry API (the message names them). */
+  ResyncRequested: "ResyncRequested",
+  ReverifyRequested: "ReverifyRequested",
   NothingHeld: "NothingHeld",
   SiteUnreachable: "SiteUnreachable",
   ForcedDeletion: "ForcedDeletion",

@@ -1,6 +1,7 @@
 /** API clients built from one KubeConfig: in-cluster, or KUBECONFIG / ~/.kube/config outside. */
 import {
   AppsV1Api,
+  AuthorizationV1Api,
   BatchV1Api,
   CoordinationV1Api,
   CoreV1Api,
@@ -13,6 +14,8 @@ export interface KubeClients {
   kubeConfig: KubeConfig;
   core: CoreV1Api;
   apps: AppsV1Api;
+  /** SubjectAccessReviews for the registry API. */
+  authorization: AuthorizationV1Api;
   batch: BatchV1Api;
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
@@ -31,6 +34,7 @@ export function createClients(kubeConfig: KubeConfig): KubeClients {
     kubeConfig,
     core: kubeConfig.makeApiClient(CoreV1Api),
     apps: kubeConfig.makeApiClient(AppsV1Api),
+    authorization: kubeConfig.makeApiClient(AuthorizationV1Api),
     batch: kubeConfig.makeApiClient(BatchV1Api),
     custom: kubeConfig.makeApiClient(CustomObjectsApi),
     coordination: kubeConfig.makeApiClient(CoordinationV1Api),

@@ -1,17 +1,16 @@
 /**
- * What `kubectl geo` reads from the API server: GeoSites, ReplicableTypes and the database URLs
- * in the Secrets a GeoSite names (resolved the way the operator resolves them). API failures
- * become PluginErrors with the exit code a script can act on.
+ * What `kubectl geo` reads from the API server: GeoSites, ReplicableTypes, and the registries and
+ * registry actions the manager serves through the aggregated registry API. The plugin never
+ * connects to a database and needs no Secret: the API server authenticates the user and RBAC
+ * decides. API failures become PluginErrors with the exit code a script can act on.
  */
 import { statusMessage } from "../k8s/api-errors.ts";
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
-import type pg from "pg";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import { GROUP, PLURALS, VERSION } from "../api/v1alpha1/resources.ts";
 import { loadKubeConfig } from "../k8s/client.ts";
-import { resolveEnv, SecretNotOptedInError } from "../k8s/env.ts";
-import { checkDatabase, createPool, describeDatabase } from "../util/database.ts";
-import { failure, notFound, PluginError } from "./errors.ts";
+import { ACTION_KIND, ACTIONS_RESOURCE, REGISTRY_API_GROUP, REGISTRY_API_SERVICE_NAME, REGISTRY_API_VERSION, type RegistryActionSpec, type RegistryActionStatus } from "../registry-api/group.ts";
+import { failure, notFound, PluginError, usageError } from "./errors.ts";
 
 export interface GlobalOptions {
   kubeconfig?: string;
@@ -49,8 +48,6 @@ export function openSession(globals: GlobalOptions, redact: Set<string>): Sessio
 /** Turns an API call's failure into a PluginError; `what` says what was being read. */
 export function apiError(session: Session, err: unknown, what: string): PluginError {
   if (err instanceof PluginError) return err;
-  // Its message names the Secret and the kubectl label command that opts it in.
-  if (err instanceof SecretNotOptedInError) return failure(err.message);
   if (err instanceof ApiException) {
     if (err.code === 401) return failure(`reading ${what}: unauthorized: check the kubeconfig's credentials`);
     if (err.code === 403) return failure(`reading ${what}: forbidden: ${statusMessage(err)}`);
@@ -96,52 +93,80 @@ export async function findType(session: Session, name: string): Promise<Replicab
   return found;
 }
 
-/** An open connection to one of a site's databases; `label` names it in messages. */
-export interface SiteDatabase {
-  pool: pg.Pool;
-  label: string;
-  close(): Promise<void>;
-}
-
 /**
- * Connects to the database in the site's `spec.database.secretRef`: the tracking database on a
- * secondary, the main database on the primary. The URL is read from the Secret through the API,
- * as the operator does, and never appears in a message.
+ * A failure of the registry API. Its own messages (a row that does not exist, a table not created
+ * yet, a database it cannot reach) are shown as they are; an API server that cannot reach it says
+ * where to look.
  */
-export async function connectSiteDatabase(session: Session, site: GeoSite): Promise<SiteDatabase> {
-  const ref = site.spec.database.secretRef;
-  const key = ref.key ?? "url";
-  const what = site.spec.role === "primary" ? "main database" : "tracking database";
-  let env: Record<string, string>;
-  try {
-    env = await resolveEnv(session.core, session.namespace, [{ name: "URL", valueFrom: { secretKeyRef: { name: ref.name, key, optional: true } } }]);
-  } catch (err) {
-    throw apiError(session, err, `Secret ${session.namespace}/${ref.name}`);
+function registryApiError(session: Session, err: unknown, what: string): PluginError {
+  if (!(err instanceof ApiException)) return apiError(session, err, what);
+  const message = statusMessage(err);
+  switch (err.code) {
+    case 404:
+      if (/the server could not find the requested resource/.test(message)) {
+        return failure(`${what}: the registry API is not installed (no APIService ${REGISTRY_API_SERVICE_NAME}: install the chart with registryApi.enabled)`);
+      }
+      return notFound(message);
+    case 400:
+    case 422:
+      return usageError(message);
+    case 401:
+      return failure(`${what}: unauthorized: check the kubeconfig's credentials`);
+    case 403:
+      return failure(`${what}: forbidden: ${message}`);
+    case 503:
+      if (/the server is currently unable to handle the request|service unavailable|no endpoints|connection refused/i.test(message) && !/database/.test(message)) {
+        return failure(`${what}: the registry API is not available (${message}): check kubectl get apiservice ${REGISTRY_API_SERVICE_NAME} and the geo-operator pods`);
+      }
+      return failure(message);
+    default:
+      return failure(`${what}: ${message}`);
   }
-  const url = env.URL;
-  if (url === undefined) {
-    throw notFound(`GeoSite ${site.metadata.name} names Secret ${session.namespace}/${ref.name} key "${key}" for its ${what}, but there is no such Secret or key`);
-  }
-  session.redact.add(url);
-  const password = passwordOf(url);
-  if (password) session.redact.add(password);
-  const label = `${what} of GeoSite ${site.metadata.name} (${describeDatabase(url)})`;
-  const pool = createPool(url, { max: 2, applicationName: "kubectl-geo" });
-  try {
-    await checkDatabase(pool, url, `${what} of GeoSite ${site.metadata.name}`);
-  } catch (err) {
-    await pool.end().catch(() => undefined);
-    throw failure((err as Error).message);
-  }
-  return { pool, label, close: () => pool.end() };
 }
 
-function passwordOf(url: string): string | undefined {
+export interface RegistryListPage<T> {
+  items: T[];
+  continue?: string;
+}
+
+/** One page of a type's registry rows from the registry API (label selector, limit, continue). */
+export async function listRegistryObjects<T>(
+  session: Session,
+  plural: string,
+  query: { labelSelector: string; limit?: number; continue?: string },
+  what: string,
+): Promise<RegistryListPage<T>> {
   try {
-    const p = new URL(url).password;
-    return p ? decodeURIComponent(p) : undefined;
-  } catch {
-    return undefined;
+    const list = (await session.custom.listNamespacedCustomObject({
+      group: REGISTRY_API_GROUP,
+      version: REGISTRY_API_VERSION,
+      namespace: session.namespace,
+      plural,
+      labelSelector: query.labelSelector,
+      ...(query.limit ? { limit: query.limit } : {}),
+      ...(query.continue ? { _continue: query.continue } : {}),
+    })) as { items?: T[]; metadata?: { continue?: string } };
+    return { items: list.items ?? [], ...(list.metadata?.continue ? { continue: list.metadata.continue } : {}) };
+  } catch (err) {
+    throw registryApiError(session, err, what);
+  }
+}
+
+/** Creates a RegistryAction (the manager carries it out at once); `dryRun` only counts the selection. */
+export async function createRegistryAction(session: Session, spec: RegistryActionSpec, dryRun: boolean): Promise<RegistryActionStatus> {
+  try {
+    const created = (await session.custom.createNamespacedCustomObject({
+      group: REGISTRY_API_GROUP,
+      version: REGISTRY_API_VERSION,
+      namespace: session.namespace,
+      plural: ACTIONS_RESOURCE,
+      body: { apiVersion: `${REGISTRY_API_GROUP}/${REGISTRY_API_VERSION}`, kind: ACTION_KIND, metadata: { generateName: `${spec.action}-` }, spec },
+      ...(dryRun ? { dryRun: "All" } : {}),
+    })) as { status?: RegistryActionStatus };
+    if (!created.status) throw failure(`the registry API answered the ${spec.action} request without a result`);
+    return created.status;
+  } catch (err) {
+    throw registryApiError(session, err, `${spec.action} of ${spec.type} on GeoSite ${spec.site}`);
   }
 }
 

@@ -1,12 +1,13 @@
 /**
  * Which rows `resync` and `reverify` act on: registry ids, model ids, every row, or the rows in one
- * state. Exactly one selector is allowed; ids that do not exist stop the command before anything
- * changes, and `--all` asks first.
+ * state. Exactly one selector is allowed; the manager refuses ids that do not exist before
+ * anything changes, and `--all` asks first (after a dry run has counted the rows).
  */
 import { InvalidArgumentError, Option, type Command } from "commander";
-import { failure, notFound, usageError } from "./errors.ts";
+import type { ActionName, RegistryActionSpec } from "../registry-api/group.ts";
+import { createRegistryAction } from "./cluster.ts";
+import { failure, usageError } from "./errors.ts";
 import type { PluginIO } from "./io.ts";
-import { countRows, existingModelIds, modelIdBatches, modelIdsOfRegistryIds, type RowFilter } from "../registry/row-selection.ts";
 import type { Target } from "./target.ts";
 
 export interface SelectionOptions {
@@ -14,7 +15,7 @@ export interface SelectionOptions {
   modelId?: number[];
   all?: boolean;
   /** The state flag's value (--state or --verification), already checked by commander. */
-  inState?: number;
+  inState?: string;
   yes?: boolean;
 }
 
@@ -51,47 +52,35 @@ export interface SelectionResult {
 }
 
 /**
- * Resolves the selection to model ids and hands them to `apply` (in batches for --all and state
- * filters). `stateFilter` turns the state flag's value into a row filter. `describe` says what is
- * about to happen, for the --all question.
+ * Asks the manager to carry out `action` on the selected rows. `stateKey` says which spec field
+ * the state flag fills; `describe` says what is about to happen, for the --all question.
  */
 export async function applySelection(
   target: Target,
+  action: Exclude<ActionName, "release-deletions">,
   opts: SelectionOptions,
   io: PluginIO,
-  stateFilter: (value: number) => RowFilter,
+  stateKey: "state" | "verification",
   describe: (count: number) => string,
-  apply: (modelIds: number[]) => Promise<number>,
 ): Promise<SelectionResult> {
-  const db = target.db.pool;
-  if (opts.id) {
-    if (target.site.spec.role === "primary") {
-      throw usageError(`GeoSite ${target.site.metadata.name} is the primary, which has no registry ids: select rows with --model-id`);
-    }
-    const ids = [...new Set(opts.id)];
-    const found = await modelIdsOfRegistryIds(db, target.config, ids);
-    const missing = ids.filter((id) => !found.has(id));
-    if (missing.length) throw notFound(`no ${target.config.name} registry row with id ${missing.join(", ")} on GeoSite ${target.site.metadata.name}; nothing changed`);
-    return { selected: ids.length, changed: await apply([...found.values()]) };
+  if (opts.id && target.site.spec.role === "primary") {
+    throw usageError(`GeoSite ${target.site.metadata.name} is the primary, which has no registry ids: select rows with --model-id`);
   }
-  if (opts.modelId) {
-    const ids = [...new Set(opts.modelId)];
-    const found = await existingModelIds(db, target.side, ids);
-    const missing = ids.filter((id) => !found.has(id));
-    if (missing.length) throw notFound(`no ${target.config.name} row for model id ${missing.join(", ")} on GeoSite ${target.site.metadata.name}; nothing changed`);
-    return { selected: ids.length, changed: await apply(ids) };
-  }
-  const filter = opts.inState === undefined ? {} : stateFilter(opts.inState);
+  const spec: RegistryActionSpec = {
+    action,
+    type: target.typeName,
+    site: target.site.metadata.name,
+    ...(opts.id ? { ids: opts.id } : {}),
+    ...(opts.modelId ? { modelIds: opts.modelId } : {}),
+    ...(opts.all ? { all: true } : {}),
+    ...(opts.inState !== undefined ? { [stateKey]: opts.inState } : {}),
+  };
   if (opts.all && !opts.yes) {
-    const count = await countRows(db, target.side, filter);
-    if (count === 0) return { selected: 0, changed: 0 };
-    if (!io.interactive) throw usageError(`${describe(count)}: stdin is not a terminal, so pass --yes to confirm`);
-    if (!(await io.confirm(`${describe(count)}. Continue?`))) throw failure("aborted; nothing changed");
+    const { selected } = await createRegistryAction(target.session, spec, true);
+    if (selected === 0) return { selected: 0, changed: 0 };
+    if (!io.interactive) throw usageError(`${describe(selected)}: stdin is not a terminal, so pass --yes to confirm`);
+    if (!(await io.confirm(`${describe(selected)}. Continue?`))) throw failure("aborted; nothing changed");
   }
-  const result: SelectionResult = { selected: 0, changed: 0 };
-  for await (const batch of modelIdBatches(db, target.side, filter)) {
-    result.selected += batch.length;
-    result.changed += await apply(batch);
-  }
-  return result;
+  const { selected, changed } = await createRegistryAction(target.session, spec, false);
+  return { selected, changed };
 }

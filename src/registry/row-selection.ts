@@ -53,11 +53,18 @@ function conditions(filter: RowFilter, params: unknown[], alias = ""): string[] 
 
 const where = (conds: string[]): string => (conds.length ? `WHERE ${conds.join(" AND ")}` : "");
 
-/** Registry rows matching the filter, by id, at most `limit`. */
-export async function listRegistryRows(db: Queryable, config: ReplicableTypeSchemaConfig, filter: RowFilter, limit: number): Promise<RegistryRow[]> {
+/**
+ * Registry rows matching the filter, by id, at most `limit`; with `afterId`, only rows whose id is
+ * greater (keyset paging: a page is stable while rows change state between requests).
+ */
+export async function listRegistryRows(db: Queryable, config: ReplicableTypeSchemaConfig, filter: RowFilter, limit: number, afterId = 0): Promise<RegistryRow[]> {
   const { registry, modelId } = tableRefs(config);
   const params: unknown[] = [];
   const conds = conditions(filter, params, "r");
+  if (afterId > 0) {
+    params.push(afterId);
+    conds.push(`r.id > $${params.length}::bigint`);
+  }
   params.push(limit);
   const { rows } = await db.query<RegistryRowRecord>(
     `SELECT ${registryColumns("r", modelId)} FROM ${registry} AS r ${where(conds)} ORDER BY r.id LIMIT $${params.length}::integer`,

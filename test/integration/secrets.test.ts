@@ -14,8 +14,8 @@ import { Reason } from "../../src/controllers/reasons.ts";
 import { failureReason, SiteAccess } from "../../src/controllers/site-access.ts";
 import { resolveEnv, SecretNotOptedInError } from "../../src/k8s/env.ts";
 import { Informer } from "../../src/k8s/informer.ts";
-import { connectSiteDatabase, openSession } from "../../src/plugin/cluster.ts";
-import { PluginError } from "../../src/plugin/errors.ts";
+import { SiteDatabases } from "../../src/registry-api/site-databases.ts";
+import { ApiError } from "../../src/registry-api/status.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { createNamespace, kubectl, kubectlOk } from "../support/kubectl.ts";
 
@@ -217,10 +217,12 @@ describe("the in-process executor", () => {
 
 describe("kubectl geo", () => {
   it("reports an unlabelled Secret as such, not as an unreachable API server", async () => {
-    const session = openSession({ kubeconfig: process.env.KUBECONFIG!, namespace: ns, output: "table" }, new Set());
+    const databases = new SiteDatabases(core);
     const site: GeoSite = { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london", namespace: ns }, spec: { role: "primary", database: { secretRef: { name: "other-workload" } } } };
-    const err = await connectSiteDatabase(session, site).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(PluginError);
+    const err = await databases.open(site).catch((e: unknown) => e);
+    await databases.close();
+    // The registry API's answer to `kubectl geo registries`: the Secret and how to opt it in.
+    expect(err).toBeInstanceOf(ApiError);
     expect((err as Error).message).toContain(`kubectl label secret other-workload -n ${ns} geo.replication.dev/credentials=true`);
     expect((err as Error).message).not.toContain("cannot reach");
     expect((err as Error).message).not.toContain("hunter2");

@@ -67,3 +67,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- include "geo-operator.managerImage" . -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+"true" when the registry API is served: registryApi.enabled on a cluster-scoped install (its
+APIService and SubjectAccessReviews are cluster-wide, which rbac.namespaced rules out).
+*/}}
+{{- define "geo-operator.registryApi" -}}
+{{- if and .Values.registryApi.enabled (not .Values.rbac.namespaced) }}true{{ end }}
+{{- end }}

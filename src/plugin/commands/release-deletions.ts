@@ -1,13 +1,12 @@
 /**
  * `kubectl geo release-deletions <type> --site S`: a person has checked why a secondary held the
  * type's deletions (replica unproven or lagging, the primary empty, too many gone at once) and
- * lets them go ahead. The next complete consistency pass deletes what two passes confirmed; the
+ * lets them go ahead, through the registry API (the hold records the user the API server named). The next complete consistency pass deletes what two passes confirmed; the
  * annotation geo.replication.dev/release-deletions does the same through the operator.
  */
 import type { Command } from "commander";
-import { deletionHold, releaseDeletionHold } from "../../registry/deletions.ts";
-import type { GlobalOptions } from "../cluster.ts";
-import { EXIT_CODES_HELP, notFound } from "../errors.ts";
+import { createRegistryAction, type GlobalOptions } from "../cluster.ts";
+import { EXIT_CODES_HELP } from "../errors.ts";
 import type { PluginIO } from "../io.ts";
 import { renderStructured } from "../output.ts";
 import { withTarget } from "../target.ts";
@@ -22,15 +21,13 @@ export function registerReleaseDeletionsCommand(program: Command, io: PluginIO, 
     .action(async (typeName: string, opts: { site: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
       await withTarget(globals, redact, { typeName, siteName: opts.site, command: "release-deletions", roles: ["secondary"] }, async (t) => {
-        const hold = await deletionHold(t.db.pool, t.config.name);
-        if (!hold) throw notFound(`no deletions of ${t.config.name} are held on GeoSite ${t.site.metadata.name}`);
-        await releaseDeletionHold(t.db.pool, t.config.name, `kubectl geo release-deletions (${process.env.USER ?? "unknown user"})`);
-        const result = { action: "release-deletions", site: t.site.metadata.name, type: t.config.name, reason: hold.reason, pending: hold.pending };
+        const hold = await createRegistryAction(t.session, { action: "release-deletions", type: t.typeName, site: t.site.metadata.name }, false);
+        const result = { action: "release-deletions", site: t.site.metadata.name, type: t.typeName, reason: hold.reason, pending: hold.pending, requestedBy: hold.requestedBy };
         if (globals.output !== "table") {
           io.out(renderStructured(globals.output, result));
           return;
         }
-        io.out(`released ${hold.pending} held ${t.config.name} deletion(s) on ${t.site.metadata.name} (${hold.reason}); the next complete consistency pass deletes what it still confirms\n`);
+        io.out(`released ${hold.pending} held ${t.typeName} deletion(s) on ${t.site.metadata.name} (${hold.reason}); the next complete consistency pass deletes what it still confirms\n`);
       });
     });
 }

@@ -1,16 +1,15 @@
 /**
  * `kubectl geo resync <type> --site S`: GitLab's registry "resync" mutation. The selected rows on a
- * secondary go back to pending with their retries reset (requestResync), so the next sync run
- * copies them again.
+ * secondary go back to pending with their retries reset, so the next sync run copies them again.
+ * The manager does it (a RegistryAction through the registry API), so RBAC decides who may.
  */
 import { Option, type Command } from "commander";
-import { requestResync } from "../../registry/sync-state.ts";
 import type { GlobalOptions } from "../cluster.ts";
 import { EXIT_CODES_HELP } from "../errors.ts";
 import type { PluginIO } from "../io.ts";
 import { renderStructured } from "../output.ts";
 import { addSelectionOptions, applySelection, checkSelection, type SelectionOptions } from "../selection.ts";
-import { SYNC_STATES, syncStateValue } from "../states.ts";
+import { SYNC_STATES } from "../../registry/state-names.ts";
 import { withTarget } from "../target.ts";
 
 interface ResyncOptions extends Omit<SelectionOptions, "inState"> {
@@ -29,24 +28,17 @@ export function registerResyncCommand(program: Command, io: PluginIO, redact: Se
     .addHelpText("after", `\nRows being copied, synced or failed become pending; pending rows stay as they are.\n${EXIT_CODES_HELP}`)
     .action(async (typeName: string, opts: ResyncOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const selection: SelectionOptions = { ...opts, ...(opts.state ? { inState: syncStateValue(opts.state) } : {}) };
+      const selection: SelectionOptions = { ...opts, ...(opts.state ? { inState: opts.state } : {}) };
       checkSelection(selection, "--state");
       await withTarget(globals, redact, { typeName, siteName: opts.site, command: "resync", roles: ["secondary"] }, async (t) => {
-        const result = await applySelection(
-          t,
-          selection,
-          io,
-          (state) => ({ state }),
-          (count) => `this resyncs all ${count} ${t.config.name} registry rows on GeoSite ${t.site.metadata.name}`,
-          (modelIds) => requestResync(t.db.pool, t.config, modelIds),
-        );
+        const result = await applySelection(t, "resync", selection, io, "state", (count) => `this resyncs all ${count} ${t.typeName} registry rows on GeoSite ${t.site.metadata.name}`);
         if (globals.output !== "table") {
-          io.out(renderStructured(globals.output, { action: "resync", site: t.site.metadata.name, type: t.config.name, ...result }));
+          io.out(renderStructured(globals.output, { action: "resync", site: t.site.metadata.name, type: t.typeName, ...result }));
           return;
         }
         const unchanged = result.selected - result.changed;
         io.out(
-          `${result.changed} ${t.config.name} registry row(s) on ${t.site.metadata.name} marked for resync` +
+          `${result.changed} ${t.typeName} registry row(s) on ${t.site.metadata.name} marked for resync` +
             (unchanged ? ` (${unchanged} of ${result.selected} selected were already pending)` : "") +
             "\n",
         );

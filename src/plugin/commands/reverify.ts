@@ -1,18 +1,16 @@
 /**
  * `kubectl geo reverify <type> --site S`: GitLab's registry "reverify" mutation. On a secondary the
  * selected synced rows go back to verification pending, so the copy is checksummed again; on the
- * primary the `_states` rows are marked for re-checksumming (requestChecksum), dropping the old
- * checksum so that no secondary compares against it meanwhile.
+ * primary the `_states` rows are marked for re-checksumming, dropping the old checksum so that no
+ * secondary compares against it meanwhile. Carried out by the manager through the registry API.
  */
 import { Option, type Command } from "commander";
-import { requestChecksum } from "../../registry/checksum-state.ts";
 import type { GlobalOptions } from "../cluster.ts";
 import { EXIT_CODES_HELP } from "../errors.ts";
 import type { PluginIO } from "../io.ts";
 import { renderStructured } from "../output.ts";
-import { requestReverification } from "../../registry/reverification.ts";
 import { addSelectionOptions, applySelection, checkSelection, type SelectionOptions } from "../selection.ts";
-import { VERIFICATION_STATES, verificationStateValue } from "../states.ts";
+import { VERIFICATION_STATES } from "../../registry/state-names.ts";
 import { withTarget } from "../target.ts";
 
 interface ReverifyOptions extends Omit<SelectionOptions, "inState"> {
@@ -38,21 +36,14 @@ ${EXIT_CODES_HELP}`,
     )
     .action(async (typeName: string, opts: ReverifyOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>();
-      const selection: SelectionOptions = { ...opts, ...(opts.verification ? { inState: verificationStateValue(opts.verification) } : {}) };
+      const selection: SelectionOptions = { ...opts, ...(opts.verification ? { inState: opts.verification } : {}) };
       checkSelection(selection, "--verification");
       await withTarget(globals, redact, { typeName, siteName: opts.site, command: "reverify", roles: ["primary", "secondary"] }, async (t) => {
         const primary = t.site.spec.role === "primary";
-        const rowsName = primary ? `${t.config.name}_states rows` : `${t.config.name} registry rows`;
-        const result = await applySelection(
-          t,
-          selection,
-          io,
-          (verification) => ({ verification }),
-          (count) => `this reverifies all ${count} ${rowsName} on GeoSite ${t.site.metadata.name}`,
-          (modelIds) => (primary ? requestChecksum(t.db.pool, t.config, modelIds) : requestReverification(t.db.pool, t.config, modelIds)),
-        );
+        const rowsName = primary ? `${t.typeName}_states rows` : `${t.typeName} registry rows`;
+        const result = await applySelection(t, "reverify", selection, io, "verification", (count) => `this reverifies all ${count} ${rowsName} on GeoSite ${t.site.metadata.name}`);
         if (globals.output !== "table") {
-          io.out(renderStructured(globals.output, { action: "reverify", site: t.site.metadata.name, role: t.site.spec.role, type: t.config.name, ...result }));
+          io.out(renderStructured(globals.output, { action: "reverify", site: t.site.metadata.name, role: t.site.spec.role, type: t.typeName, ...result }));
           return;
         }
         const unchanged = result.selected - result.changed;

@@ -10,6 +10,7 @@
  * server the operator runs for london. Then the checks below, in order: each builds on the
  * previous one.
  */
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -290,6 +291,18 @@ describe("geo-operator on a real node", () => {
     expect(jobs.filter((j) => j.status.succeeded > 0).length).toBeGreaterThan(0);
     expect(jobs.filter((j) => (j.status.failed ?? 0) > 0).map((j) => j.metadata.name)).toEqual([]);
   }, 660_000);
+
+  it("the operator Pods serve tokyo's registries through the APIService: kubectl get and kubectl geo read them without a database URL", async () => {
+    await until("APIService v1alpha1.registry.geo.replication.dev Available", async () =>
+      (await kubectlAsync(["wait", "--for=condition=Available", "--timeout=5s", "apiservice/v1alpha1.registry.geo.replication.dev"])).code === 0 ? true : undefined, 120_000);
+    const path = `/apis/registry.geo.replication.dev/v1alpha1/namespaces/${NS}/coolwidgetregistries?labelSelector=site%3Dtokyo`;
+    const list = JSON.parse(await kubectlAsyncOk(["get", "--raw", path])) as { items: { id: number; state: string; site: string }[] };
+    expect(list.items.length).toBe(BLOBS);
+    expect(new Set(list.items.map((i) => `${i.site}/${i.state}`))).toEqual(new Set(["tokyo/synced"]));
+    const plugin = spawnSync(process.execPath, [join(REPO_ROOT, "bin/kubectl-geo.js"), "-n", NS, "-o", "json", "registries", "cool-widget", "--site", "tokyo", "--limit", "1000"], { encoding: "utf8", env: process.env });
+    expect(plugin.status, plugin.stderr).toBe(0);
+    expect((JSON.parse(plugin.stdout) as { items: unknown[] }).items.length).toBe(BLOBS);
+  });
 
   it("every upload is on tokyo in the store its record names, byte for byte, read through the retrieval server; london's volume is untouched", async () => {
     const { rows } = await primaryDb.query<{ id: string; file_name: string; store: number }>(`SELECT id::text, file_name, store FROM uploads ORDER BY id`);

@@ -32,9 +32,10 @@ describe("helm install charts/geo-operator", () => {
   beforeAll(() => {
     ns = createNamespace("geo-chart");
     ns2 = createNamespace("geo-chart2");
-    notes = helm(["install", release, CHART_DIR, "--namespace", ns, "--set", "site=tokyo", "--set", "worker.serviceAccountName=geo-worker"]);
+    // The local environment serves the registry API (one APIService per cluster): these releases do not.
+    notes = helm(["install", release, CHART_DIR, "--namespace", ns, "--set", "site=tokyo", "--set", "worker.serviceAccountName=geo-worker", "--set", "registryApi.enabled=false"]);
     // A second release in parallel: cluster-scoped names must not collide.
-    helm(["install", second, CHART_DIR, "--namespace", ns2]);
+    helm(["install", second, CHART_DIR, "--namespace", ns2, "--set", "registryApi.enabled=false"]);
   });
 
   afterAll(() => {

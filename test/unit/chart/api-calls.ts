@@ -35,6 +35,7 @@ const BUILTIN_KINDS: Record<string, { group: string; resource: string }> = {
   Pod: { group: "", resource: "pods" },
   ConfigMap: { group: "", resource: "configmaps" },
   Namespace: { group: "", resource: "namespaces" },
+  SubjectAccessReview: { group: "authorization.k8s.io", resource: "subjectaccessreviews" },
 };
 
 const VERB_OF_PREFIX: Record<string, string> = {
@@ -165,6 +166,11 @@ export function apiUses(entry = MANAGER_ENTRY): ApiUse[] {
 }
 
 /** The permissions in apiUses(), sorted and without duplicates. */
-export function requiredPermissions(uses = apiUses()): string[] {
-  return [...new Set(uses.map((u) => u.permission))].sort();
+/**
+ * Permissions the code needs. The registry API's (src/registry-api/) are needed only where it is
+ * served: the chart with registryApi.enabled, not config/ (kustomize) nor namespaced installs.
+ */
+export function requiredPermissions(uses = apiUses(), opts: { registryApi?: boolean } = {}): string[] {
+  const used = opts.registryApi === false ? uses.filter((u) => !u.where.startsWith("src/registry-api/")) : uses;
+  return [...new Set(used.map((u) => u.permission))].sort();
 }

@@ -19,7 +19,7 @@ describe("helm chart", () => {
 
   it("renders the operator's objects with default values (no monitoring objects)", () => {
     const kinds = helmTemplate().map((m) => m.kind).sort();
-    expect(kinds).toEqual(["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]);
+    expect(kinds).toEqual(["APIService", "ClusterRole", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Secret", "Service", "Service", "ServiceAccount"]);
   });
 
   it("runs the manager under the restricted Pod Security profile", () => {
@@ -44,17 +44,28 @@ describe("helm chart", () => {
     expect(c.ports).toEqual([
       { name: "metrics", containerPort: 9090, protocol: "TCP" },
       { name: "health", containerPort: 8081, protocol: "TCP" },
+      { name: "registry-api", containerPort: 8443, protocol: "TCP" },
     ]);
     expect(c.livenessProbe.httpGet).toEqual({ path: "/healthz", port: "health" });
     expect(c.readinessProbe.httpGet).toEqual({ path: "/readyz", port: "health" });
-    const svc = get(m, "Service");
+    const svc = get(m, "Service", "geo-operator-metrics");
     expect(svc.spec.ports).toEqual([{ name: "metrics", port: 9090, targetPort: "metrics", protocol: "TCP" }]);
     expect(svc.spec.selector).toEqual(get(m, "Deployment").spec.selector.matchLabels);
   });
 
   it("passes the manager its flags, POD_NAMESPACE from the downward API and the worker image", () => {
     const m = helmTemplate();
-    expect(args(m)).toEqual(["manager", "--executor=jobs", "--metrics-bind-address=:9090", "--health-probe-bind-address=:8081", "--leader-elect", "--max-run=600", "--log-level=info"]);
+    expect(args(m)).toEqual([
+      "manager",
+      "--executor=jobs",
+      "--metrics-bind-address=:9090",
+      "--health-probe-bind-address=:8081",
+      "--leader-elect",
+      "--max-run=600",
+      "--log-level=info",
+      "--registry-api-bind-address=:8443",
+      "--registry-api-cert-dir=/tls",
+    ]);
     expect(env(m, "POD_NAMESPACE")).toEqual({ name: "POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } });
     expect(manager(m).image).toBe("geo-operator:0.1.0");
     expect(env(m, "GEO_OPERATOR_IMAGE").value).toBe("geo-operator:0.1.0");
@@ -103,7 +114,7 @@ describe("helm chart", () => {
     const on = helmTemplate({ set: ["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "dashboard.enabled=true"] });
     const sm = get(on, "ServiceMonitor", "geo-operator");
     expect(sm.spec.endpoints).toEqual([expect.objectContaining({ port: "metrics", path: "/metrics" })]);
-    expect(get(on, "Service").metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
+    expect(get(on, "Service", "geo-operator-metrics").metadata.labels).toMatchObject(sm.spec.selector.matchLabels);
     // The log cursors' Services, in every namespace (in the release's only for a namespaced install).
     const cursors = get(on, "ServiceMonitor", "geo-operator-cursors");
     expect(cursors.spec.endpoints).toEqual([expect.objectContaining({ port: "http", path: "/metrics" })]);

@@ -13,7 +13,8 @@ const container = (m: Manifest[]) => get(m, "Deployment").spec.template.spec.con
 
 describe("config/default matches the chart", () => {
   // The chart's defaults, released as geo-operator into geo-operator-system (what the docs show).
-  const chart = helmTemplate({ release: "geo-operator", namespace: "geo-operator-system", includeCrds: true });
+  // config/ ships no registry API (an APIService and its certificate need the chart's templating).
+  const chart = helmTemplate({ release: "geo-operator", namespace: "geo-operator-system", includeCrds: true, set: ["registryApi.enabled=false"] });
   const kust = kustomize();
   const tmp = mkdtempSync(join(tmpdir(), "geo-kustomize-"));
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -82,7 +83,7 @@ describe("config/default matches the chart", () => {
 });
 
 describe("config/namespaced matches the chart with rbac.namespaced=true", () => {
-  const chart = helmTemplate({ release: "geo-operator", namespace: "geo-operator-system", includeCrds: true, set: ["rbac.namespaced=true"] });
+  const chart = helmTemplate({ release: "geo-operator", namespace: "geo-operator-system", includeCrds: true, set: ["rbac.namespaced=true", "registryApi.enabled=false"] });
   const kust = kustomize(KUSTOMIZE_NAMESPACED);
 
   it("renders the same kinds and names", () => {

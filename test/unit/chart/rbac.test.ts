@@ -11,7 +11,9 @@ import { flattenRules, get, helmTemplate, kustomize, KUSTOMIZE_NAMESPACED, type 
 
 /** ClusterRole + Role rules of one rendering, as "group|resource|verb". */
 function granted(manifests: Manifest[]): { cluster: string[]; namespaced: string[] } {
-  const roles = (kind: string) => manifests.filter((m) => m.kind === kind).flatMap((m) => m.rules ?? []);
+  // geo-viewer and geo-operator-admin are for people, not the operator's ServiceAccount.
+  const forOperator = (m: Manifest) => m.metadata.labels?.["app.kubernetes.io/component"] !== "user-roles";
+  const roles = (kind: string) => manifests.filter((m) => m.kind === kind && forOperator(m)).flatMap((m) => m.rules ?? []);
   return { cluster: flattenRules(roles("ClusterRole")), namespaced: flattenRules(roles("Role")) };
 }
 
@@ -25,11 +27,13 @@ describe("RBAC derived from the operator's source", () => {
     for (const u of uses) expect(u.where).toMatch(/^(src|cmd)\/.+\.ts:\d+$/);
   });
 
-  for (const [name, render] of [
-    ["chart", () => helmTemplate()],
-    ["config/default", () => kustomize()],
+  for (const [name, render, registryApi] of [
+    ["chart", () => helmTemplate(), true],
+    ["chart with registryApi.enabled=false", () => helmTemplate({ set: ["registryApi.enabled=false"] }), false],
+    ["config/default", () => kustomize(), false],
   ] as const) {
     it(`${name}: ClusterRole + leader-election Role grant exactly the verbs the code uses`, () => {
+      const required = requiredPermissions(uses, { registryApi });
       const { cluster, namespaced } = granted(render());
       const all = [...new Set([...cluster, ...namespaced])].sort();
       const where = (p: string) => uses.filter((u) => u.permission === p).map((u) => u.where).join(", ");
@@ -71,7 +75,7 @@ describe("RBAC derived from the operator's source", () => {
 
   describe("namespace-scoped install (rbac.namespaced=true, config/namespaced)", () => {
     const renders = [
-      ["chart", () => helmTemplate({ release: "geo-a", namespace: "ns-a", set: ["rbac.namespaced=true"] }), "ns-a"],
+      ["chart", () => helmTemplate({ release: "geo-a", namespace: "ns-a", set: ["rbac.namespaced=true", "registryApi.enabled=false"] }), "ns-a"],
       ["config/namespaced", () => kustomize(KUSTOMIZE_NAMESPACED), "geo-operator-system"],
     ] as const;
     for (const [name, render, namespace] of renders) {
@@ -82,8 +86,9 @@ describe("RBAC derived from the operator's source", () => {
         expect(roles.length).toBe(4);
         for (const r of roles) expect(r.metadata.namespace, `${r.kind}/${r.metadata.name}`).toBe(namespace);
         const { namespaced } = granted(m);
-        const missing = required.filter((p) => !namespaced.includes(p));
-        const extra = namespaced.filter((p) => !required.includes(p));
+        const needed = requiredPermissions(uses, { registryApi: false });
+        const missing = needed.filter((p) => !namespaced.includes(p));
+        const extra = namespaced.filter((p) => !needed.includes(p));
         expect({ missing, extra }).toEqual({ missing: [], extra: [] });
         // Secrets: get by name only.
         expect(namespaced.filter((p) => p.startsWith("|secrets|"))).toEqual(["|secrets|get"]);

@@ -95,7 +95,8 @@ export interface RbacRule {
 export function flattenRules(rules: RbacRule[]): string[] {
   const out = new Set<string>();
   for (const r of rules) {
-    if (r.resourceNames?.length || r.nonResourceURLs?.length) throw new Error("resourceNames/nonResourceURLs are not expected in geo-operator's roles");
+    if (r.nonResourceURLs?.length) throw new Error("nonResourceURLs are not expected in geo-operator's roles");
+    // A rule confined to named objects still grants its verb; the name is checked where it matters.
     for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs) out.add(`${g}|${res}|${v}`);
   }
   return [...out].sort();

@@ -1,5 +1,5 @@
 /** State names as the flags and the tables spell them, from the registry's numeric values. */
-import { SyncState, VerificationState } from "../registry/states.ts";
+import { SyncState, VerificationState } from "./states.ts";
 
 export const SYNC_STATES = Object.keys(SyncState) as (keyof typeof SyncState)[];
 export const VERIFICATION_STATES = Object.keys(VerificationState) as (keyof typeof VerificationState)[];
