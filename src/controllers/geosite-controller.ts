@@ -11,8 +11,10 @@
  * Health says what a person must know: databases or storage unreachable, a type's tables missing,
  * worker runs failing, verification failures rising, the registry far behind the primary's count,
  * deletions held, a replica that is not this primary's or lags behind, and a log cursor behind or
- * stuck. Only sites this operator acts for are written. The status is written when it changed,
- * and otherwise at most every `heartbeatMs` so that lastStatusTime shows the operator is alive.
+ * stuck. On a secondary, the FailoverReady condition says whether it could be promoted now
+ * (failover-readiness.ts). Only sites this operator acts for are written. The status is written
+ * when it changed, and otherwise at least every `heartbeatMs` (and every third of the site's
+ * failover maxStatusAge) so that lastStatusTime shows the operator is alive.
  */
 import type { CustomObjectsApi } from "@kubernetes/client-node";
 import { PLURALS, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
@@ -38,12 +40,15 @@ import { canonicalJSON } from "../util/canonical.ts";
 import type { Logger } from "../util/log.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
 import { ConditionType, Reason } from "./reasons.ts";
+import { failoverCondition, failoverReadiness, statusRewriteSeconds } from "./failover-readiness.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
 import { checkTopology } from "./validation.ts";
 import { desiredSiteServers, type SiteServerExecutor } from "./site-servers.ts";
 import { observePrimaryEventLog, observeSecondaryEventLog, primaryEventLogStatus, secondaryEventLogStatus, type EventLogStatus } from "./event-log-status.ts";
 
 type TypeStatus = NonNullable<GeoSiteStatus["types"]>[number];
+/** One type as counted on a site; the last two on secondaries only. */
+type CountedType = { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number; heldDeletions?: number };
 
 export interface GeoSiteControllerDeps {
   custom: CustomObjectsApi;
@@ -114,8 +119,13 @@ export class GeoSiteController {
       complete = counted.complete;
       replicationLagSeconds = counted.replicationLagSeconds;
       eventLog = counted.eventLog;
-      for (const { type, status, oldestPendingAgeSeconds } of counted.statuses) {
-        typeStatuses.push({ name: type.spec.name, ...status, ...(oldestPendingAgeSeconds === undefined ? {} : { oldestPendingAgeSeconds }) } as TypeStatus);
+      for (const { type, status, oldestPendingAgeSeconds, heldDeletions } of counted.statuses) {
+        typeStatuses.push({
+          name: type.spec.name,
+          ...status,
+          ...(oldestPendingAgeSeconds === undefined ? {} : { oldestPendingAgeSeconds }),
+          ...(heldDeletions ? { heldDeletions } : {}),
+        } as TypeStatus);
         this.d.metrics.setTypeStatus(type.spec.plural ?? `${type.spec.name}s`, { name, url }, status);
         if (oldestPendingAgeSeconds !== undefined) this.d.metrics.oldestPendingSeconds.set({ type: type.spec.name, site: name }, oldestPendingAgeSeconds);
       }
@@ -163,9 +173,26 @@ export class GeoSiteController {
       types: typeCounters,
       conditions,
     };
+    if (site.spec.role === "secondary") {
+      // Counters just refreshed are fresh whatever lastStatusTime the write below keeps.
+      const observed = { ...site, status: { ...status, lastStatusTime: complete ? now.toISOString() : previous?.lastStatusTime } } as GeoSite;
+      const primary = topology.primary;
+      const readiness = failoverReadiness({
+        site: observed,
+        types,
+        now,
+        ...(primary ? { primaryHeartbeatSeconds: parseDuration(primary.spec.statusInterval ?? "1m") / 1000 } : {}),
+      });
+      const c = failoverCondition(readiness);
+      set(ConditionType.FailoverReady, c.status, c.reason, c.message);
+      status.conditions = conditions;
+      this.d.metrics.siteFailoverReady.set({ site: name }, readiness.ready ? 1 : 0);
+    }
     // Ages move every time they are read: on their own they only ride along with the heartbeat write.
     const changed = withoutAges(status) !== withoutAges(previous);
-    const heartbeatDue = !lastStatusTime || now.getTime() - lastStatusTime.getTime() >= (this.d.heartbeatMs ?? 5 * 60_000);
+    // Rewritten often enough that a live operator's status never looks stale to the failover checks.
+    const rewriteMs = Math.min(this.d.heartbeatMs ?? 5 * 60_000, statusRewriteSeconds(site.spec) * 1000);
+    const heartbeatDue = !lastStatusTime || now.getTime() - lastStatusTime.getTime() >= rewriteMs;
     if (changed || (complete && heartbeatDue)) {
       status.lastStatusTime = complete || !previous?.lastStatusTime ? now.toISOString() : previous.lastStatusTime;
       if (previous?.health !== health && previous?.health) {
@@ -195,8 +222,8 @@ export class GeoSiteController {
     reasons: string[],
     now: Date,
     followsLog: boolean,
-  ): Promise<{ complete: boolean; replicationLagSeconds?: number; eventLog?: EventLogStatus; statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] }> {
-    const statuses: { type: ReplicableType; status: ReplicableStatus; oldestPendingAgeSeconds?: number }[] = [];
+  ): Promise<{ complete: boolean; replicationLagSeconds?: number; eventLog?: EventLogStatus; statuses: CountedType[] }> {
+    const statuses: CountedType[] = [];
     const primary = site.spec.role === "primary";
     let main, tracking;
     try {
@@ -236,13 +263,13 @@ export class GeoSiteController {
           statuses.push({ type: t, status: await primaryStatus(main, config) });
         } else {
           const status = await secondaryStatus(tracking!, main, config, selectiveSyncOf(site.spec));
-          statuses.push({ type: t, status, oldestPendingAgeSeconds: await oldestUnsyncedAgeSeconds(tracking!, config) });
+          const oldestPendingAgeSeconds = await oldestUnsyncedAgeSeconds(tracking!, config);
           await this.countReplicatedBytes(tracking!, t.spec.name, site.metadata.name);
           reasons.push(...secondaryTypeFindings(t.spec.name, status, previous.get(t.spec.name)));
           const hold = await deletionHold(tracking!, t.spec.name);
-          if (hold && !(hold.releasedAt && hold.releasedAt.getTime() >= hold.heldAt.getTime())) {
-            reasons.push(`${Reason.DeletionsHeld}: ${t.spec.name}: ${hold.pending} deletions held (${hold.reason})`);
-          }
+          const held = hold && !(hold.releasedAt && hold.releasedAt.getTime() >= hold.heldAt.getTime());
+          if (held) reasons.push(`${Reason.DeletionsHeld}: ${t.spec.name}: ${hold.pending} deletions held (${hold.reason})`);
+          statuses.push({ type: t, status, oldestPendingAgeSeconds, ...(held ? { heldDeletions: hold.pending } : {}) });
         }
       } catch (err) {
         if ((err as { code?: string }).code === UNDEFINED_TABLE) {

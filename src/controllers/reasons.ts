@@ -11,6 +11,8 @@ export const ConditionType = {
   Healthy: "Healthy",
   DeletionsHeld: "DeletionsHeld",
   DeletionBlocked: "DeletionBlocked",
+  /** Secondary only: the site could be promoted now without losing data (controllers/failover-readiness.ts). */
+  FailoverReady: "FailoverReady",
 } as const;
 
 export const Reason = {
@@ -20,9 +22,9 @@ export const Reason = {
   PointsAtPrimary: "PointsAtPrimary",
   SourceMissing: "SourceMissing",
   DatabaseUnreachable: "DatabaseUnreachable",
-  /** A strategy's storage probe on a site failed (a bucket missing or refusing the credentials...). */
   /** A server a strategy needs on the site (file retrieval) could not be started or updated. */
   ServerNotRunning: "ServerNotRunning",
+  /** A strategy's storage probe on a site failed (a bucket missing or refusing the credentials...). */
   StorageUnreachable: "StorageUnreachable",
   /** A GeoSite names a Secret without the geo.replication.dev/credentials=true label. */
   SecretNotOptedIn: "SecretNotOptedIn",
@@ -58,6 +60,16 @@ export const Reason = {
   EventCursorBehind: "EventCursorBehind",
   PrimaryEmpty: "PrimaryEmpty",
   TooManyDeletions: "TooManyDeletions",
+  /** FailoverReady: every failover check passes. The reasons below say which check blocks first. */
+  FailoverReady: "FailoverReady",
+  /** Records of an enabled type not synced yet (pending, started, failed or not in the registry). */
+  NotSynced: "NotSynced",
+  /** Records of a type with verification on not verified yet. */
+  NotVerified: "NotVerified",
+  /** Registry rows whose sync failed. */
+  SyncFailures: "SyncFailures",
+  /** Synced rows whose verification failed, checksum mismatches included. */
+  VerificationFailures: "VerificationFailures",
 } as const;
 
 export type ReasonValue = (typeof Reason)[keyof typeof Reason];

@@ -30,6 +30,8 @@ export class OperatorMetrics {
   readonly bytesReplicated: Counter<"type" | "site">;
   readonly oldestPendingSeconds: Gauge<"type" | "site">;
   readonly siteHealthy: Gauge<"site">;
+  /** Secondary: the FailoverReady condition as a number. */
+  readonly siteFailoverReady: Gauge<"site">;
   readonly deletionsHeld: Gauge<"type" | "site">;
   readonly replicationLag: Gauge<"site" | "url">;
   /** The change event log on the primary and each secondary's cursor, GitLab's names where GitLab has them. */
@@ -61,6 +63,12 @@ export class OperatorMetrics {
       registers,
     });
     this.siteHealthy = new Gauge({ name: "geo_operator_site_healthy", help: "1 when the site is Healthy, else 0", labelNames: ["site"], registers });
+    this.siteFailoverReady = new Gauge({
+      name: "geo_operator_site_failover_ready",
+      help: "Secondary: 1 when every failover check passes (the FailoverReady condition), else 0",
+      labelNames: ["site"],
+      registers,
+    });
     this.deletionsHeld = new Gauge({
       name: "geo_operator_deletions_held",
       help: "Secondary copies whose deletion is held until a person releases it (0 when nothing is held)",

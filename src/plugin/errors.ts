@@ -10,6 +10,8 @@ export const ExitCode = {
   usage: 2,
   /** Not found: unknown type or site, type not on that site, no registry table yet. */
   notFound: 3,
+  /** Not ready: `preflight` found a failover check failing (the output says which). */
+  notReady: 4,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -32,4 +34,5 @@ Exit codes:
   0  success
   1  runtime failure (API server or database unreachable, permission denied)
   2  usage error (unknown flag or state, missing or conflicting flags, wrong site role)
-  3  not found (unknown type or site, type not on that site, no registry table yet)`;
+  3  not found (unknown type or site, type not on that site, no registry table yet)
+  4  not ready (preflight: a failover check fails)`;

@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { redactMessage } from "./cluster.ts";
+import { registerPreflightCommand } from "./commands/preflight.ts";
 import { registerRegistriesCommand } from "./commands/registries.ts";
 import { registerReleaseDeletionsCommand } from "./commands/release-deletions.ts";
 import { registerResyncCommand } from "./commands/resync.ts";
@@ -29,6 +30,7 @@ export function buildProgram(io: PluginIO, redact: Set<string>, version: string)
   registerResyncCommand(program, io, redact);
   registerReverifyCommand(program, io, redact);
   registerReleaseDeletionsCommand(program, io, redact);
+  registerPreflightCommand(program, io, redact);
   return program;
 }
 

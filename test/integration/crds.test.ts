@@ -65,9 +65,9 @@ describe("CustomResourceDefinitions", () => {
     expect(type.spec.deletion).toEqual({ gracePeriod: "1h", maxPerPass: 1000, maxPercentPerPass: 10 });
   });
 
-  it("prints NAME ROLE HEALTH SYNCED VERIFIED AGE for geosites", () => {
+  it("prints NAME ROLE HEALTH SYNCED VERIFIED FAILOVER AGE for geosites", () => {
     const out = kubectlOk(["get", "geosites", "-n", ns]);
-    expect(out.split("\n")[0]).toMatch(/^NAME\s+ROLE\s+HEALTH\s+SYNCED\s+VERIFIED\s+AGE$/);
+    expect(out.split("\n")[0]).toMatch(/^NAME\s+ROLE\s+HEALTH\s+SYNCED\s+VERIFIED\s+FAILOVER\s+AGE$/);
     expect(out).toMatch(/^london\s+primary\s+/m);
     expect(out).toMatch(/^tokyo\s+secondary\s+/m);
   });

@@ -44,6 +44,7 @@ const BASE_KINDS: readonly KindDefinition[] = [
       { name: "Health", type: "string", jsonPath: ".status.health" },
       { name: "Synced", type: "string", jsonPath: ".status.synced", description: "Synced percentage over all types" },
       { name: "Verified", type: "string", jsonPath: ".status.verified", description: "Verified percentage over all types" },
+      { name: "Failover", type: "string", jsonPath: '.status.conditions[?(@.type=="FailoverReady")].status', description: "Secondary: True when the FailoverReady condition says it could be promoted now" },
       { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
     ],
   },

@@ -28,6 +28,29 @@ const typeStatus: JSONSchema = {
       REPLICABLE_STATUS_FIELDS.map((f) => [f, f.endsWith("Percentage") ? percentField : countField]),
     ),
     oldestPendingAgeSeconds: { ...countField, description: "Age of the oldest registry row not yet synced." },
+    heldDeletions: { ...countField, description: "Secondary: copies whose deletion is held until a person releases it (absent when nothing is held)." },
+  },
+};
+
+/** A duration without a default: when unset, the field's description says what applies. */
+const optionalDuration = (description: string): JSONSchema => {
+  const { default: _unused, ...rest } = duration("0s", "");
+  return { ...rest, description: `${description} A duration such as "30s", "10m" or "1h".` };
+};
+
+const failover: JSONSchema = {
+  type: "object",
+  description:
+    "Secondary only: the thresholds of the FailoverReady condition and `kubectl geo preflight` (see docs/operations.md, Planned failover).",
+  properties: {
+    maxReplicationLag: duration(
+      "1m",
+      "The primary's database, read through database.primaryReplicaSecretRef, may lag at most this much (the primary's statusInterval, its heartbeat period, is allowed on top).",
+    ),
+    maxEventCursorLag: optionalDuration("How far this site's log cursor may trail the primary's newest event. Default: eventLog.cursor.maxLag."),
+    maxStatusAge: optionalDuration(
+      "How old status.lastStatusTime may be. Default: three statusIntervals, at least 5m. At least twice statusInterval: the operator rewrites an unchanged status every third of it.",
+    ),
   },
 };
 
@@ -104,6 +127,7 @@ export const geoSiteSpec: JSONSchema = {
       },
     },
     statusInterval: duration("1m", "How often the operator refreshes this site's status."),
+    failover,
     eventLog: {
       type: "object",
       default: {},
@@ -125,6 +149,11 @@ export const geoSiteSpec: JSONSchema = {
     { rule: "self.role == 'secondary' || !has(self.selectiveSync)", message: "selectiveSync applies to secondary sites only" },
     { rule: "self.role == 'secondary' || !has(self.database.primaryReplicaSecretRef)", message: "database.primaryReplicaSecretRef applies to secondary sites only (the primary reads its own database)" },
     { rule: "self.role == 'primary' || has(self.database.primaryReplicaSecretRef)", message: "a secondary site needs database.primaryReplicaSecretRef: how it reads the primary's main database" },
+    { rule: "self.role == 'secondary' || !has(self.failover)", message: "failover applies to secondary sites only (it sets when the site may be promoted)" },
+    {
+      rule: "!has(self.failover) || !has(self.failover.maxStatusAge) || !has(self.statusInterval) || duration(self.failover.maxStatusAge) >= duration(self.statusInterval) + duration(self.statusInterval)",
+      message: "failover.maxStatusAge must be at least twice statusInterval: an unchanged status is rewritten only once per statusInterval",
+    },
   ],
 };
 

@@ -85,6 +85,23 @@ export interface GeoSiteSpec {
    */
   statusInterval?: string;
   /**
+   * Secondary only: the thresholds of the FailoverReady condition and `kubectl geo preflight` (see docs/operations.md, Planned failover).
+   */
+  failover?: {
+    /**
+     * The primary's database, read through database.primaryReplicaSecretRef, may lag at most this much (the primary's statusInterval, its heartbeat period, is allowed on top). A duration such as "30s", "10m" or "168h" (default "1m").
+     */
+    maxReplicationLag?: string;
+    /**
+     * How far this site's log cursor may trail the primary's newest event. Default: eventLog.cursor.maxLag. A duration such as "30s", "10m" or "1h".
+     */
+    maxEventCursorLag?: string;
+    /**
+     * How old status.lastStatusTime may be. Default: three statusIntervals, at least 5m. At least twice statusInterval: the operator rewrites an unchanged status every third of it. A duration such as "30s", "10m" or "1h".
+     */
+    maxStatusAge?: string;
+  };
+  /**
    * The change event log (ReplicableType changeCapture: trigger) and each site's log cursor.
    */
   eventLog?: {
@@ -296,6 +313,10 @@ export interface GeoSiteStatus {
      * Age of the oldest registry row not yet synced.
      */
     oldestPendingAgeSeconds?: number;
+    /**
+     * Secondary: copies whose deletion is held until a person releases it (absent when nothing is held).
+     */
+    heldDeletions?: number;
   }[];
   /**
    * Standard Kubernetes conditions; `Ready` summarises the others.
