@@ -44,7 +44,7 @@ export const COUNT_TRIGGERS = {
 } as const;
 
 /** Counter rows of one pair above this number are compacted after a read. */
-export const COMPACT_ABOVE_ROWS = 200;
+export const COMPACT_ABOVE_ROWS = 100;
 
 /** The counters table: the same in the tracking DB and the primary's main DB. */
 export function rowCountsTableStatements(): string[] {
@@ -202,9 +202,13 @@ export async function compactRowCounts(db: Queryable, typeName: string, counted:
   }
 }
 
-/** readRowCounts, compacting afterwards when the pair has many rows (the next read is short again). */
+/**
+ * readRowCounts, then, when the pair has many rows, a compaction the caller does not wait for (the
+ * next read is short again). Compaction is only an optimisation: if it fails (the connection
+ * ends, the database is read-only), the rows stay and the next read tries again.
+ */
 export async function readAndCompactRowCounts(db: Queryable, typeName: string, counted: CountedValue): Promise<CountsRead | null> {
   const read = await readRowCounts(db, typeName, counted);
-  if (read !== null && read.rows > COMPACT_ABOVE_ROWS) await compactRowCounts(db, typeName, counted);
+  if (read !== null && read.rows > COMPACT_ABOVE_ROWS) void compactRowCounts(db, typeName, counted).catch(() => undefined);
   return read;
 }
