@@ -137,7 +137,7 @@ async function registryCountsFromTable(tracking: Queryable, config: ReplicableTy
 
 /** Model records: the change-capture counter when it exists, else COUNT. */
 async function modelRecordCount(primary: Queryable, config: ReplicableTypeSchemaConfig, sync: SelectiveSync, useCounters: boolean): Promise<number> {
-  if (useCounters && sync.type === "") {
+  if (useCounters && sync.type === SYNC_EVERYTHING.type) {
     const read = await readAndCompactRowCounts(primary, tableRefs(config).resolved.name, Counted.model);
     if (read !== null) return read.groups.reduce((total, g) => total + g.n, 0);
   }
