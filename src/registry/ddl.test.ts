@@ -58,7 +58,7 @@ describe("renderSchemaDDL", () => {
       `CREATE TRIGGER "geo_operator_cool_widget_updated" AFTER UPDATE ON "public"."cool_widgets" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT`,
     );
     expect(ddl.match(/CREATE TRIGGER "geo_operator_cool_widget_/g)).toHaveLength(3);
-    expect(ddl).toContain(`INSERT INTO public.geo_operator_row_counts (type_name, counted, n) SELECT 'cool_widget', 'model', c.* FROM (SELECT count(*) FROM "public"."cool_widgets") AS c`);
+    expect(ddl).toContain(`SELECT 'cool_widget', 'model', sum(d.n) FROM (\n  SELECT count(*) FROM "public"."cool_widgets"\n  UNION ALL SELECT -c.n FROM public.geo_operator_row_counts AS c`);
   });
 
   it("both roles: migration 2 counts the table's rows by state with statement-level triggers, then takes a baseline", () => {

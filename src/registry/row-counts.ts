@@ -125,19 +125,25 @@ export function typeCountStatements(config: ResolvedTypeConfig, role: "secondary
   ];
 }
 
-/** Replaces a pair's counter rows by its marker and what `select` counts (columns, then the count). */
-export function baselineStatements(typeName: string, counted: CountedValue, select: string | null, columns = ""): string[] {
+/**
+ * Brings a pair's counters to what `select` counts (its group columns, then the count): a marker
+ * row, and one correcting delta row per group whose counters differ. It never deletes, so a
+ * compaction running at the same time cannot make it count anything twice (the counters' sum it
+ * reads is the same before and after a compaction).
+ */
+export function baselineStatements(typeName: string, counted: CountedValue, select: string, columns = ""): string[] {
   const type = quoteLiteral(typeName);
   const label = quoteLiteral(counted);
-  const statements = [
-    `DELETE FROM ${counts} WHERE type_name = ${type} AND counted = ${label}`,
+  const list = columns === "" ? "" : `${columns}, `;
+  const group = columns === "" ? "" : ` GROUP BY ${columns}`;
+  return [
     `INSERT INTO ${counts} (type_name, counted, n) VALUES (${type}, ${label}, 0)`,
+    `INSERT INTO ${counts} (type_name, counted, ${list}n)
+SELECT ${type}, ${label}, ${list}sum(d.n) FROM (
+  ${select}
+  UNION ALL SELECT ${list}-c.n FROM ${counts} AS c WHERE c.type_name = ${type} AND c.counted = ${label}
+) AS d(${list}n)${group} HAVING sum(d.n) <> 0`,
   ];
-  if (select !== null) {
-    const target = columns === "" ? "n" : `${columns}, n`;
-    statements.push(`INSERT INTO ${counts} (type_name, counted, ${target}) SELECT ${type}, ${label}, c.* FROM (${select}) AS c`);
-  }
-  return statements;
 }
 
 /** Removes a pair's counter rows (its table is dropped, or no longer counted). */
