@@ -81,6 +81,13 @@ demo-corrupt: deps ## In a second terminal during `make demo`: corrupt one repli
 bench-latency: deps tools ## Change-to-synced latency, event vs scan mode, on real servers (~20 min; BENCH_ARGS=--quick: < 2 min)
 	node bench/latency/run.ts $(BENCH_ARGS)
 
+.PHONY: bench-registry bench-operator
+bench-registry: deps ## Registry at 10M rows: backfill vs generate_series, status vs COUNT, claims with 1/4/16 workers (~15 min; BENCH_ARGS=--quick: < 2 min)
+	node bench/registry/run.ts $(BENCH_ARGS)
+
+bench-operator: deps tools ## Manager with 200 ReplicableTypes: reconcile latency, memory over time (~10 min; BENCH_ARGS=--quick: < 3 min)
+	node bench/operator/run.ts $(BENCH_ARGS)
+
 e2e-kind: ## End to end in a kind cluster (needs Docker)
 	bash test/e2e/kind.sh
 

@@ -1,16 +1,23 @@
 /**
  * Operator benchmark: reconcile latency (ReplicableType applied → registry and state tables exist
- * and the first Jobs are created) and the manager's memory, with 50 ReplicableTypes and a
- * registry of 1,000,000 rows whose status the manager recomputes on every pass.
+ * and the first Jobs are created) and the manager's memory over time, with 200 ReplicableTypes and
+ * a registry of 1,000,000 rows whose status the manager recomputes on every pass (every 10 s).
  *
  * The manager runs as its own process (`geo-operator manager`), so its RSS is measured alone
- * (peak from /proc/<pid>/status VmHWM). Targets: ≤ 2 s latency, ≤ 150 MB RSS.
+ * (/proc/<pid>/status VmRSS, peak VmHWM) and its V8 heap is read from its /metrics
+ * (nodejs_heap_size_used_bytes), sampled every 2 s from start to end. Memory is flat when the
+ * last fifth of the settled window is within 10 % (+ 8 MB) of the first fifth.
+ * Targets: ≤ 2 s latency; RSS flat.
  *
- *   node bench/operator/run.ts        GEO_BENCH_TYPES=50 GEO_BENCH_ROWS=1000000 to change sizes
+ *   node bench/operator/run.ts            200 types, 1,000,000 rows, 3 minutes settled (~8 min)
+ *   node bench/operator/run.ts --quick    40 types, 100,000 rows, 40 s settled (< 3 min)
+ *   --types N --rows N --observe-seconds N override; GEO_BENCH_NODE_FLAGS the manager's node flags.
  */
 import { execFileSync, spawn } from "node:child_process";
+import { parseArgs } from "node:util";
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, copyFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createServer } from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
 import pg from "pg";
@@ -21,10 +28,23 @@ import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
 
-const TYPES = Number(process.env.GEO_BENCH_TYPES ?? 50);
-const ROWS = Number(process.env.GEO_BENCH_ROWS ?? 1_000_000);
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    types: { type: "string" },
+    rows: { type: "string" },
+    "observe-seconds": { type: "string" },
+  },
+});
+const QUICK = args.quick === true;
+const TYPES = Number(args.types ?? process.env.GEO_BENCH_TYPES ?? (QUICK ? 40 : 200));
+const ROWS = Number(args.rows ?? process.env.GEO_BENCH_ROWS ?? (QUICK ? 100_000 : 1_000_000));
+const OBSERVE_SECONDS = Number(args["observe-seconds"] ?? (QUICK ? 40 : 180));
+const SAMPLE_MS = 2000;
 const NS = "bench";
-const log = (m: string) => console.error(`[bench] ${m}`);
+const log = (m: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
+const uptime = () => execFileSync("uptime", { encoding: "utf8" }).trim().replace(/^.*load average: /, "load ");
+const loadAtStart = uptime();
 
 // The manager runs from compiled JavaScript, as in the container image (type stripping at run
 // time costs ~20 MB of extra memory that production never pays).
@@ -87,11 +107,36 @@ try {
     site("tokyo", { role: "secondary", database: { secretRef: { name: "tracking-db" }, primaryReplicaSecretRef: { name: "main-db" } } }),
   ].map((d) => stringify(d)).join("---\n"));
 
-  manager = spawn(process.execPath, [...nodeFlags, join(dist, "cmd/geo-operator.js"), "manager", "--kubeconfig", kube!.kubeconfig, "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0", "--log-level", "error"], { stdio: ["ignore", "ignore", "inherit"] });
+  const metricsPort = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const port = (probe.address() as { port: number }).port;
+      probe.close(() => resolve(port));
+    });
+  });
+  manager = spawn(process.execPath, [...nodeFlags, join(dist, "cmd/geo-operator.js"), "manager", "--kubeconfig", kube!.kubeconfig, "--metrics-bind-address", `127.0.0.1:${metricsPort}`, "--health-probe-bind-address", "127.0.0.1:0", "--log-level", "error"], { stdio: ["ignore", "ignore", "inherit"] });
   const kc = new KubeConfig();
   kc.loadFromFile(kube!.kubeconfig);
   const batch = kc.makeApiClient(BatchV1Api);
   await new Promise((r) => setTimeout(r, 2000));
+
+  // Memory over time: RSS from /proc, V8 heap from the manager's own metrics.
+  const managerPid = manager.pid!;
+  const t0Run = performance.now();
+  const samples: { t: number; rssMb: number; heapMb: number | null; phase: string }[] = [];
+  let phase = "idle";
+  const sampleOnce = async () => {
+    const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${managerPid}/status`, "utf8"))![1]) / 1024;
+    let heap: number | null = null;
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+      heap = m ? Number(m[1]) / 2 ** 20 : null;
+    } catch {
+      heap = null;
+    }
+    samples.push({ t: (performance.now() - t0Run) / 1000, rssMb: rss, heapMb: heap, phase });
+  };
+  const sampler = setInterval(() => void sampleOnce().catch(() => undefined), SAMPLE_MS);
 
   const tableExists = async (pool: pg.Pool, name: string) => (await pool.query(`SELECT to_regclass($1) IS NOT NULL AS ok`, [name])).rows[0].ok as boolean;
   async function ready(i: number): Promise<boolean> {
@@ -112,21 +157,35 @@ try {
   }
 
   const rssAtStart = readFileSync(`/proc/${manager.pid}/status`, "utf8");
-  log("applying the type with the 1M-row registry");
+  log(`applying the type with the ${ROWS.toLocaleString("en")}-row registry`);
   const [bigLatency] = await applyAndWait([0]);
   log(`applying ${TYPES - 1} more types at once`);
+  phase = "burst";
   const burst = await applyAndWait(Array.from({ length: TYPES - 1 }, (_, i) => i + 1));
-  // Let a few status passes run over the big registry, then take one more single-type latency.
-  await new Promise((r) => setTimeout(r, 25_000));
+  // Settled: every type reconciled; status passes run over the big registry every 10 s.
+  log(`observing the settled manager for ${OBSERVE_SECONDS} s`);
+  phase = "settled";
+  await new Promise((r) => setTimeout(r, OBSERVE_SECONDS * 1000));
+  phase = "after";
   await exec(["delete", "rtype", "bench-item-1", "-n", NS, "--wait=true"]);
   await primary.query(`DROP TABLE IF EXISTS bench_item_1_states`);
   await tracking.query(`DROP TABLE IF EXISTS bench_item_1_registry; DELETE FROM geo_operator_schema_migrations WHERE type_name = 'bench_item_1'`);
   await primary.query(`DELETE FROM geo_operator_schema_migrations WHERE type_name = 'bench_item_1'`);
   const [single] = await applyAndWait([1]);
+  clearInterval(sampler);
   const status = readFileSync(`/proc/${manager.pid}/status`, "utf8");
   const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)![1]);
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
   const ms = (x: number) => `${(x / 1000).toFixed(2)} s`;
+  const mb = (x: number) => `${x.toFixed(0)} MB`;
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+  const settled = samples.filter((x) => x.phase === "settled");
+  const fifth = Math.max(1, Math.floor(settled.length / 5));
+  const heaps = settled.map((x) => x.heapMb ?? NaN).filter((x) => !Number.isNaN(x));
+  const first = { rss: median(settled.slice(0, fifth).map((x) => x.rssMb)), heap: median(heaps.slice(0, fifth)) };
+  const last = { rss: median(settled.slice(-fifth).map((x) => x.rssMb)), heap: median(heaps.slice(-fifth)) };
+  const flat = (a: number, b: number) => b <= a * 1.1 + 8;
+  const timelineStep = Math.max(1, Math.ceil(samples.length / 30));
   console.log(`
 | measurement (${TYPES} ReplicableTypes, ${ROWS.toLocaleString("en")}-row registry) | result | target | met |
 |---|---:|---:|---|
@@ -134,7 +193,16 @@ try {
 | type with the ${ROWS.toLocaleString("en")}-row registry → tables + first Jobs | ${ms(bigLatency!)} | ≤ 2 s | ${bigLatency! <= 2000 ? "yes" : "no"} |
 | ${TYPES - 1} types applied at once: p50 / p95 / max | ${ms(pct(burst, 50))} / ${ms(pct(burst, 95))} / ${ms(Math.max(...burst))} | — | — |
 | manager RSS idle at start | ${(Number(/VmRSS:\s+(\d+)/.exec(rssAtStart)![1]) / 1024).toFixed(0)} MB | — | — |
-| manager RSS now / peak (VmRSS / VmHWM), node ${nodeFlags.join(" ")} | ${(kb("VmRSS") / 1024).toFixed(0)} MB / ${(kb("VmHWM") / 1024).toFixed(0)} MB | ≤ 150 MB | ${kb("VmHWM") / 1024 <= 150 ? "yes" : "no"} |
+| manager RSS now / peak (VmRSS / VmHWM), node ${nodeFlags.join(" ")} | ${(kb("VmRSS") / 1024).toFixed(0)} MB / ${(kb("VmHWM") / 1024).toFixed(0)} MB | — | — |
+| manager RSS settled (${OBSERVE_SECONDS} s, ${settled.length} samples): first fifth → last fifth (median), min–max | ${mb(first.rss)} → ${mb(last.rss)}, ${mb(Math.min(...settled.map((x) => x.rssMb)))}–${mb(Math.max(...settled.map((x) => x.rssMb)))} | flat | ${flat(first.rss, last.rss) ? "yes" : "no"} |
+| manager V8 heap used settled: first fifth → last fifth (median), min–max | ${mb(first.heap)} → ${mb(last.heap)}, ${mb(Math.min(...heaps))}–${mb(Math.max(...heaps))} | flat | ${flat(first.heap, last.heap) ? "yes" : "no"} |
+| load (uptime) at the start / at the end | ${loadAtStart} / ${uptime()} on ${availableParallelism()} cores | — | — |
+
+Memory over time (every ${(timelineStep * SAMPLE_MS) / 1000} s; phase: idle → burst of ${TYPES - 1} types → settled → one type deleted and re-applied):
+
+| t (s) | phase | RSS (MB) | heap used (MB) |
+|---:|---|---:|---:|
+${samples.filter((_, i) => i % timelineStep === 0).map((x) => `| ${x.t.toFixed(0)} | ${x.phase} | ${x.rssMb.toFixed(0)} | ${x.heapMb === null ? "—" : x.heapMb.toFixed(0)} |`).join("\n")}
 `);
   await primary.end();
   await tracking.end();

@@ -57,6 +57,8 @@ export async function startLocalServer(): Promise<LocalServer> {
   const port = await freePort();
   const [cmd, args] = asPostgresUser(join(BIN, "postgres"), [
     "-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+    // As the local environment's servers: a throwaway server, durability is not measured.
+    "-c", "fsync=off", "-c", "max_connections=200",
   ]);
   const child = spawn(cmd, args, { stdio: "ignore" });
   await waitReady(port, dir, child);

@@ -37,7 +37,8 @@ export function registerSchemaCommand(program: Command): void {
       }
       try {
         const scripts = specs.map((s) => renderSchemaDDL(typeRuntimeConfig(s).schema, opts.role));
-        process.stdout.write([...scripts, renderSideTablesDDL(opts.role)].join("\n"));
+        // The operator's own tables first, as applySchema applies them: the types' counting triggers call their functions.
+        process.stdout.write([renderSideTablesDDL(opts.role), ...scripts].join("\n"));
       } catch (err) {
         process.stderr.write(`geo-operator schema print: ${(err as Error).message}\n`);
         process.exitCode = 2;

@@ -11,6 +11,8 @@
  * and writes its N events with one INSERT … SELECT. PostgreSQL does not allow transition tables on
  * a trigger limited to columns (`UPDATE OF`), so the column test is in the function.
  *
+ * The same triggers keep the exact count of model records (row-counts.ts) that the status reads.
+ *
  * Pure: returns statement text. The schema manager applies it when the stored definition hash
  * differs, so a reconcile does not lock the application's table for nothing.
  */
@@ -18,6 +20,7 @@ import { createHash } from "node:crypto";
 import type { ResolvedTypeConfig } from "./config.ts";
 import { deriveIdentifiers, qualify, quoteIdent, quoteLiteral } from "./identifiers.ts";
 import { CAPTURE_TYPES_TABLE, EVENTS_TABLE } from "./side-tables.ts";
+import { baselineStatements, Counted, forgetCountsStatement, modelCountDeltaStatement } from "./row-counts.ts";
 import { EVENTS_CHANNEL, EventKind, VerificationState } from "./states.ts";
 
 export interface CaptureDefinition {
@@ -53,8 +56,10 @@ function triggerFunction(config: ResolvedTypeConfig): string {
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $capture$
 BEGIN
   IF TG_OP = 'INSERT' THEN
+    ${modelCountDeltaStatement(config.name, "new_rows", 1)};
     INSERT INTO ${events} (type_name, model_id, event) SELECT ${type}, n.${id}, ${EventKind.created} FROM new_rows AS n ORDER BY n.${id};
   ELSIF TG_OP = 'DELETE' THEN
+    ${modelCountDeltaStatement(config.name, "old_rows", -1)};
     INSERT INTO ${events} (type_name, model_id, event) SELECT ${type}, o.${id}, ${EventKind.deleted} FROM old_rows AS o ORDER BY o.${id};
   ELSE
     -- An id that changed is the old record deleted and a new one created.
@@ -112,10 +117,17 @@ ON CONFLICT (type_name) DO UPDATE SET states_table = EXCLUDED.states_table, mode
  */
 export function captureDefinition(config: ResolvedTypeConfig): CaptureDefinition {
   const ids = deriveIdentifiers(config.name);
+  // With triggers the model records are also counted (row-counts.ts), from a baseline taken once the
+  // triggers hold their lock on the model table; without them the status counts the table.
   const body =
     config.changeCapture === "trigger"
-      ? [triggerFunction(config), ...dropTriggers(config), ...createTriggers(config)]
-      : [...dropTriggers(config), `DROP FUNCTION IF EXISTS public.${quoteIdent(ids.captureFunction)}()`];
+      ? [
+          triggerFunction(config),
+          ...dropTriggers(config),
+          ...createTriggers(config),
+          ...baselineStatements(config.name, Counted.model, `SELECT count(*) FROM ${modelTable(config)}`),
+        ]
+      : [...dropTriggers(config), `DROP FUNCTION IF EXISTS public.${quoteIdent(ids.captureFunction)}()`, forgetCountsStatement(config.name, Counted.model)];
   const hash = createHash("sha256").update(body.join(";\n")).digest("hex").slice(0, 16);
   return { statements: [...body, register(config, hash)], hash };
 }
@@ -126,6 +138,7 @@ export function removeCaptureStatements(config: ResolvedTypeConfig): string[] {
   return [
     ...dropTriggers(config),
     `DROP FUNCTION IF EXISTS public.${quoteIdent(ids.captureFunction)}()`,
+    forgetCountsStatement(config.name, Counted.model),
     `DELETE FROM public.${CAPTURE_TYPES_TABLE} WHERE type_name = ${quoteLiteral(config.name)}`,
   ];
 }

@@ -34,11 +34,13 @@ describe("renderSchemaDDL", () => {
     const ddl = renderSchemaDDL(blob, "secondary");
     expect(ddl.startsWith("-- geo-operator schema")).toBe(true);
     expect(ddl).toMatch(/BEGIN;\nSELECT pg_advisory_xact_lock\(hashtext\('geo-operator\/schema'\)\);/);
-    expect(ddl).toContain(`VALUES ('cool_widget', 'secondary', 1);\nCOMMIT;`);
+    expect(ddl).toContain(`VALUES ('cool_widget', 'secondary', 1);\n-- migration 2`);
+    expect(ddl).toContain(`VALUES ('cool_widget', 'secondary', 2);\nCOMMIT;`);
   });
 
   it("skips applied migrations", () => {
-    expect(pendingMigrationStatements(resolveConfig(blob), "secondary", new Set([1]))).toEqual([]);
+    expect(pendingMigrationStatements(resolveConfig(blob), "secondary", new Set([1, 2]))).toEqual([]);
+    expect(pendingMigrationStatements(resolveConfig(blob), "secondary", new Set([1])).at(-1)).toMatch(/VALUES \('cool_widget', 'secondary', 2\)/);
   });
 
   it("refuses bad names without rendering", () => {
@@ -55,13 +57,27 @@ describe("renderSchemaDDL", () => {
     expect(ddl).toContain(
       `CREATE TRIGGER "geo_operator_cool_widget_updated" AFTER UPDATE ON "public"."cool_widgets" REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT`,
     );
-    expect(ddl.match(/CREATE TRIGGER/g)).toHaveLength(3);
-    expect(renderSchemaDDL(blob, "secondary")).not.toContain("TRIGGER");
+    expect(ddl.match(/CREATE TRIGGER "geo_operator_cool_widget_/g)).toHaveLength(3);
+    expect(ddl).toContain(`SELECT 'cool_widget', 'model', sum(d.n) FROM (\n  SELECT count(*) FROM "public"."cool_widgets"\n  UNION ALL SELECT -c.n FROM public.geo_operator_row_counts AS c`);
+  });
+
+  it("both roles: migration 2 counts the table's rows by state with statement-level triggers, then takes a baseline", () => {
+    for (const [role, table, columns] of [
+      ["secondary", `"public"."cool_widget_registry"`, "state, verification_state"],
+      ["primary", `"public"."cool_widget_states"`, "verification_state"],
+    ] as const) {
+      const ddl = renderSchemaDDL({ ...blob, changeCapture: "none" }, role);
+      const migration2 = ddl.slice(ddl.indexOf("-- migration 2"));
+      expect(migration2.match(/CREATE TRIGGER "geo_operator_count_\w+" AFTER (INSERT|UPDATE|DELETE|TRUNCATE) ON /g)).toHaveLength(4);
+      expect(migration2).toContain(`AFTER UPDATE ON ${table} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT`);
+      expect(migration2.indexOf("INSERT INTO public.geo_operator_row_counts")).toBeGreaterThan(migration2.lastIndexOf("CREATE TRIGGER"));
+      expect(migration2).toContain(`SELECT ${columns}, count(*) FROM ${table} GROUP BY ${columns}`);
+    }
   });
 
   it("primary with changeCapture none: no trigger is created, existing ones are dropped, the type is still registered for publishing", () => {
     const ddl = renderSchemaDDL({ ...blob, changeCapture: "none" }, "primary");
-    expect(ddl).not.toContain("CREATE TRIGGER");
+    expect(ddl).not.toContain(`CREATE TRIGGER "geo_operator_cool_widget_`);
     expect(ddl).toContain(`DROP TRIGGER IF EXISTS "geo_operator_cool_widget_inserted" ON "public"."cool_widgets"`);
     expect(ddl).toContain("INSERT INTO public.geo_operator_capture_types");
   });

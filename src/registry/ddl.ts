@@ -10,6 +10,7 @@ import {
 } from "./identifiers.ts";
 import { FAILURE_TEXT_LIMIT, SyncState, VerificationState } from "./states.ts";
 import { captureDefinition } from "./change-capture.ts";
+import { Counted, forgetCountsStatement, typeCountStatements } from "./row-counts.ts";
 
 /**
  * Schema text for the registry (secondary tracking DB) and `<name>_states`
@@ -132,10 +133,19 @@ function statesStatements(config: ResolvedTypeConfig): string[] {
  * appended as new versions; a released version is never edited.
  */
 export function schemaMigrations(config: ResolvedTypeConfig, role: SchemaRole): SchemaMigration[] {
+  const ids = deriveIdentifiers(config.name);
   if (role === "secondary") {
-    return [{ version: 1, description: `create ${deriveIdentifiers(config.name).registryTable}`, statements: registryStatements(config) }];
+    const registry = qualify(TRACKING_SCHEMA, ids.registryTable);
+    return [
+      { version: 1, description: `create ${ids.registryTable}`, statements: registryStatements(config) },
+      { version: 2, description: `count ${ids.registryTable} rows by state (row-counts.ts)`, statements: typeCountStatements(config, role, registry) },
+    ];
   }
-  return [{ version: 1, description: `create ${deriveIdentifiers(config.name).statesTable}`, statements: statesStatements(config) }];
+  const states = qualify(config.source.schema, ids.statesTable);
+  return [
+    { version: 1, description: `create ${ids.statesTable}`, statements: statesStatements(config) },
+    { version: 2, description: `count ${ids.statesTable} rows by verification state (row-counts.ts)`, statements: typeCountStatements(config, role, states) },
+  ];
 }
 
 export function lockStatement(): string {
@@ -183,6 +193,7 @@ export function dropStatements(config: ResolvedTypeConfig, role: SchemaRole): st
   const table = role === "secondary" ? qualify(TRACKING_SCHEMA, ids.registryTable) : qualify(config.source.schema, ids.statesTable);
   return [
     `DROP TABLE IF EXISTS ${table}`,
+    forgetCountsStatement(config.name, role === "secondary" ? Counted.registry : Counted.states),
     `DELETE FROM ${MIGRATIONS_TABLE} WHERE type_name = ${quoteLiteral(config.name)} AND role = ${quoteLiteral(role)}`,
   ];
 }

@@ -12,7 +12,7 @@ import {
 } from "./ddl.ts";
 import { resolveConfig } from "./identifiers.ts";
 import { captureDefinition, captureHashQuery, removeCaptureStatements } from "./change-capture.ts";
-import { CAPTURE_TYPES_TABLE, ensurePrimarySideTables, OPERATOR_MIGRATION_SET } from "./side-tables.ts";
+import { CAPTURE_TYPES_TABLE, ensurePrimarySideTables, ensureTrackingSideTables, OPERATOR_MIGRATION_SET } from "./side-tables.ts";
 
 const INSUFFICIENT_PRIVILEGE = "42501";
 const captureTypesTable = () => `public.${CAPTURE_TYPES_TABLE}`;
@@ -49,7 +49,11 @@ async function inTransaction<T>(client: ClientBase, work: () => Promise<T>): Pro
  */
 export async function applySchema(client: ClientBase, config: ReplicableTypeSchemaConfig, role: SchemaRole): Promise<ApplySchemaResult> {
   const resolved = resolveConfig(config);
-  if (role === "secondary") return applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role));
+  if (role === "secondary") {
+    // The registry's counting triggers call a function of the operator's tables.
+    await ensureTrackingSideTables(client);
+    return applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role));
+  }
   await ensurePrimarySideTables(client);
   let captureChanged = false;
   const result = await applyMigrations(client, resolved.name, role, schemaMigrations(resolved, role), async () => {

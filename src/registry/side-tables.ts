@@ -10,13 +10,15 @@
  * Version 1 is the tables as the operator created them before they were migrations, with IF NOT
  * EXISTS, so a database that already has them records version 1 without change. Later versions
  * are written the same way, so re-applying one whose record was lost changes nothing. A released
- * version is never edited; later changes are new versions.
+ * version is never edited; later changes are new versions. Version 3 (both roles) adds the exact
+ * row counters of row-counts.ts, which each type's schema version 2 then wires to its table.
  */
 import pg from "pg";
 import type { SchemaRole } from "./config.ts";
 import type { Queryable } from "./db.ts";
 import { renderMigrationScript, type SchemaMigration } from "./ddl.ts";
 import { applyMigrations, appliedVersions, type ApplySchemaResult } from "./schema-manager.ts";
+import { primaryRowCountsStatements, ROW_COUNTS_TABLE, trackingRowCountsStatements } from "./row-counts.ts";
 import { EVENT_KIND_NAMES, EVENTS_CHANNEL, EventKind, VerificationState } from "./states.ts";
 
 /** The `type_name` under which geo_operator_schema_migrations records these migrations. */
@@ -142,6 +144,11 @@ const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
     description: `create ${EVENT_CURSORS_TABLE}`,
     statements: [EVENT_CURSORS_DDL],
   },
+  {
+    version: 3,
+    description: `create ${ROW_COUNTS_TABLE} and the registry's counting trigger function (row-counts.ts)`,
+    statements: trackingRowCountsStatements(),
+  },
 ];
 
 const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
@@ -183,6 +190,11 @@ const PRIMARY_MIGRATIONS: readonly SchemaMigration[] = [
       EVENT_CURSORS_DDL,
       PUBLISH_FUNCTION_DDL,
     ],
+  },
+  {
+    version: 3,
+    description: `create ${ROW_COUNTS_TABLE} and the _states counting trigger function (row-counts.ts)`,
+    statements: primaryRowCountsStatements(),
   },
 ];
 

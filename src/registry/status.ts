@@ -1,6 +1,8 @@
+import { SYNC_EVERYTHING } from "./config.ts";
 import type { ReplicableTypeSchemaConfig, SelectiveSync } from "./config.ts";
 import type { Queryable } from "./db.ts";
 import { selectionSql } from "./consistency.ts";
+import { Counted, readAndCompactRowCounts } from "./row-counts.ts";
 import { SyncState, VerificationState } from "./states.ts";
 import { tableRefs } from "./tables.ts";
 
@@ -24,15 +26,12 @@ import { tableRefs } from "./tables.ts";
  * | syncedInPercentage      | syncedCount / registryCount · 100 (0 when no rows)          | null                                      |
  * | verifiedInPercentage    | verifiedCount / registryCount · 100 (0 when no rows)        | null                                      |
  *
- * Fast mode (the default) is served by the template's indexes alone: one
- * index-only pass over index_<name>_registry_on_state grouped by state, and
- * the partial needs_verification / failed_verification indexes. The template
- * has no index holding verification_state for succeeded rows, so fast mode
- * derives verified = synced − (verification pending or failed); rows whose
- * verification is in flight right now (at most the site's verification
- * capacity) count as verified, and verificationTotalCount counts rows that
- * are mid-way through a verification switch. `exact: true` counts both from
- * the heap instead (a scan of every synced row: about 0.15 s per million).
+ * Every count is exact. By default they come from the counters the database keeps in the same
+ * transaction as every change (row-counts.ts): a handful of counter rows per type, so a status
+ * costs the same at ten rows as at ten million. `count` comes from the model-record counter that
+ * change capture keeps (changeCapture: trigger) when this secondary replicates everything; with
+ * selective sync, without change capture, or on tables not yet migrated to the counters, the
+ * tables themselves are counted (index-only scans, about 0.1 s per million rows).
  */
 export interface ReplicableStatus {
   count: number;
@@ -57,14 +56,6 @@ function percentage(part: number, total: number): number {
 export function registryStateCountsQuery(config: ReplicableTypeSchemaConfig): string {
   const { registry } = tableRefs(config);
   return `SELECT state, count(*)::bigint AS n FROM ${registry} GROUP BY state`;
-}
-
-/** Synced rows waiting for or failing verification, from the template's partial indexes. */
-export function registryVerificationCountsQuery(config: ReplicableTypeSchemaConfig): string {
-  const { registry } = tableRefs(config);
-  return `SELECT
-    (SELECT count(*) FROM ${registry} WHERE state = ${SyncState.synced} AND verification_state IN (${VerificationState.pending}, ${VerificationState.failed}))::bigint AS needs_verification_count,
-    (SELECT count(*) FROM ${registry} WHERE state = ${SyncState.synced} AND verification_state = ${VerificationState.failed})::bigint AS verification_failed_count`;
 }
 
 /** Exact verification counts, reading every synced row. */
@@ -93,11 +84,6 @@ export function statesCountsQuery(config: ReplicableTypeSchemaConfig): string {
   return `SELECT verification_state, count(*)::bigint AS n FROM ${states} GROUP BY verification_state`;
 }
 
-/** Records in the model table (its primary key). */
-export function modelCountQuery(config: ReplicableTypeSchemaConfig): string {
-  return `SELECT count(*)::bigint AS count FROM ${tableRefs(config).source.table}`;
-}
-
 function countsBy<R extends { n: string }>(rows: R[], key: (row: R) => number): Map<number, number> {
   return new Map(rows.map((row) => [key(row), Number(row.n)]));
 }
@@ -108,9 +94,61 @@ function sum(counts: Map<number, number>): number {
   return total;
 }
 
-export interface SecondaryStatusOptions {
-  /** Count verification from the heap instead of deriving it from the indexes. */
-  exact?: boolean;
+/** Registry rows per (state, verification_state), as the registry status needs them. */
+interface RegistryCounts {
+  byState: Map<number, number>;
+  /** Synced rows per verification state. */
+  syncedByVerification: Map<number, number>;
+}
+
+function add(map: Map<number, number>, key: number, n: number): void {
+  map.set(key, (map.get(key) ?? 0) + n);
+}
+
+async function registryCountsFromCounters(tracking: Queryable, config: ReplicableTypeSchemaConfig): Promise<RegistryCounts | null> {
+  const read = await readAndCompactRowCounts(tracking, tableRefs(config).resolved.name, Counted.registry);
+  if (read === null) return null;
+  const counts: RegistryCounts = { byState: new Map(), syncedByVerification: new Map() };
+  for (const g of read.groups) {
+    if (g.state === null || g.verificationState === null) continue;
+    add(counts.byState, g.state, g.n);
+    if (g.state === SyncState.synced) add(counts.syncedByVerification, g.verificationState, g.n);
+  }
+  return counts;
+}
+
+async function registryCountsFromTable(tracking: Queryable, config: ReplicableTypeSchemaConfig): Promise<RegistryCounts> {
+  const [byState, verification] = await Promise.all([
+    tracking.query<{ state: number; n: string }>(registryStateCountsQuery(config)),
+    tracking.query<Record<string, string>>(registryExactVerificationCountsQuery(config)),
+  ]);
+  const v = verification.rows[0] ?? {};
+  const syncedByVerification = new Map<number, number>([
+    [VerificationState.succeeded, Number(v.verified_count ?? 0)],
+    [VerificationState.failed, Number(v.verification_failed_count ?? 0)],
+  ]);
+  const states = countsBy(byState.rows, (r) => r.state);
+  // verification_total_count counts every synced row not disabled; the rest of them are "other".
+  const other = Number(v.verification_total_count ?? 0) - Number(v.verified_count ?? 0) - Number(v.verification_failed_count ?? 0);
+  syncedByVerification.set(VerificationState.pending, other);
+  syncedByVerification.set(VerificationState.disabled, (states.get(SyncState.synced) ?? 0) - Number(v.verification_total_count ?? 0));
+  return { byState: states, syncedByVerification };
+}
+
+/** Model records: the change-capture counter when it exists, else COUNT. */
+async function modelRecordCount(primary: Queryable, config: ReplicableTypeSchemaConfig, sync: SelectiveSync, useCounters: boolean): Promise<number> {
+  if (useCounters && sync.type === SYNC_EVERYTHING.type) {
+    const read = await readAndCompactRowCounts(primary, tableRefs(config).resolved.name, Counted.model);
+    if (read !== null) return read.groups.reduce((total, g) => total + g.n, 0);
+  }
+  const countQuery = replicableCountQuery(config, sync);
+  const { rows } = await primary.query<{ count: string }>(countQuery.text, countQuery.params);
+  return Number(rows[0]?.count ?? 0);
+}
+
+export interface StatusOptions {
+  /** Count the tables themselves instead of reading the counters (a check, and what the bench compares with). */
+  countFromTables?: boolean;
 }
 
 /**
@@ -122,60 +160,58 @@ export async function secondaryStatus(
   primaryReplica: Queryable,
   config: ReplicableTypeSchemaConfig,
   sync: SelectiveSync,
-  options: SecondaryStatusOptions = {},
+  options: StatusOptions = {},
 ): Promise<ReplicableStatus> {
-  const verificationEnabled = tableRefs(config).resolved.verificationEnabled;
-  const countQuery = replicableCountQuery(config, sync);
-  const verificationQuery = options.exact ? registryExactVerificationCountsQuery(config) : registryVerificationCountsQuery(config);
-  const [byState, verification, primary] = await Promise.all([
-    tracking.query<{ state: number; n: string }>(registryStateCountsQuery(config)),
-    tracking.query<Record<string, string>>(verificationQuery),
-    primaryReplica.query<{ count: string }>(countQuery.text, countQuery.params),
+  const useCounters = options.countFromTables !== true;
+  const [counted, count] = await Promise.all([
+    useCounters ? registryCountsFromCounters(tracking, config) : null,
+    modelRecordCount(primaryReplica, config, sync, useCounters),
   ]);
-  const states = countsBy(byState.rows, (r) => r.state);
-  const v = verification.rows[0] ?? {};
-  const registryCount = sum(states);
-  const syncedCount = states.get(2) ?? 0;
-  let verificationTotalCount = 0;
-  let verifiedCount = 0;
-  let verificationFailedCount = 0;
-  if (options.exact) {
-    verificationTotalCount = Number(v.verification_total_count ?? 0);
-    verifiedCount = Number(v.verified_count ?? 0);
-    verificationFailedCount = Number(v.verification_failed_count ?? 0);
-  } else if (verificationEnabled) {
-    verificationTotalCount = syncedCount;
-    verifiedCount = Math.max(0, syncedCount - Number(v.needs_verification_count ?? 0));
-    verificationFailedCount = Number(v.verification_failed_count ?? 0);
-  }
+  const { byState, syncedByVerification } = counted ?? (await registryCountsFromTable(tracking, config));
+  const registryCount = sum(byState);
+  const syncedCount = byState.get(SyncState.synced) ?? 0;
+  const verifiedCount = syncedByVerification.get(VerificationState.succeeded) ?? 0;
   return {
-    count: Number(primary.rows[0]?.count ?? 0),
+    count,
     checksumTotalCount: null,
     checksummedCount: null,
     checksumFailedCount: null,
     syncedCount,
-    failedCount: states.get(3) ?? 0,
+    failedCount: byState.get(SyncState.failed) ?? 0,
     registryCount,
-    verificationTotalCount,
+    verificationTotalCount: syncedCount - (syncedByVerification.get(VerificationState.disabled) ?? 0),
     verifiedCount,
-    verificationFailedCount,
+    verificationFailedCount: syncedByVerification.get(VerificationState.failed) ?? 0,
     syncedInPercentage: percentage(syncedCount, registryCount),
     verifiedInPercentage: percentage(verifiedCount, registryCount),
   };
 }
 
+async function statesCounts(primary: Queryable, config: ReplicableTypeSchemaConfig, useCounters: boolean): Promise<Map<number, number>> {
+  if (useCounters) {
+    const read = await readAndCompactRowCounts(primary, tableRefs(config).resolved.name, Counted.states);
+    if (read !== null) {
+      const byState = new Map<number, number>();
+      for (const g of read.groups) if (g.verificationState !== null) add(byState, g.verificationState, g.n);
+      return byState;
+    }
+  }
+  const { rows } = await primary.query<{ verification_state: number; n: string }>(statesCountsQuery(config));
+  return countsBy(rows, (r) => r.verification_state);
+}
+
 /** Status of one type on the primary, from the model table and `<name>_states`. */
-export async function primaryStatus(primary: Queryable, config: ReplicableTypeSchemaConfig): Promise<ReplicableStatus> {
-  const [model, byState] = await Promise.all([
-    primary.query<{ count: string }>(modelCountQuery(config)),
-    primary.query<{ verification_state: number; n: string }>(statesCountsQuery(config)),
+export async function primaryStatus(primary: Queryable, config: ReplicableTypeSchemaConfig, options: StatusOptions = {}): Promise<ReplicableStatus> {
+  const useCounters = options.countFromTables !== true;
+  const [count, states] = await Promise.all([
+    modelRecordCount(primary, config, SYNC_EVERYTHING, useCounters),
+    statesCounts(primary, config, useCounters),
   ]);
-  const states = countsBy(byState.rows, (r) => r.verification_state);
   return {
-    count: Number(model.rows[0]?.count ?? 0),
+    count,
     checksumTotalCount: sum(states),
-    checksummedCount: states.get(2) ?? 0,
-    checksumFailedCount: states.get(3) ?? 0,
+    checksummedCount: states.get(VerificationState.succeeded) ?? 0,
+    checksumFailedCount: states.get(VerificationState.failed) ?? 0,
     syncedCount: null,
     failedCount: null,
     registryCount: null,

@@ -214,7 +214,13 @@ describe("operator", () => {
   it("exports GitLab's gauges with the right values", async () => {
     const text = await until("gauges", async () => {
       const t = await metrics();
-      return metricValue(t, "geo_cool_widgets_verified", "tokyo") === BLOBS && metricValue(t, "geo_cool_widgets_checksummed", "london") === BLOBS ? t : undefined;
+      // Verified counts are exact (a row being re-verified right now is not verified), and
+      // re-verification runs every 4 s here: wait for a status pass that shows every type done.
+      const done =
+        metricValue(t, "geo_cool_widgets_verified", "tokyo") === BLOBS &&
+        metricValue(t, "geo_cool_widgets_checksummed", "london") === BLOBS &&
+        metricValue(t, "geo_design_repositories_verified", "tokyo") === REPOS;
+      return done ? t : undefined;
     });
     expect(metricValue(text, "geo_cool_widgets", "tokyo")).toBe(BLOBS);
     expect(metricValue(text, "geo_cool_widgets_synced", "tokyo")).toBe(BLOBS);
