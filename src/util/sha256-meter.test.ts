@@ -1,8 +1,12 @@
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { ObjectLengthMismatchError, Sha256Meter } from "./sha256-meter.ts";
+import { FILE_READ_CHUNK, ObjectLengthMismatchError, Sha256Meter, sha256OfFile } from "./sha256-meter.ts";
 
 
 async function meter(chunks: string[], expected: number): Promise<{ meter: Sha256Meter; passed: string }> {
@@ -39,5 +43,40 @@ describe("Sha256Meter", () => {
   it("fails as soon as the body is longer than announced, without passing the extra bytes on", async () => {
     const err = await meter(["hello", " world"], 5).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: "ObjectLengthMismatchError", expected: 5, received: 11 });
+  });
+});
+
+describe("sha256OfFile", () => {
+  const hashOf = async (data: Buffer, expected: number, signal?: AbortSignal) => {
+    const dir = mkdtempSync(join(tmpdir(), "sha256-file-"));
+    try {
+      writeFileSync(join(dir, "f"), data);
+      const handle = await open(join(dir, "f"));
+      try {
+        return await sha256OfFile(handle, expected, "f", signal);
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it("hashes files of every size, across read chunks", async () => {
+    for (const size of [0, 1, FILE_READ_CHUNK - 1, FILE_READ_CHUNK, 2 * FILE_READ_CHUNK + 3]) {
+      const data = randomBytes(size);
+      expect(await hashOf(data, size)).toEqual({ checksum: createHash("sha256").update(data).digest(), bytes: size });
+    }
+  });
+
+  it("fails when the file is shorter or longer than expected", async () => {
+    const data = randomBytes(FILE_READ_CHUNK + 10);
+    await expect(hashOf(data, data.length + 1)).rejects.toBeInstanceOf(ObjectLengthMismatchError);
+    await expect(hashOf(data, data.length - 1)).rejects.toBeInstanceOf(ObjectLengthMismatchError);
+    await expect(hashOf(data, 5)).rejects.toBeInstanceOf(ObjectLengthMismatchError);
+  });
+
+  it("stops when the signal aborts", async () => {
+    await expect(hashOf(randomBytes(10), 10, AbortSignal.abort(new Error("stop")))).rejects.toThrow("stop");
   });
 });

@@ -4,6 +4,7 @@
  * come from (S3, a file, HTTP): the caller names the object for error messages.
  */
 import { createHash, type Hash } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
 import { Transform, type TransformCallback } from "node:stream";
 
 /** The body delivered fewer or more bytes than the response's Content-Length announced. */
@@ -66,3 +67,30 @@ export class Sha256Meter extends Transform {
   }
 }
 
+
+/** Bytes read from a file per call; large enough that hashing, not the read calls, sets the pace. */
+export const FILE_READ_CHUNK = 1024 * 1024;
+
+/**
+ * SHA-256 of an open file read from its start, in FILE_READ_CHUNK reads into one buffer (no stream,
+ * no buffer per chunk): what a stream pipeline costs on top of OpenSSL is most of its time. Fails
+ * with ObjectLengthMismatchError when the file holds fewer or more than `expectedBytes` bytes (it
+ * was truncated or appended to), and with the signal's reason when aborted. The caller closes
+ * `handle`.
+ */
+export async function sha256OfFile(handle: FileHandle, expectedBytes: number, object: string, signal?: AbortSignal): Promise<StreamChecksum> {
+  const hash = createHash("sha256");
+  // One byte more than expected, so that a file that grew shows in the last read.
+  const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_CHUNK, expectedBytes + 1));
+  let bytes = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes);
+    if (bytesRead === 0) break;
+    bytes += bytesRead;
+    if (bytes > expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
+    hash.update(buffer.subarray(0, bytesRead));
+  }
+  if (bytes !== expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
+  return { checksum: hash.digest(), bytes };
+}

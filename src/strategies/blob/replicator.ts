@@ -140,7 +140,8 @@ export class BlobReplicator implements Replicator {
   async checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
     const { key, source } = this.locate(record);
     try {
-      return await sha256Of(source, key, signal);
+      // A file is hashed in large reads; other sources (a bucket, the retrieval server) as a stream.
+      return await (source instanceof FileSource ? source.sha256(key, signal) : sha256Of(source, key, signal));
     } catch (err) {
       throw mapped(err, "primary");
     }
