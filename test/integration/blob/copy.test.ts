@@ -71,6 +71,45 @@ describe("copyObject", () => {
     expect(head.Metadata).toEqual({ origin: "primary" });
   });
 
+  it("sends a small object with its SHA-256, which the store checked and keeps", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const data = randomBody(300 * 1024);
+    await seed(src, "small.bin", data);
+
+    const result = await copyObject(src, dst, "small.bin");
+
+    expect(result).toEqual({ checksum: sha256(data), bytes: data.length, multipart: false });
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "small.bin", ChecksumMode: "ENABLED" }));
+    expect(head.ChecksumSHA256).toBe(sha256(data).toString("base64"));
+  });
+
+  it("is refused by the store when the bytes change after they were hashed, and the old copy stays", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    await seed(src, "k", randomBody(100 * 1024));
+    await seed(dst, "k", "old copy");
+    // Corruption between our hash and the store (a bad NIC, a proxy): one byte of the request
+    // body flips after the SDK has built the request.
+    dst.client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { body?: unknown };
+        if (Buffer.isBuffer(request.body)) {
+          const flipped = Buffer.from(request.body);
+          flipped[0] = flipped[0]! ^ 0xff;
+          request.body = flipped;
+        }
+        return next(args);
+      },
+      { step: "build", priority: "low", name: "corruptBody" },
+    );
+
+    await expect(copyObject(src, dst, "k")).rejects.toMatchObject({ $metadata: { httpStatusCode: 400 } });
+
+    dst.client.middlewareStack.remove("corruptBody");
+    expect((await read(dst, "k"))?.toString()).toBe("old copy");
+  });
+
   it("replaces an outdated copy on the secondary", async () => {
     stores = testStores();
     const { src, dst } = stores;
