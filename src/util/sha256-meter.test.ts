@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
-import { FILE_READ_CHUNK, ObjectLengthMismatchError, Sha256Meter, sha256OfFile } from "./sha256-meter.ts";
+import { FILE_READ_CHUNK, ObjectLengthMismatchError, Sha256Meter, sha256OfFile, sha256OfStream } from "./sha256-meter.ts";
 
 
 async function meter(chunks: string[], expected: number): Promise<{ meter: Sha256Meter; passed: string }> {
@@ -78,5 +78,34 @@ describe("sha256OfFile", () => {
 
   it("stops when the signal aborts", async () => {
     await expect(hashOf(randomBytes(10), 10, AbortSignal.abort(new Error("stop")))).rejects.toThrow("stop");
+  });
+});
+
+describe("sha256OfStream", () => {
+  const body = (chunks: string[]) => Readable.from(chunks.map((c) => Buffer.from(c)));
+
+  it("returns the SHA-256 and count of what the body delivers", async () => {
+    expect(await sha256OfStream(body(["hello ", "world"]), 11, "k")).toEqual({ checksum: createHash("sha256").update("hello world").digest(), bytes: 11 });
+    expect((await sha256OfStream(body([]), 0, "k")).bytes).toBe(0);
+  });
+
+  it("fails when the body is shorter or longer than announced", async () => {
+    await expect(sha256OfStream(body(["abc"]), 4, "k")).rejects.toMatchObject({ name: "ObjectLengthMismatchError", expected: 4, received: 3 });
+    const long = body(["abc", "def"]);
+    await expect(sha256OfStream(long, 4, "k")).rejects.toBeInstanceOf(ObjectLengthMismatchError);
+    expect(long.destroyed).toBe(true);
+  });
+
+  it("passes the body's error on and stops on abort, destroying the body", async () => {
+    const failing = new Readable({ read() { this.destroy(new Error("connection reset")); } });
+    await expect(sha256OfStream(failing, 10, "k")).rejects.toThrow("connection reset");
+    const endless = new Readable({ read() { this.push(Buffer.alloc(1)); } });
+    endless.pause();
+    const controller = new AbortController();
+    const hashing = sha256OfStream(new Readable({ read() {} }), 10, "k", controller.signal);
+    controller.abort(new Error("stop"));
+    await expect(hashing).rejects.toThrow("stop");
+    await expect(sha256OfStream(endless, 10, "k", AbortSignal.abort(new Error("early")))).rejects.toThrow("early");
+    expect(endless.destroyed).toBe(true);
   });
 });

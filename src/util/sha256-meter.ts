@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
-import { Transform, type TransformCallback } from "node:stream";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
 
 /** The body delivered fewer or more bytes than the response's Content-Length announced. */
 export class ObjectLengthMismatchError extends Error {
@@ -93,4 +93,43 @@ export async function sha256OfFile(handle: FileHandle, expectedBytes: number, ob
   }
   if (bytes !== expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
   return { checksum: hash.digest(), bytes };
+}
+
+/**
+ * SHA-256 and length of everything `body` delivers, hashed in its 'data' events: the read-only
+ * path (verification) needs no pass-through stream, whose per-chunk cost is most of a stream's.
+ * Fails with ObjectLengthMismatchError when the body holds fewer or more than `expectedBytes`
+ * bytes, with the body's error, or with the signal's reason (the body is then destroyed).
+ */
+export function sha256OfStream(body: Readable, expectedBytes: number, object: string, signal?: AbortSignal): Promise<StreamChecksum> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    let settled = false;
+    const settle = (err: unknown, result?: StreamChecksum) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      if (err === undefined) resolve(result!);
+      else {
+        body.destroy();
+        reject(err);
+      }
+    };
+    const onAbort = () => settle(signal!.reason);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    body.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > expectedBytes) return settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
+      hash.update(chunk);
+    });
+    body.once("error", (err) => settle(err));
+    body.once("end", () => {
+      if (bytes !== expectedBytes) settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
+      else settle(undefined, { checksum: hash.digest(), bytes });
+    });
+    // A socket closed before the end ("aborted") ends some bodies with 'close' and no 'end'.
+    body.once("close", () => settle(new ObjectLengthMismatchError(object, expectedBytes, bytes)));
+  });
 }
