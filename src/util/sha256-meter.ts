@@ -36,6 +36,7 @@ export class Sha256Meter extends Transform {
   readonly object: string;
   bytes = 0;
   private readonly hash: Hash | null;
+  private digest: Buffer | undefined;
 
   /** `object` names the bytes in errors; with `hash: false` the meter only counts. */
   constructor(expectedBytes: number, object: string, options: { hash?: boolean } = {}) {
@@ -60,10 +61,11 @@ export class Sha256Meter extends Transform {
     else callback();
   }
 
-  /** The checksum; only meaningful once the stream has finished without error, and only once. */
+  /** The checksum; only meaningful once every byte has passed (the stream's flush or end). */
   result(): StreamChecksum {
     if (!this.hash) throw new Error("Sha256Meter was created without hashing");
-    return { checksum: this.hash.digest(), bytes: this.bytes };
+    this.digest ??= this.hash.digest();
+    return { checksum: this.digest, bytes: this.bytes };
   }
 }
 

@@ -5,9 +5,10 @@
  * The source is read once. Objects up to BUFFERED_PUT_MAX (most blobs) are read into one buffer,
  * hashed in one call and sent as a PutObject that carries that SHA-256 (`x-amz-checksum-sha256`):
  * the store computes its own and refuses the write when they differ, so a copy that S3 accepted
- * holds exactly the bytes we hashed. Larger objects stream GetObject → SHA-256 meter → PutObject
- * (or a multipart upload above a size threshold), so the checksum returned is of exactly what was
- * sent. The destination only ever holds the previous object or the complete new one: a single PUT
+ * holds exactly the bytes we hashed. Larger objects stream GetObject → SHA-256 meter → PutObject,
+ * the SHA-256 sent after the bytes as an aws-chunked trailer that the store checks likewise (or,
+ * above a size threshold, a multipart upload without one), so the checksum returned is of
+ * exactly what was sent. The destination only ever holds the previous object or the complete new one: a single PUT
  * is committed by S3 only when its announced Content-Length has arrived (and, with a checksum,
  * only when it matches), and a multipart upload is completed only after the meter has seen the
  * source's full length; on any failure the request is destroyed or the multipart upload aborted.
@@ -19,6 +20,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ObjectLengthMismatchError, Sha256Meter } from "../../util/sha256-meter.ts";
 import { openObject, type ObjectChecksum, type ObjectReadStream } from "./s3-read.ts";
+import { AwsChunkedTrailer, awsChunkedHeaders } from "./aws-chunked.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 
@@ -122,10 +124,19 @@ export async function writeObject(
       return { checksum, bytes: length, multipart: false };
     }
     const meter = new Sha256Meter(length, opts.what ?? `${dst.bucket}/${dstKey}`);
-    const reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
     const multipart = length > Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
-    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: dstKey, Body: meter, ContentLength: length };
-    const writing = (multipart ? uploadParts(dst, params, length, opts) : putWhole(dst, params, abort.signal)).catch(fail);
+    let reading: Promise<void>;
+    let writing: Promise<void>;
+    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: dstKey };
+    if (multipart) {
+      reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
+      writing = uploadParts(dst, { ...params, Body: meter, ContentLength: length }, length, opts).catch(fail);
+    } else {
+      // The SHA-256 the meter computes goes to the store as the body's trailer.
+      const encoded = new AwsChunkedTrailer(() => meter.result().checksum);
+      reading = pipeline(body, meter, encoded, { signal: abort.signal }).catch(fail);
+      writing = putStreamed(dst, { ...params, Body: encoded, ContentLength: length }, length, abort.signal).catch(fail);
+    }
     await Promise.all([reading, writing]);
     if (failure) throw failure.error;
     return { ...meter.result(), multipart };
@@ -178,10 +189,24 @@ async function putChecksummed(dst: ObjectStore, params: PutObjectCommandInput, c
   await dst.client.send(command, { abortSignal: signal });
 }
 
-async function putWhole(dst: ObjectStore, params: PutObjectCommandInput, signal: AbortSignal): Promise<void> {
-  // The abort signal destroys the request; a PUT that has not delivered Content-Length bytes is
-  // discarded by S3.
-  await dst.client.send(new PutObjectCommand(params), { abortSignal: signal });
+/**
+ * A streamed PutObject of `length` bytes whose aws-chunked body ends with their SHA-256, which the
+ * store checks before it commits the object. The abort signal destroys the request; a PUT that
+ * has not delivered its final chunk and trailer is discarded by S3.
+ */
+async function putStreamed(dst: ObjectStore, params: PutObjectCommandInput, length: number, signal: AbortSignal): Promise<void> {
+  const command = new PutObjectCommand(params);
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers: Record<string, string> };
+      // ContentLength is the decoded length (it spares the SDK a warning); the body is longer.
+      delete request.headers["content-length"];
+      Object.assign(request.headers, awsChunkedHeaders(length));
+      return next(args);
+    },
+    { step: "build", name: "geoAwsChunkedTrailer" },
+  );
+  await dst.client.send(command, { abortSignal: signal });
 }
 
 async function uploadParts(dst: ObjectStore, params: PutObjectCommandInput, length: number, opts: CopyOptions): Promise<void> {
