@@ -22,7 +22,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 const USAGE = `node bench/blob/run.ts [options]
-  --quick              smoke run (< 2 minutes): 1,000 × 64 KiB, 4 × 64 MiB, 3 rounds
+  --quick              smoke run (< 2 minutes): 500 × 64 KiB, 3 × 64 MiB, 3 rounds
   --rounds N           rounds of each measurement, medians reported (default 3)
   --concurrency N      objects at once for us and for rclone (default 10, GitLab's blob capacity)
   --small N×KiB        small objects (default 4000x64)
@@ -63,8 +63,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     quick,
     concurrency: Number(values.concurrency ?? 10),
     rounds: Number(values.rounds ?? 3),
-    small: values.small ? sizeSpec(values.small, KiB, "small") : { count: quick ? 1000 : 4000, bytes: 64 * KiB },
-    large: values.large ? sizeSpec(values.large, MiB, "large") : { count: quick ? 4 : 16, bytes: 64 * MiB },
+    small: values.small ? sizeSpec(values.small, KiB, "small") : { count: quick ? 500 : 4000, bytes: 64 * KiB },
+    large: values.large ? sizeSpec(values.large, MiB, "large") : { count: quick ? 3 : 16, bytes: 64 * MiB },
     profile: values.profile,
     only: only as BenchOptions["only"],
   };

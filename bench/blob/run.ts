@@ -12,6 +12,7 @@
  *     builds it), 10 objects at once; then our verification pass over the copies (read every byte
  *     back, SHA-256, compare with the copy's checksum) and `rclone hashsum sha256 --download` over
  *     the same objects (their digests are compared with ours);
+ *     then the default first verification (the SHA-256 the bucket checked at upload, a HEAD);
  *   - `rclone copy` and `rclone sync --checksum`, both with --transfers and --checkers 10.
  * The order of the copiers rotates between rounds; the table shows medians. rclone and openssl
  * are the system's (`bash hack/tools/ensure-system.sh --bench`). Load averages are printed so a
@@ -28,7 +29,7 @@ import { startMinio, type S3Endpoint } from "../../hack/localenv/minio.ts";
 import { FileStore } from "../../src/strategies/blob/files/file-store.ts";
 import { copyObject } from "../../src/strategies/blob/copy.ts";
 import { createObjectStore, type ObjectStore } from "../../src/strategies/blob/object-store.ts";
-import { sha256Object } from "../../src/strategies/blob/s3-read.ts";
+import { sha256Object, storedSha256 } from "../../src/strategies/blob/s3-read.ts";
 import { Sha256Meter } from "../../src/util/sha256-meter.ts";
 import { parseOptions, type BenchOptions } from "./options.ts";
 import { formatProfile, profiled, summarizeCpuProfile } from "./profile.ts";
@@ -128,7 +129,7 @@ async function measure(opts: BenchOptions, primary: S3Endpoint, secondary: S3End
   return rows;
 }
 
-type Measure = "ours sync" | "ours verify" | "rclone copy" | "rclone sync --checksum" | "rclone hashsum";
+type Measure = "ours sync" | "ours verify" | "ours first verify (store checksum)" | "rclone copy" | "rclone sync --checksum" | "rclone hashsum";
 
 async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
   const { opts } = ctx;
@@ -149,6 +150,8 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
         async () => record("ours verify", await timed(() => oursVerify(ctx, set, checksums))),
         async () => record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums))),
       ];
+      // What a first verification after the copy does by default (spec.blob.firstVerification).
+      record("ours first verify (store checksum)", await timed(() => oursFirstVerify(ctx, set, checksums)));
       if (seconds.get("ours sync")!.length % 2 === 0) verifiers.reverse();
       for (const v of verifiers) await v();
     },
@@ -189,6 +192,14 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
     { scenario: `sync ${name}`, unit, ours: rate(m("ours sync")), baseline: rate(m("rclone sync --checksum")), baselineName: "rclone sync --checksum", target: 1 },
     { scenario: `verify ${name} (read back + SHA-256)`, unit, ours: rate(m("ours verify")), baseline: rate(m("rclone hashsum")), baselineName: "rclone hashsum sha256 --download", target: 1 },
     {
+      scenario: `first verification ${name} (StoreChecksum: a HEAD, no bytes read)`,
+      unit,
+      ours: rate(m("ours first verify (store checksum)")),
+      baseline: rate(m("rclone hashsum")),
+      baselineName: "rclone hashsum sha256 --download",
+      target: Number.NaN,
+    },
+    {
       scenario: `sync + verify ${name}`,
       unit,
       ours: rate(m("ours sync") + m("ours verify")),
@@ -212,6 +223,14 @@ async function oursVerify(ctx: Context, set: ObjectSet, checksums: Map<string, B
   await pool(set.keys, ctx.opts.concurrency, async (key) => {
     const verified = await sha256Object(ctx.dst, key);
     if (!verified.checksum.equals(checksums.get(key)!) || verified.bytes !== set.size) throw new Error(`verification of ${key} failed`);
+  });
+}
+
+/** A first verification with StoreChecksum: the SHA-256 the bucket checked at upload, from a HEAD. */
+async function oursFirstVerify(ctx: Context, set: ObjectSet, checksums: Map<string, Buffer>): Promise<void> {
+  await pool(set.keys, ctx.opts.concurrency, async (key) => {
+    const stored = await storedSha256(ctx.dst, key);
+    if (!stored || !stored.checksum.equals(checksums.get(key)!) || stored.bytes !== set.size) throw new Error(`first verification of ${key} failed`);
   });
 }
 

@@ -23,7 +23,7 @@ describe("parseHashsum", () => {
 describe("parseOptions", () => {
   it("defaults to the issue's sets and shrinks them with --quick", () => {
     expect(parseOptions([])).toMatchObject({ rounds: 3, concurrency: 10, small: { count: 4000, bytes: 65536 }, large: { count: 16, bytes: 64 * 2 ** 20 } });
-    expect(parseOptions(["--quick"])).toMatchObject({ quick: true, small: { count: 1000 }, large: { count: 4 } });
+    expect(parseOptions(["--quick"])).toMatchObject({ quick: true, small: { count: 500 }, large: { count: 3 } });
     expect(parseOptions(["--small", "10x4", "--only", "small"])).toMatchObject({ small: { count: 10, bytes: 4096 }, only: ["small"] });
     expect(() => parseOptions(["--only", "everything"])).toThrow(/unknown part/);
   });
