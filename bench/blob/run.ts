@@ -291,7 +291,8 @@ async function hashing(opts: BenchOptions, client: ReturnType<S3Endpoint["client
   const expected = await ours(); // also warms the page cache, so every tool reads from memory
   const tools = [ours, openssl, stream];
   const seconds = tools.map((): number[] => []);
-  for (let round = 0; round < Math.max(opts.rounds, 3); round++) {
+  // Hashing a GiB takes a second and moves ±30 % between runs on shared cores: five rounds at least.
+  for (let round = 0; round < Math.max(opts.rounds, 5); round++) {
     for (let i = 0; i < tools.length; i++) {
       const t = (i + round) % tools.length;
       const started = performance.now();

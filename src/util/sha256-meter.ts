@@ -131,7 +131,10 @@ export function sha256OfStream(body: Readable, expectedBytes: number, object: st
       if (bytes !== expectedBytes) settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
       else settle(undefined, { checksum: hash.digest(), bytes });
     });
-    // A socket closed before the end ("aborted") ends some bodies with 'close' and no 'end'.
-    body.once("close", () => settle(new ObjectLengthMismatchError(object, expectedBytes, bytes)));
+    // A socket closed before the end ("aborted") ends some bodies with 'close' and no 'end'. The
+    // error is built only then: an Error's stack trace costs as much as hashing a small object.
+    body.once("close", () => {
+      if (!settled) settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
+    });
   });
 }
