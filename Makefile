@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration test-faults e2e demo demo-corrupt e2e-kind bench-latency clean
+.PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration test-faults e2e demo demo-corrupt e2e-kind bench-latency bench-blob clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench-registry: deps ## Registry at 10M rows: backfill vs generate_series, statu
 
 bench-operator: deps tools ## Manager with 200 ReplicableTypes: reconcile latency, memory over time (~10 min; BENCH_ARGS=--quick: < 3 min)
 	node bench/operator/run.ts $(BENCH_ARGS)
+
+bench-blob: deps tools ## Blob sync and verification vs rclone, SHA-256 vs openssl, one table (~8 min; BENCH_ARGS=--quick: < 2 min)
+	node bench/blob/run.ts $(BENCH_ARGS)
 
 e2e-kind: ## End to end in a kind cluster (needs Docker)
 	bash test/e2e/kind.sh

@@ -100,9 +100,21 @@ export function rcloneEnv(remotes: Record<string, { endpoint: string; accessKeyI
   return env;
 }
 
-/** Seconds a command takes, stdout discarded. */
-export async function timedCommand(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<number> {
-  return timed(async () => {
-    await run(command, args, { env, maxBuffer: 64 * MiB });
-  });
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error("median of nothing");
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/** `rclone hashsum` output ("<hex>  <path>" per line) as path → hex digest. */
+export function parseHashsum(stdout: string): Map<string, string> {
+  const sums = new Map<string, string>();
+  for (const line of stdout.split("\n")) {
+    const m = /^([0-9a-f]{64}) {2}(.+)$/.exec(line);
+    if (m) sums.set(m[2]!, m[1]!);
+    else if (line.trim() !== "") throw new Error(`unexpected rclone hashsum line: ${line}`);
+  }
+  return sums;
 }

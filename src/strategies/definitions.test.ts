@@ -39,7 +39,7 @@ describe("the catalog", () => {
 
   it("fills a type's strategy settings and _states layout", () => {
     const blob = typeRuntimeConfig({ name: "w", strategy: "blob", source: { table: "ws", objectKey: { template: "w/{id}/{file_name}" } } });
-    expect(blob.settings).toEqual({ objectKey: { template: "w/{id}/{file_name}" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary" });
+    expect(blob.settings).toEqual({ objectKey: { template: "w/{id}/{file_name}" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary", firstVerification: "StoreChecksum" });
     expect(blob.schema.statesLayout).toBe("keyed-by-model-id");
     const repo = typeRuntimeConfig({ name: "r", strategy: "repository", source: { table: "rs", repositoryPath: { template: "{base}/{disk_path}.git" } } });
     expect(repo.settings).toEqual({ repositoryPath: { template: "{base}/{disk_path}.git" }, housekeepingEveryFetches: 10 });
@@ -58,7 +58,7 @@ describe("blob endpoints and worker storage", () => {
     GEO_SECONDARY_S3_SECRET_ACCESS_KEY: "ssecret",
   };
 
-  const s3Only = { objectKey: { column: "k" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary" } as const;
+  const s3Only = { objectKey: { column: "k" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary", firstVerification: "StoreChecksum" } as const;
 
   it("builds S3 endpoints per role, credentials only from secrets", () => {
     expect(blobStrategy.endpointsFromEnv(env, secondary, primary, s3Only, "tokyo")).toEqual({

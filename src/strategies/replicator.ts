@@ -32,6 +32,15 @@ export interface ChecksumResult {
   bytes: number;
 }
 
+export interface ChecksumOptions {
+  /**
+   * The copy has not been verified since it was last written, and no earlier verification of it
+   * failed. A strategy may then rely on a checksum its store checked at write time (the blob
+   * strategy's `spec.blob.firstVerification`); otherwise it reads the copy.
+   */
+  firstSinceWrite?: boolean;
+}
+
 export interface Replicator {
   /** Model columns the strategy reads (beyond the id), e.g. the template's placeholders. */
   readonly columns: readonly string[];
@@ -54,7 +63,7 @@ export interface Replicator {
    * Checksum of the secondary copy. Throws MissingCopyError when there is none, and CopyDamagedError
    * when the copy exists but is not whole (e.g. a mirror whose refs point at missing objects).
    */
-  checksumSecondary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult>;
+  checksumSecondary(record: ModelRecord, signal: AbortSignal, options?: ChecksumOptions): Promise<ChecksumResult>;
   /** Operator-readable account of how the copy differs, stored on a mismatch (optional). */
   describeMismatch?(record: ModelRecord, signal: AbortSignal): Promise<unknown>;
   /** Removes the secondary copy at `location` (never touches the primary). Missing is fine. */

@@ -4,7 +4,8 @@
  * come from (S3, a file, HTTP): the caller names the object for error messages.
  */
 import { createHash, type Hash } from "node:crypto";
-import { Transform, type TransformCallback } from "node:stream";
+import type { FileHandle } from "node:fs/promises";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
 
 /** The body delivered fewer or more bytes than the response's Content-Length announced. */
 export class ObjectLengthMismatchError extends Error {
@@ -35,6 +36,7 @@ export class Sha256Meter extends Transform {
   readonly object: string;
   bytes = 0;
   private readonly hash: Hash | null;
+  private digest: Buffer | undefined;
 
   /** `object` names the bytes in errors; with `hash: false` the meter only counts. */
   constructor(expectedBytes: number, object: string, options: { hash?: boolean } = {}) {
@@ -59,10 +61,80 @@ export class Sha256Meter extends Transform {
     else callback();
   }
 
-  /** The checksum; only meaningful once the stream has finished without error, and only once. */
+  /** The checksum; only meaningful once every byte has passed (the stream's flush or end). */
   result(): StreamChecksum {
     if (!this.hash) throw new Error("Sha256Meter was created without hashing");
-    return { checksum: this.hash.digest(), bytes: this.bytes };
+    this.digest ??= this.hash.digest();
+    return { checksum: this.digest, bytes: this.bytes };
   }
 }
 
+
+/** Bytes read from a file per call; large enough that hashing, not the read calls, sets the pace. */
+export const FILE_READ_CHUNK = 1024 * 1024;
+
+/**
+ * SHA-256 of an open file read from its start, in FILE_READ_CHUNK reads into one buffer (no stream,
+ * no buffer per chunk): what a stream pipeline costs on top of OpenSSL is most of its time. Fails
+ * with ObjectLengthMismatchError when the file holds fewer or more than `expectedBytes` bytes (it
+ * was truncated or appended to), and with the signal's reason when aborted. The caller closes
+ * `handle`.
+ */
+export async function sha256OfFile(handle: FileHandle, expectedBytes: number, object: string, signal?: AbortSignal): Promise<StreamChecksum> {
+  const hash = createHash("sha256");
+  // One byte more than expected, so that a file that grew shows in the last read.
+  const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_CHUNK, expectedBytes + 1));
+  let bytes = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes);
+    if (bytesRead === 0) break;
+    bytes += bytesRead;
+    if (bytes > expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
+    hash.update(buffer.subarray(0, bytesRead));
+  }
+  if (bytes !== expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
+  return { checksum: hash.digest(), bytes };
+}
+
+/**
+ * SHA-256 and length of everything `body` delivers, hashed in its 'data' events: the read-only
+ * path (verification) needs no pass-through stream, whose per-chunk cost is most of a stream's.
+ * Fails with ObjectLengthMismatchError when the body holds fewer or more than `expectedBytes`
+ * bytes, with the body's error, or with the signal's reason (the body is then destroyed).
+ */
+export function sha256OfStream(body: Readable, expectedBytes: number, object: string, signal?: AbortSignal): Promise<StreamChecksum> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let bytes = 0;
+    let settled = false;
+    const settle = (err: unknown, result?: StreamChecksum) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      if (err === undefined) resolve(result!);
+      else {
+        body.destroy();
+        reject(err);
+      }
+    };
+    const onAbort = () => settle(signal!.reason);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    body.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > expectedBytes) return settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
+      hash.update(chunk);
+    });
+    body.once("error", (err) => settle(err));
+    body.once("end", () => {
+      if (bytes !== expectedBytes) settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
+      else settle(undefined, { checksum: hash.digest(), bytes });
+    });
+    // A socket closed before the end ("aborted") ends some bodies with 'close' and no 'end'. The
+    // error is built only then: an Error's stack trace costs as much as hashing a small object.
+    body.once("close", () => {
+      if (!settled) settle(new ObjectLengthMismatchError(object, expectedBytes, bytes));
+    });
+  });
+}

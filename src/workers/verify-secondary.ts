@@ -85,6 +85,18 @@ async function resyncChangedOnPrimary(tracking: Queryable, primary: Queryable, c
 }
 
 /**
+ * Whether the row's copy has not been verified since its last sync wrote it, and nothing about it
+ * has failed since: no earlier mismatch and no failed attempt. Only then may a strategy use a
+ * checksum its store checked at write time (Replicator ChecksumOptions); re-verification of a
+ * copy verified before, and every retry, read the copy.
+ */
+export function firstVerificationSinceWrite(row: Pick<ClaimedVerification, "verifiedAt" | "lastSyncedAt" | "verificationRetryCount" | "checksumMismatch">): boolean {
+  if (row.checksumMismatch || row.verificationRetryCount > 0) return false;
+  if (row.verifiedAt === null) return true;
+  return row.lastSyncedAt !== null && row.verifiedAt < row.lastSyncedAt;
+}
+
+/**
  * Checksums the copies of rows this caller has claimed for verification (each with its primary
  * checksum) and records each outcome fenced by its claim. Used by the verify Job and by the log
  * cursor right after it synced a row.
@@ -98,7 +110,7 @@ export async function verifyClaimedRows(ctx: WorkerContext, rows: readonly Claim
     const record = records.get(row.modelId) ?? { id: row.modelId, columns: {} };
     const claim = row.verificationClaim!;
     try {
-      const result = await replicator.checksumSecondary(record, itemSignal(ctx, type.timeoutsMs.sync));
+      const result = await replicator.checksumSecondary(record, itemSignal(ctx, type.timeoutsMs.sync), { firstSinceWrite: firstVerificationSinceWrite(row) });
       if (ctx.signal.aborted) return;
       summary.bytes += result.bytes;
       if (result.checksum.equals(row.primaryChecksum)) {

@@ -138,7 +138,7 @@ describe("invalid manifests are rejected with a readable message", () => {
     const site = JSON.parse(kubectlOk(["get", "gsite", "files-primary", "-n", ns, "-o", "json"]));
     expect(site.spec.fileStorage.retrieval.port).toBe(8443);
     expect(JSON.parse(kubectlOk(["get", "gsite", "files-secondary", "-n", ns, "-o", "json"])).spec.fileStorage.retrievalCredentialsSecretRef.key).toBe("key");
-    expect(JSON.parse(kubectlOk(["get", "rtype", "files-type", "-n", ns, "-o", "json"])).spec.blob).toEqual({ primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary" });
+    expect(JSON.parse(kubectlOk(["get", "rtype", "files-type", "-n", ns, "-o", "json"])).spec.blob).toEqual({ primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary", firstVerification: "StoreChecksum" });
   });
 
   it("refuses to change a GeoSite's role", () => {

@@ -2,19 +2,25 @@
  * Copying one object from the primary's bucket to a secondary's (or any stream into a secondary's
  * bucket), and deleting from a secondary.
  *
- * The source is read once: the bytes flow GetObject → SHA-256 meter → PutObject (or a multipart
- * upload above a size threshold), so the checksum returned is of exactly what was written. The
- * destination only ever holds the previous object or the complete new one: a single PUT is
- * committed by S3 only when its announced Content-Length has arrived, and a multipart upload is
- * completed only after the meter has seen the source's full length; on any failure the request
- * is destroyed or the multipart upload aborted.
+ * The source is read once. Objects up to BUFFERED_PUT_MAX (most blobs) are read into one buffer,
+ * hashed in one call and sent as a PutObject that carries that SHA-256 (`x-amz-checksum-sha256`):
+ * the store computes its own and refuses the write when they differ, so a copy that S3 accepted
+ * holds exactly the bytes we hashed. Larger objects stream GetObject → SHA-256 meter → PutObject,
+ * the SHA-256 sent after the bytes as an aws-chunked trailer that the store checks likewise (or,
+ * above a size threshold, a multipart upload without one), so the checksum returned is of
+ * exactly what was sent. The destination only ever holds the previous object or the complete new one: a single PUT
+ * is committed by S3 only when its announced Content-Length has arrived (and, with a checksum,
+ * only when it matches), and a multipart upload is completed only after the meter has seen the
+ * source's full length; on any failure the request is destroyed or the multipart upload aborted.
  */
+import { createHash } from "node:crypto";
 import { DeleteObjectCommand, PutObjectCommand, type PutObjectCommandInput } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { Sha256Meter } from "../../util/sha256-meter.ts";
+import { ObjectLengthMismatchError, Sha256Meter } from "../../util/sha256-meter.ts";
 import { openObject, type ObjectChecksum, type ObjectReadStream } from "./s3-read.ts";
+import { AwsChunkedTrailer, awsChunkedHeaders } from "./aws-chunked.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 
@@ -29,6 +35,12 @@ const MAX_SINGLE_PUT = 5 * 1024 * MiB;
 export const DEFAULT_MULTIPART_THRESHOLD = 128 * MiB;
 export const DEFAULT_PART_SIZE = 16 * MiB;
 export const DEFAULT_QUEUE_SIZE = 4;
+/**
+ * Objects up to this size are read whole before they are written: one hash call and one PUT with
+ * its SHA-256 instead of a stream pipeline per object (the per-object cost dominates small blobs).
+ * At most concurrency × this much is held in memory.
+ */
+export const BUFFERED_PUT_MAX = 8 * MiB;
 
 export interface CopyOptions {
   /** Objects larger than this go through a multipart upload (default 128 MiB, at most 5 GiB). */
@@ -105,11 +117,26 @@ export async function writeObject(
   const onCallerAbort = () => fail(opts.signal!.reason);
   opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
   try {
+    if (length <= Math.min(BUFFERED_PUT_MAX, opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD)) {
+      const data = await readWhole(body, length, opts.what ?? `${dst.bucket}/${dstKey}`, abort.signal);
+      const checksum = createHash("sha256").update(data).digest();
+      await putChecksummed(dst, { ...opts.headers, Bucket: dst.bucket, Key: dstKey, Body: data, ContentLength: length }, checksum, abort.signal);
+      return { checksum, bytes: length, multipart: false };
+    }
     const meter = new Sha256Meter(length, opts.what ?? `${dst.bucket}/${dstKey}`);
-    const reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
     const multipart = length > Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
-    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: dstKey, Body: meter, ContentLength: length };
-    const writing = (multipart ? uploadParts(dst, params, length, opts) : putWhole(dst, params, abort.signal)).catch(fail);
+    let reading: Promise<void>;
+    let writing: Promise<void>;
+    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: dstKey };
+    if (multipart) {
+      reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
+      writing = uploadParts(dst, { ...params, Body: meter, ContentLength: length }, length, opts).catch(fail);
+    } else {
+      // The SHA-256 the meter computes goes to the store as the body's trailer.
+      const encoded = new AwsChunkedTrailer(() => meter.result().checksum);
+      reading = pipeline(body, meter, encoded, { signal: abort.signal }).catch(fail);
+      writing = putStreamed(dst, { ...params, Body: encoded, ContentLength: length }, length, abort.signal).catch(fail);
+    }
     await Promise.all([reading, writing]);
     if (failure) throw failure.error;
     return { ...meter.result(), multipart };
@@ -121,10 +148,65 @@ export async function writeObject(
   }
 }
 
-async function putWhole(dst: ObjectStore, params: PutObjectCommandInput, signal: AbortSignal): Promise<void> {
-  // The abort signal destroys the request; a PUT that has not delivered Content-Length bytes is
-  // discarded by S3.
-  await dst.client.send(new PutObjectCommand(params), { abortSignal: signal });
+/**
+ * The whole body as one buffer of exactly `length` bytes; ObjectLengthMismatchError when it holds
+ * fewer or more. Destroys the body when `signal` aborts.
+ */
+async function readWhole(body: Readable, length: number, what: string, signal: AbortSignal): Promise<Buffer> {
+  const data = Buffer.allocUnsafe(length);
+  let received = 0;
+  const stop = () => body.destroy(signal.reason);
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (received + chunk.length > length) throw new ObjectLengthMismatchError(what, length, received + chunk.length);
+      chunk.copy(data, received);
+      received += chunk.length;
+    }
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
+  signal.throwIfAborted();
+  if (received !== length) throw new ObjectLengthMismatchError(what, length, received);
+  return data;
+}
+
+/**
+ * A PutObject that carries the body's SHA-256 (`x-amz-checksum-sha256`), which the store checks
+ * before it commits the object (S3 answers BadDigest, MinIO XAmzContentChecksumMismatch). The
+ * request is signed with UNSIGNED-PAYLOAD: that checksum already covers the bytes, and the SDK
+ * would otherwise hash the whole body a second time for the signature.
+ */
+async function putChecksummed(dst: ObjectStore, params: PutObjectCommandInput, checksum: Buffer, signal: AbortSignal): Promise<void> {
+  const command = new PutObjectCommand({ ...params, ChecksumSHA256: checksum.toString("base64") });
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      (args.request as { headers: Record<string, string> }).headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
+      return next(args);
+    },
+    { step: "build", name: "geoUnsignedPayload" },
+  );
+  await dst.client.send(command, { abortSignal: signal });
+}
+
+/**
+ * A streamed PutObject of `length` bytes whose aws-chunked body ends with their SHA-256, which the
+ * store checks before it commits the object. The abort signal destroys the request; a PUT that
+ * has not delivered its final chunk and trailer is discarded by S3.
+ */
+async function putStreamed(dst: ObjectStore, params: PutObjectCommandInput, length: number, signal: AbortSignal): Promise<void> {
+  const command = new PutObjectCommand(params);
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers: Record<string, string> };
+      // ContentLength is the decoded length (it spares the SDK a warning); the body is longer.
+      delete request.headers["content-length"];
+      Object.assign(request.headers, awsChunkedHeaders(length));
+      return next(args);
+    },
+    { step: "build", name: "geoAwsChunkedTrailer" },
+  );
+  await dst.client.send(command, { abortSignal: signal });
 }
 
 async function uploadParts(dst: ObjectStore, params: PutObjectCommandInput, length: number, opts: CopyOptions): Promise<void> {

@@ -116,6 +116,13 @@ const blobTypeSettings: JSONSchema = {
       default: "SameAsPrimary",
       description: "The secondary GeoSite's store copies go to; SameAsPrimary keeps each record in the same kind of store as on the primary.",
     },
+    firstVerification: {
+      type: "string",
+      enum: ["StoreChecksum", "ReadBack"],
+      default: "StoreChecksum",
+      description:
+        "How a copy in object storage is verified the first time after it was written. StoreChecksum compares the primary's checksum with the SHA-256 the secondary's store checked when the copy was uploaded (x-amz-checksum-sha256, read with a HEAD); a copy without one is read back. ReadBack always reads every byte. Re-verification always reads every byte.",
+    },
   },
 };
 

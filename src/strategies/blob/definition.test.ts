@@ -25,7 +25,7 @@ const secondary: GeoSiteSpec = {
   fileStorage: { root: "/srv/copies", persistentVolumeClaim: { claimName: "copies" }, retrievalCredentialsSecretRef: { name: "tokyo-files-key" } },
 };
 const site = (name: string, spec: GeoSiteSpec, namespace = "geo"): GeoSite => ({ apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name, namespace }, spec });
-const settings = (over: Partial<BlobSettings> = {}): BlobSettings => ({ objectKey: { template: "u/{id}/{file_name}" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary", ...over });
+const settings = (over: Partial<BlobSettings> = {}): BlobSettings => ({ objectKey: { template: "u/{id}/{file_name}" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary", firstVerification: "StoreChecksum", ...over });
 const files = settings({ primaryStore: "FileStorage" });
 const mixed = settings({ storeColumn: "file_store" });
 const spec = (over: Partial<ReplicableTypeSpec> = {}): ReplicableTypeSpec => ({ name: "u", strategy: "blob", source: { table: "us", objectKey: { template: "u/{id}/{file_name}" } }, ...over });
@@ -35,11 +35,16 @@ const refs = (env: readonly V1EnvVar[]) =>
 describe("blob settings", () => {
   it("defaults to object storage on both sides and reads the store column", () => {
     expect(blobStrategy.parseSettings(spec())).toEqual(settings());
-    expect(blobStrategy.parseSettings(spec({ blob: { primaryStore: "FileStorage", secondaryStore: "ObjectStorage" }, source: { table: "us", objectKey: { column: "path" }, storeColumn: "file_store" } }))).toEqual({
+    expect(
+      blobStrategy.parseSettings(
+        spec({ blob: { primaryStore: "FileStorage", secondaryStore: "ObjectStorage", firstVerification: "ReadBack" }, source: { table: "us", objectKey: { column: "path" }, storeColumn: "file_store" } }),
+      ),
+    ).toEqual({
       objectKey: { column: "path" },
       primaryStore: "FileStorage",
       secondaryStore: "ObjectStorage",
       storeColumn: "file_store",
+      firstVerification: "ReadBack",
     });
   });
 

@@ -16,6 +16,7 @@ import {
   InvalidLocationError,
   MissingCopyError,
   MissingOnPrimaryError,
+  type ChecksumOptions,
   type ChecksumResult,
   type ModelRecord,
   type Replicator,
@@ -31,6 +32,7 @@ import { BlobMissingError, CredentialsRefusedError, StoreUnreachableError, type 
 import { formatCopyLocation, parseCopyLocation } from "./locations.ts";
 import { compileObjectKeySource, InvalidObjectKeyError, type ObjectKeySource } from "./object-keys.ts";
 import { ObjectMissingError } from "./s3-errors.ts";
+import { storedSha256 } from "./s3-read.ts";
 import { S3BlobStore, sha256Of } from "./s3-store.ts";
 import { recordPrimaryStore, recordSecondaryStore, STORE_KINDS, UnknownStoreValueError, type BlobSettings, type StoreKind } from "./settings.ts";
 
@@ -140,7 +142,8 @@ export class BlobReplicator implements Replicator {
   async checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
     const { key, source } = this.locate(record);
     try {
-      return await sha256Of(source, key, signal);
+      // A file is hashed in large reads; other sources (a bucket, the retrieval server) as a stream.
+      return await (source instanceof FileSource ? source.sha256(key, signal) : sha256Of(source, key, signal));
     } catch (err) {
       throw mapped(err, "primary");
     }
@@ -163,10 +166,21 @@ export class BlobReplicator implements Replicator {
     }
   }
 
-  async checksumSecondary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult> {
+  /**
+   * The copy's SHA-256. On its first verification since it was written (options.firstSinceWrite)
+   * and with `spec.blob.firstVerification: StoreChecksum`, a copy in a bucket is judged by the
+   * SHA-256 the bucket checked at upload (copy.ts sends one with every single-PUT copy), read with
+   * a HEAD; a copy without one, a file, and every re-verification are read back in full.
+   */
+  async checksumSecondary(record: ModelRecord, signal: AbortSignal, options: ChecksumOptions = {}): Promise<ChecksumResult> {
     const { key, copyKind } = this.locate(record);
     try {
-      return await this.target(copyKind).sha256(key, signal);
+      const target = this.target(copyKind);
+      if (options.firstSinceWrite && this.settings.firstVerification === "StoreChecksum" && target instanceof S3BlobStore) {
+        const stored = await storedSha256(target.store, key, { signal });
+        if (stored) return stored;
+      }
+      return await target.sha256(key, signal);
     } catch (err) {
       throw mapped(err, "secondary");
     }

@@ -1,11 +1,11 @@
 /**
- * Reading objects from S3: opening a GetObject body as a Node stream of a known length, and the
- * SHA-256 of an object read once (verification). Neither holds an object in memory.
+ * Reading objects from S3: opening a GetObject body as a Node stream of a known length, the
+ * SHA-256 of an object read once (verification), and the SHA-256 the store checked when the
+ * object was written. None holds an object in memory.
  */
 import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { GetObjectCommand, type GetObjectCommandOutput } from "@aws-sdk/client-s3";
-import { Sha256Meter, type StreamChecksum } from "../../util/sha256-meter.ts";
+import { GetObjectCommand, HeadObjectCommand, type GetObjectCommandOutput, type HeadObjectCommandOutput } from "@aws-sdk/client-s3";
+import { sha256OfStream, type StreamChecksum } from "../../util/sha256-meter.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 import { ObjectMissingError, classifyS3Error } from "./s3-errors.ts";
@@ -50,9 +50,28 @@ export async function sha256Object(store: ObjectStore, key: string, opts: { sign
   opts.signal?.throwIfAborted();
   const fullKey = fullObjectKey(store.prefix, key);
   const object = await openObject(store, fullKey, opts.signal);
-  const meter = new Sha256Meter(object.length, `${store.bucket}/${fullKey}`);
-  // resume() discards the pass-through output; only the hash and the count matter here.
-  meter.resume();
-  await pipeline(object.body, meter, opts.signal ? { signal: opts.signal } : {});
-  return meter.result();
+  return sha256OfStream(object.body, object.length, `${store.bucket}/${fullKey}`, opts.signal);
+}
+
+/**
+ * The SHA-256 the store computed, and checked against the one the writer sent, when the object at
+ * `key` was written (`x-amz-checksum-sha256`, from a HEAD), with the object's length. Undefined
+ * when the store keeps no full-object SHA-256 for it: written without one, or a multipart
+ * upload's checksum of part checksums. Reads no object bytes, so it says what arrived at write
+ * time, not what is stored now. Raises ObjectMissingError when there is no such object.
+ */
+export async function storedSha256(store: ObjectStore, key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectChecksum | undefined> {
+  opts.signal?.throwIfAborted();
+  const fullKey = fullObjectKey(store.prefix, key);
+  let head: HeadObjectCommandOutput;
+  try {
+    head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: fullKey, ChecksumMode: "ENABLED" }), { abortSignal: opts.signal });
+  } catch (err) {
+    if (classifyS3Error(err) === "missing-object") throw new ObjectMissingError(store.bucket, fullKey, store.role, { cause: err });
+    throw err;
+  }
+  const stored = head.ChecksumSHA256;
+  if (!stored || head.ChecksumType === "COMPOSITE" || stored.includes("-") || head.ContentLength === undefined) return undefined;
+  const checksum = Buffer.from(stored, "base64");
+  return checksum.length === 32 ? { checksum, bytes: head.ContentLength } : undefined;
 }

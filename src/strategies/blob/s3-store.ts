@@ -6,8 +6,7 @@
  */
 import { HeadBucketCommand } from "@aws-sdk/client-s3";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { Sha256Meter } from "../../util/sha256-meter.ts";
+import { sha256OfStream } from "../../util/sha256-meter.ts";
 import { deleteObject, writeObject } from "./copy.ts";
 import { BlobMissingError, type BlobChecksum, type BlobReadStream, type BlobTarget } from "./files/store.ts";
 import { fullObjectKey } from "./object-keys.ts";
@@ -80,9 +79,5 @@ export class S3BlobStore implements BlobTarget {
 /** Reads the blob at `key` once and returns its SHA-256 and length. */
 export async function sha256Of(source: { open: BlobTarget["open"]; describe(): string }, key: string, signal?: AbortSignal): Promise<BlobChecksum> {
   const { body, length } = await source.open(key, signal);
-  const meter = new Sha256Meter(length, `${key} in ${source.describe()}`);
-  // resume() discards the pass-through output; only the hash and the count matter here.
-  meter.resume();
-  await pipeline(body, meter, signal ? { signal } : {});
-  return meter.result();
+  return sha256OfStream(body, length, `${key} in ${source.describe()}`, signal);
 }

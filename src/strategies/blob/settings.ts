@@ -16,6 +16,11 @@ export interface BlobSettings {
   secondaryStore: StoreKind | "SameAsPrimary";
   /** GitLab's `file_store`: chooses the primary's store per record. */
   storeColumn?: string;
+  /**
+   * StoreChecksum: a copy's first verification after a write may use the SHA-256 its bucket
+   * checked at upload instead of reading it back (re-verification always reads). ReadBack: never.
+   */
+  firstVerification: "StoreChecksum" | "ReadBack";
 }
 
 /** GitLab's ObjectStorage::Store values in `file_store` / `store` columns. */
@@ -28,6 +33,7 @@ export function parseBlobSettings(spec: ReplicableTypeSpec): BlobSettings {
     objectKey: spec.source.objectKey,
     primaryStore: spec.blob?.primaryStore ?? "ObjectStorage",
     secondaryStore: spec.blob?.secondaryStore ?? "SameAsPrimary",
+    firstVerification: spec.blob?.firstVerification ?? "StoreChecksum",
   };
   if (spec.source.storeColumn) settings.storeColumn = spec.source.storeColumn;
   return settings;

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { Readable, Transform } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { PrimaryWriteRefusedError, copyObject, deleteObject } from "../../../src/strategies/blob/copy.ts";
 import { InvalidObjectKeyError } from "../../../src/strategies/blob/object-keys.ts";
@@ -69,6 +70,86 @@ describe("copyObject", () => {
     expect(head.ContentType).toBe("text/plain; charset=utf-8");
     expect(head.ContentDisposition).toBe('attachment; filename="doc.txt"');
     expect(head.Metadata).toEqual({ origin: "primary" });
+  });
+
+  it("sends a small object with its SHA-256, which the store checked and keeps", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const data = randomBody(300 * 1024);
+    await seed(src, "small.bin", data);
+
+    const result = await copyObject(src, dst, "small.bin");
+
+    expect(result).toEqual({ checksum: sha256(data), bytes: data.length, multipart: false });
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "small.bin", ChecksumMode: "ENABLED" }));
+    expect(head.ChecksumSHA256).toBe(sha256(data).toString("base64"));
+  });
+
+  it("is refused by the store when the bytes change after they were hashed, and the old copy stays", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    await seed(src, "k", randomBody(100 * 1024));
+    await seed(dst, "k", "old copy");
+    // Corruption between our hash and the store (a bad NIC, a proxy): one byte of the request
+    // body flips after the SDK has built the request.
+    dst.client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { body?: unknown };
+        if (Buffer.isBuffer(request.body)) {
+          const flipped = Buffer.from(request.body);
+          flipped[0] = flipped[0]! ^ 0xff;
+          request.body = flipped;
+        }
+        return next(args);
+      },
+      { step: "build", priority: "low", name: "corruptBody" },
+    );
+
+    await expect(copyObject(src, dst, "k")).rejects.toMatchObject({ $metadata: { httpStatusCode: 400 } });
+
+    dst.client.middlewareStack.remove("corruptBody");
+    expect((await read(dst, "k"))?.toString()).toBe("old copy");
+  });
+
+  it("streams a larger object with its SHA-256 as a trailer, which the store checks: a corrupt byte is refused", async () => {
+    stores = testStores();
+    const { src, dst } = stores;
+    const data = randomBody(9 * MiB);
+    await seed(src, "streamed.bin", data);
+
+    expect(await copyObject(src, dst, "streamed.bin")).toEqual({ checksum: sha256(data), bytes: data.length, multipart: false });
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "streamed.bin", ChecksumMode: "ENABLED" }));
+    expect(head.ChecksumSHA256).toBe(sha256(data).toString("base64"));
+
+    // One data byte flips on its way to the store, after the meter hashed it.
+    await seed(dst, "corrupt.bin", "old copy");
+    await seed(src, "corrupt.bin", data);
+    dst.client.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { body?: unknown };
+        if (request.body instanceof Readable) {
+          let offset = 0;
+          request.body = request.body.pipe(
+            new Transform({
+              transform(chunk: Buffer, _encoding, callback) {
+                const at = 100 - offset;
+                offset += chunk.length;
+                if (at >= 0 && at < chunk.length) {
+                  chunk = Buffer.from(chunk);
+                  chunk[at] = chunk[at]! ^ 0xff;
+                }
+                callback(null, chunk);
+              },
+            }),
+          );
+        }
+        return next(args);
+      },
+      { step: "build", priority: "low", name: "corruptStream" },
+    );
+    await expect(copyObject(src, dst, "corrupt.bin")).rejects.toMatchObject({ $metadata: { httpStatusCode: 400 } });
+    dst.client.middlewareStack.remove("corruptStream");
+    expect((await read(dst, "corrupt.bin"))?.toString()).toBe("old copy");
   });
 
   it("replaces an outdated copy on the secondary", async () => {

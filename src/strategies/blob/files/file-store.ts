@@ -15,7 +15,7 @@ import { isAbsolute, join, resolve, sep } from "node:path";
 import { type Readable, addAbortSignal, pipeline as pipelineCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { InvalidBlobKeyError, TEMP_PREFIX, blobKeySegments } from "./keys.ts";
-import { Sha256Meter } from "../../../util/sha256-meter.ts";
+import { Sha256Meter, sha256OfFile } from "../../../util/sha256-meter.ts";
 import { BlobMissingError, type BlobChecksum, type BlobReadStream, type BlobSource, type BlobTarget } from "./store.ts";
 
 /** An open regular file inside the root; the caller closes `handle`. */
@@ -55,6 +55,19 @@ export class FileSource implements BlobSource {
     const meter = new Sha256Meter(size, `${key} in ${this.describe()}`, { hash: false });
     pipelineCallback(file, meter, () => undefined);
     return { body: meter, length: size };
+  }
+
+  /**
+   * Reads the blob at `key` once and returns its SHA-256 (sha256OfFile: large reads, no stream).
+   * Throws BlobMissingError when it is absent, BlobLengthMismatchError when it changes size meanwhile.
+   */
+  async sha256(key: string, signal?: AbortSignal): Promise<BlobChecksum> {
+    const { handle, size } = await this.openFile(key, signal);
+    try {
+      return await sha256OfFile(handle, size, `${key} in ${this.describe()}`, signal);
+    } finally {
+      await handle.close();
+    }
   }
 
   /**
@@ -185,14 +198,6 @@ export class FileStore extends FileSource implements BlobTarget {
       if (isMissing(err)) return;
       throw err;
     }
-  }
-
-  async sha256(key: string, signal?: AbortSignal): Promise<BlobChecksum> {
-    const { body, length } = await this.open(key, signal);
-    const meter = new Sha256Meter(length, `${key} in ${this.describe()}`);
-    meter.resume();
-    await pipeline(body, meter, signal ? { signal } : {});
-    return meter.result();
   }
 
   /**

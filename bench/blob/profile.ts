@@ -1,0 +1,103 @@
+/**
+ * Where our side of the blob benchmark spends its CPU: a V8 CPU profile (node:inspector, the same
+ * profile `node --cpu-prof` writes) taken around one phase, summed by component and by function.
+ * Each sample's time goes to the nearest caller that is not Node's own code (a socket write made
+ * by the AWS SDK counts for the SDK); the top functions are by self time. MinIO's and rclone's
+ * CPU is not in it (separate processes).
+ */
+import { Session } from "node:inspector/promises";
+import { componentOf } from "../latency/cpu-profile.ts";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  wallMs: number;
+  /** CPU milliseconds (idle excluded) by component, largest first. */
+  byComponent: [string, number][];
+  /** Self CPU milliseconds by function, largest first. */
+  topFunctions: [string, number][];
+}
+
+/** Runs `fn` under the CPU profiler and returns its result with the profile. */
+export async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; profile: CpuProfile }> {
+  const session = new Session();
+  session.connect();
+  try {
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 500 });
+    await session.post("Profiler.start");
+    const result = await fn();
+    const { profile } = await session.post("Profiler.stop");
+    return { result, profile: profile as unknown as CpuProfile };
+  } finally {
+    session.disconnect();
+  }
+}
+
+/** Component of a script for this benchmark: the latency bench's split, plus Node's stream and HTTP internals. */
+function blobComponentOf(url: string): string | undefined {
+  if (url.endsWith("/src/strategies/blob/copy.ts") || url.endsWith("/src/strategies/blob/s3-read.ts")) return "src/strategies/blob (copy, read)";
+  if (url.includes("/node_modules/@aws-sdk/lib-storage/")) return "AWS SDK (multipart upload)";
+  return componentOf(url);
+}
+
+/** Sums a profile by component (nearest non-Node caller) and by function (self time). */
+export function summarizeCpuProfile(profile: CpuProfile, top = 12): ProfileSummary {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const owner = new Map<number, string>();
+  const ownerOf = (id: number): string => {
+    const known = owner.get(id);
+    if (known) return known;
+    const node = byId.get(id)!;
+    const fn = node.callFrame.functionName;
+    let found: string;
+    if (fn === "(garbage collector)") found = "garbage collection";
+    else if (fn === "(idle)") found = "idle";
+    else if (fn === "(program)") found = "V8 (program)";
+    else {
+      const up = parent.get(id);
+      found = blobComponentOf(node.callFrame.url) ?? (up === undefined || up === profile.nodes[0]?.id ? "event loop (sockets, timers, no JS caller)" : ownerOf(up));
+    }
+    owner.set(id, found);
+    return found;
+  };
+  const byComponent = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i]!;
+    const ms = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    const c = ownerOf(id);
+    if (c === "idle") continue;
+    byComponent.set(c, (byComponent.get(c) ?? 0) + ms);
+    const f = byId.get(id)!.callFrame;
+    const where = f.url ? `${f.url.replace(/^.*\/(node_modules\/|src\/|bench\/)/, "$1").replace(/^node:/, "node:")}:${f.lineNumber + 1}` : "";
+    const name = `${f.functionName || "(anonymous)"}${where ? ` ${where}` : ""}`;
+    byFunction.set(name, (byFunction.get(name) ?? 0) + ms);
+  }
+  const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
+  return { wallMs: (profile.endTime - profile.startTime) / 1000, byComponent: sorted(byComponent), topFunctions: sorted(byFunction).slice(0, top) };
+}
+
+/** The summary as Markdown: CPU by component, then the top functions by self time. */
+export function formatProfile(title: string, s: ProfileSummary): string {
+  const cpu = s.byComponent.reduce((a, [, ms]) => a + ms, 0);
+  const lines = [`#### ${title}: ${(cpu / 1000).toFixed(2)} s CPU in ${(s.wallMs / 1000).toFixed(2)} s wall`, "", "| component | CPU ms | share |", "|---|---:|---:|"];
+  for (const [c, ms] of s.byComponent) lines.push(`| ${c} | ${ms.toFixed(0)} | ${((100 * ms) / cpu).toFixed(1)} % |`);
+  lines.push("", "| function (self time) | CPU ms |", "|---|---:|");
+  for (const [f, ms] of s.topFunctions) lines.push(`| \`${f}\` | ${ms.toFixed(0)} |`);
+  return lines.join("\n");
+}
