@@ -188,8 +188,9 @@ export class RegistryApiServer {
     }
     const resources = [...seen.values()]
       .sort((a, b) => a.plural.localeCompare(b.plural))
-      .map((n) => ({ name: n.plural, singularName: n.singular, namespaced: true, kind: n.kind, verbs: ["get", "list"], categories: ["geo"] }));
-    resources.push({ name: ACTIONS_RESOURCE, singularName: "registryaction", namespaced: true, kind: ACTION_KIND, verbs: ["create"], categories: [] });
+      // No category: `kubectl get geo` lists the custom resources, never every registry row.
+      .map((n) => ({ name: n.plural, singularName: n.singular, namespaced: true, kind: n.kind, verbs: ["get", "list"] }));
+    resources.push({ name: ACTIONS_RESOURCE, singularName: "registryaction", namespaced: true, kind: ACTION_KIND, verbs: ["create"] });
     return { kind: "APIResourceList", apiVersion: "v1", groupVersion: REGISTRY_API_GROUP_VERSION, resources };
   }
 
@@ -223,7 +224,16 @@ export class RegistryApiServer {
     if (req.method !== "GET") throw new ApiError(405, "MethodNotAllowed", `${resource} are read-only: change rows with registryactions (kubectl geo resync/reverify)`);
     if (url.searchParams.get("watch") === "true" || url.searchParams.get("watch") === "1") throw new ApiError(405, "MethodNotAllowed", `watch is not supported on ${resource}`);
     await this.authorize(user, { verb: name ? "get" : "list", resource, namespace, ...(name ? { name } : {}) });
-    if (!type) throw new ApiError(404, "NotFound", `no ReplicableType in namespace ${namespace} keeps ${resource}`);
+    if (!type) {
+      // The resource exists (discovery is cluster-wide); a namespace without the type has no rows.
+      if (!this.o.types.list().some((t) => registryResourceNames(t.spec.name).plural === resource)) {
+        throw new ApiError(404, "NotFound", `the server could not find the requested resource (${resource})`);
+      }
+      if (name) throw new ApiError(404, "NotFound", `${resource}.${REGISTRY_API_GROUP} "${name}" not found (no ReplicableType in namespace ${namespace} keeps ${resource})`);
+      const listMeta = { resourceVersion: "" };
+      if (wantsTable(req.headers.accept)) return { code: 200, body: registryTable([], listMeta, url.searchParams.get("includeObject")) };
+      return { code: 200, body: { apiVersion: REGISTRY_API_GROUP_VERSION, kind: "List", metadata: listMeta, items: [] } };
+    }
     return name ? this.getRow(namespace, type, name) : this.listRows(req, url, namespace, type);
   }
 

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
 import { CHECKSUM_MISMATCH_MESSAGE } from "../../../src/registry/states.ts";
-import { kubectlOk, type CommandResult } from "../../support/kubectl.ts";
+import { createNamespace, kubectl, kubectlOk, type CommandResult } from "../../support/kubectl.ts";
 import { createUser, type TestUser } from "../../support/users.ts";
 import { createPluginWorld, runGeo, type PluginWorld } from "../plugin/plugin-world.ts";
 
@@ -105,6 +105,20 @@ describe("geo-viewer", () => {
       token = encodeURIComponent(list.metadata.continue);
     }
     expect(ids).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
+  it("a namespace without the type lists no rows, and kubectl get geo stays the custom resources", () => {
+    const other = createNamespace("registry-api-empty");
+    try {
+      const empty = kubectl(["get", RESOURCE, "-n", other]);
+      expect(empty.code, empty.stderr).toBe(0);
+      expect(empty.stderr).toMatch(/No resources found/);
+      const all = kubectl(["get", "geo", "-n", world.ns, "-o", "name"]);
+      expect(all.code, all.stderr).toBe(0);
+      expect(all.stdout.trim().split("\n").every((l) => l.includes(".geo.replication.dev/") && !l.includes("registr"))).toBe(true);
+    } finally {
+      kubectl(["delete", "namespace", other, "--wait=false"]);
+    }
   });
 
   it("filters on the server and says what a selector cannot do", () => {
