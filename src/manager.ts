@@ -110,6 +110,7 @@ export class Manager {
         sites: this.sites,
         types: this.types,
         core,
+        access: this.access,
         authorization: this.clients.authorization,
         events,
         log,

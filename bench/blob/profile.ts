@@ -6,7 +6,7 @@
  * CPU is not in it (separate processes).
  */
 import { Session } from "node:inspector/promises";
-import { componentOf } from "../latency/cpu-profile.ts";
+import { componentOf, sampleOwner } from "../latency/cpu-profile.ts";
 
 interface ProfileNode {
   id: number;
@@ -56,25 +56,7 @@ function blobComponentOf(url: string): string | undefined {
 /** Sums a profile by component (nearest non-Node caller) and by function (self time). */
 export function summarizeCpuProfile(profile: CpuProfile, top = 12): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const owner = new Map<number, string>();
-  const ownerOf = (id: number): string => {
-    const known = owner.get(id);
-    if (known) return known;
-    const node = byId.get(id)!;
-    const fn = node.callFrame.functionName;
-    let found: string;
-    if (fn === "(garbage collector)") found = "garbage collection";
-    else if (fn === "(idle)") found = "idle";
-    else if (fn === "(program)") found = "V8 (program)";
-    else {
-      const up = parent.get(id);
-      found = blobComponentOf(node.callFrame.url) ?? (up === undefined || up === profile.nodes[0]?.id ? "event loop (sockets, timers, no JS caller)" : ownerOf(up));
-    }
-    owner.set(id, found);
-    return found;
-  };
+  const ownerOf = sampleOwner(profile, blobComponentOf);
   const byComponent = new Map<string, number>();
   const byFunction = new Map<string, number>();
   for (let i = 0; i < profile.samples.length; i++) {

@@ -36,9 +36,11 @@ export function componentOf(url: string): string | undefined {
   return "start-up (loading modules, configuration)";
 }
 
-/** Milliseconds of CPU by component (idle excluded), and the profile's wall time. */
-export function summarizeProfile(file: string): { byComponent: Map<string, number>; wallMs: number; cpuMs: number } {
-  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
+/**
+ * For a sample's node id, the component its time counts for: the nearest caller `componentOf`
+ * knows, else the event loop; garbage collection, idle and V8's own work by name.
+ */
+export function sampleOwner(profile: Pick<Profile, "nodes">, componentOf: (url: string) => string | undefined): (id: number) => string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -60,6 +62,13 @@ export function summarizeProfile(file: string): { byComponent: Map<string, numbe
     owner.set(id, found);
     return found;
   };
+  return ownerOf;
+}
+
+/** Milliseconds of CPU by component (idle excluded), and the profile's wall time. */
+export function summarizeProfile(file: string): { byComponent: Map<string, number>; wallMs: number; cpuMs: number } {
+  const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
+  const ownerOf = sampleOwner(profile, componentOf);
   const byComponent = new Map<string, number>();
   for (let i = 0; i < profile.samples.length; i++) {
     const c = ownerOf(profile.samples[i]!);

@@ -43,7 +43,11 @@ export class SiteAccess implements SecretAccess {
   }
 
   async pool(site: GeoSite, role: DatabaseRole): Promise<pg.Pool> {
-    const url = await this.databaseURL(site, role);
+    return this.poolFor(await this.databaseURL(site, role));
+  }
+
+  /** The pool for a URL already resolved (the registry API resolves its own, to word a missing Secret). */
+  poolFor(url: string): pg.Pool {
     let pool = this.pools.get(url);
     if (!pool) {
       pool = createPool(url, { max: 4, applicationName: "geo-operator manager" });

@@ -7,7 +7,7 @@
 import { statusMessage } from "../k8s/api-errors.ts";
 import { ApiException, CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
-import { GROUP, PLURALS, VERSION } from "../api/v1alpha1/resources.ts";
+import { GROUP, lookUpSite, lookUpType, PLURALS, VERSION } from "../api/v1alpha1/resources.ts";
 import { loadKubeConfig } from "../k8s/client.ts";
 import { ACTION_KIND, ACTIONS_RESOURCE, REGISTRY_API_GROUP, REGISTRY_API_SERVICE_NAME, REGISTRY_API_VERSION, type RegistryActionSpec, type RegistryActionStatus } from "../registry-api/group.ts";
 import { failure, notFound, PluginError, usageError } from "./errors.ts";
@@ -72,25 +72,20 @@ export function listSites(session: Session): Promise<GeoSite[]> {
   return listCustom<GeoSite>(session, PLURALS.GeoSite, "GeoSite");
 }
 
-const namesOf = (objects: { metadata: { name: string } }[]): string => (objects.length ? objects.map((o) => o.metadata.name).sort().join(", ") : "none");
-
 /** The GeoSite called `name`; exit code 3 with the sites that do exist otherwise. */
 export async function getSite(session: Session, name: string): Promise<GeoSite> {
   const sites = await listSites(session);
-  const site = sites.find((s) => s.metadata.name === name);
-  if (!site) throw notFound(`GeoSite "${name}" not found in namespace ${session.namespace} (GeoSites there: ${namesOf(sites)})`);
-  return site;
+  const lookup = lookUpSite(sites, name, session.namespace);
+  if ("notFound" in lookup) throw notFound(lookup.notFound);
+  return lookup.found;
 }
 
 /** A ReplicableType by metadata.name (cool-widget) or spec.name (cool_widget); the former wins. */
 export async function findType(session: Session, name: string): Promise<ReplicableType> {
   const types = await listCustom<ReplicableType>(session, PLURALS.ReplicableType, "ReplicableType");
-  const found = types.find((t) => t.metadata.name === name) ?? types.find((t) => t.spec.name === name);
-  if (!found) {
-    const known = types.length ? types.map((t) => `${t.metadata.name} (${t.spec.name})`).sort().join(", ") : "none";
-    throw notFound(`ReplicableType "${name}" not found in namespace ${session.namespace} (types there: ${known})`);
-  }
-  return found;
+  const lookup = lookUpType(types, name, session.namespace);
+  if ("notFound" in lookup) throw notFound(lookup.notFound);
+  return lookup.found;
 }
 
 /**

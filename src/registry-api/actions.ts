@@ -4,7 +4,7 @@
  * site's database, answers with how many rows it selected and changed, and records an Event on
  * the GeoSite naming the user the API server authenticated. `dryRun=All` only counts.
  */
-import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import { lookUpSite, lookUpType, type GeoSite, type Lookup, type ReplicableType } from "../api/v1alpha1/resources.ts";
 import { Reason } from "../controllers/reasons.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { requestChecksum } from "../registry/checksum-state.ts";
@@ -20,7 +20,7 @@ import type { SiteDatabases } from "./site-databases.ts";
 import { ApiError } from "./status.ts";
 
 export interface ActionContext {
-  sites: { get(name: string, namespace?: string): GeoSite | undefined; list(namespace?: string): GeoSite[] };
+  sites: { list(namespace?: string): GeoSite[] };
   types: { list(namespace?: string): ReplicableType[] };
   databases: SiteDatabases;
   events: EventRecorder;
@@ -60,32 +60,18 @@ export function validateActionSpec(raw: unknown): RegistryActionSpec {
   return spec as unknown as RegistryActionSpec;
 }
 
-function findType(ctx: ActionContext, namespace: string, name: string): ReplicableType {
-  const types = ctx.types.list(namespace);
-  const found = types.find((t) => t.metadata.name === name) ?? types.find((t) => t.spec.name === name);
-  if (!found) {
-    const known = types.length ? types.map((t) => `${t.metadata.name} (${t.spec.name})`).sort().join(", ") : "none";
-    throw notFound(`ReplicableType "${name}" not found in namespace ${namespace} (types there: ${known})`);
-  }
-  return found;
-}
-
-function findSite(ctx: ActionContext, namespace: string, name: string): GeoSite {
-  const site = ctx.sites.get(name, namespace);
-  if (!site) {
-    const names = ctx.sites.list(namespace).map((s) => s.metadata.name).sort();
-    throw notFound(`GeoSite "${name}" not found in namespace ${namespace} (GeoSites there: ${names.length ? names.join(", ") : "none"})`);
-  }
-  return site;
+function found<T>(lookup: Lookup<T>): T {
+  if ("notFound" in lookup) throw notFound(lookup.notFound);
+  return lookup.found;
 }
 
 export async function executeAction(ctx: ActionContext, namespace: string, spec: RegistryActionSpec, user: UserInfo, dryRun: boolean): Promise<RegistryActionStatus> {
-  const site = findSite(ctx, namespace, spec.site);
+  const site = found(lookUpSite(ctx.sites.list(namespace), spec.site, namespace));
   const primary = site.spec.role === "primary";
   if (primary && spec.action !== "reverify") {
     throw invalid(`GeoSite ${site.metadata.name} is the primary: ${spec.action} works on secondary sites, which keep the registries`);
   }
-  const type = findType(ctx, namespace, spec.type);
+  const type = found(lookUpType(ctx.types.list(namespace), spec.type, namespace));
   const config = typeRuntimeConfig(type.spec).schema;
   const db = await ctx.databases.openSide(site, type, config);
   const done = (s: Omit<RegistryActionStatus, "requestedBy" | "completionTime">): RegistryActionStatus => ({

@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
 import type { AuthorizationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
+import type { SiteAccess } from "../controllers/site-access.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { mismatchDetails } from "../registry/replicas.ts";
 import { listRegistryRows } from "../registry/row-selection.ts";
@@ -39,6 +40,8 @@ export interface RegistryApiOptions {
   sites: { get(name: string, namespace?: string): GeoSite | undefined; list(namespace?: string): GeoSite[] };
   types: { list(namespace?: string): ReplicableType[] };
   core: CoreV1Api;
+  /** The operator's Secret reads and database pools, shared with its controllers. */
+  access: SiteAccess;
   authorization: AuthorizationV1Api;
   events: EventRecorder;
   log: Logger;
@@ -69,7 +72,7 @@ export class RegistryApiServer {
   constructor(o: RegistryApiOptions) {
     this.o = o;
     this.authorizer = new Authorizer(o.authorization);
-    this.databases = new SiteDatabases(o.core);
+    this.databases = new SiteDatabases(o.access);
   }
 
   private secureContext(): { cert: Buffer; key: Buffer; ca: string } {
@@ -128,7 +131,6 @@ export class RegistryApiServer {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
-    await this.databases.close();
   }
 
   private send(res: ServerResponse, code: number, body: unknown): void {

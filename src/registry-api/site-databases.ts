@@ -1,17 +1,16 @@
 /**
  * The registry API's connections to the sites' databases: the URL from the Secret a GeoSite
- * names (read as the operator reads it, opted-in Secrets only), one small pool per URL, and errors
- * a person can act on that never show a password.
+ * names (read as the operator reads it, opted-in Secrets only), the operator's own pool for that
+ * URL (SiteAccess), and errors a person can act on that never show a password.
  */
-import type { CoreV1Api } from "@kubernetes/client-node";
 import type pg from "pg";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
-import { resolveEnv } from "../k8s/env.ts";
+import type { SiteAccess } from "../controllers/site-access.ts";
 import type { ReplicableTypeSchemaConfig } from "../registry/config.ts";
 import { deriveIdentifiers } from "../registry/identifiers.ts";
 import { registrySide, statesSide, type Side } from "../registry/row-selection.ts";
 import { tableExists } from "../registry/tables.ts";
-import { checkDatabase, createPool, describeDatabase } from "../util/database.ts";
+import { checkDatabase, describeDatabase } from "../util/database.ts";
 import { ApiError } from "./status.ts";
 
 export interface OpenSide {
@@ -32,12 +31,10 @@ function operatorView(type: ReplicableType, site: string): string {
 }
 
 export class SiteDatabases {
-  private readonly pools = new Map<string, pg.Pool>();
+  private readonly access: SiteAccess;
 
-  private readonly core: CoreV1Api;
-
-  constructor(core: CoreV1Api) {
-    this.core = core;
+  constructor(access: SiteAccess) {
+    this.access = access;
   }
 
   /** The site's database (tracking on a secondary, main on the primary), reachable, or an ApiError. */
@@ -48,20 +45,14 @@ export class SiteDatabases {
     const what = site.spec.role === "primary" ? "main database" : "tracking database";
     let url: string | undefined;
     try {
-      url = (await resolveEnv(this.core, namespace, [{ name: "URL", valueFrom: { secretKeyRef: { name: ref.name, key, optional: true } } }])).URL;
+      url = (await this.access.resolveEnv(namespace, [{ name: "URL", valueFrom: { secretKeyRef: { name: ref.name, key, optional: true } } }])).URL;
     } catch (err) {
       throw new ApiError(500, "InternalError", (err as Error).message);
     }
     if (url === undefined) {
       throw new ApiError(404, "NotFound", `GeoSite ${site.metadata.name} names Secret ${namespace}/${ref.name} key "${key}" for its ${what}, but there is no such Secret or key`);
     }
-    let pool = this.pools.get(url);
-    if (!pool) {
-      pool = createPool(url, { max: 4, applicationName: "geo-operator registry-api" });
-      // An idle client's error (the server restarted) must not crash the process.
-      pool.on("error", () => undefined);
-      this.pools.set(url, pool);
-    }
+    const pool = this.access.poolFor(url);
     try {
       await checkDatabase(pool, url, `${what} of GeoSite ${site.metadata.name}`);
     } catch (err) {
@@ -80,10 +71,5 @@ export class SiteDatabases {
       throw new ApiError(404, "NotFound", `${primary ? ids.statesTable : ids.registryTable} does not exist in the ${label} yet: ${operatorView(type, site.metadata.name)}`);
     }
     return { pool, label, side };
-  }
-
-  async close(): Promise<void> {
-    await Promise.allSettled([...this.pools.values()].map((p) => p.end()));
-    this.pools.clear();
   }
 }

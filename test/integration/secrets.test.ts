@@ -217,10 +217,11 @@ describe("the in-process executor", () => {
 
 describe("kubectl geo", () => {
   it("reports an unlabelled Secret as such, not as an unreachable API server", async () => {
-    const databases = new SiteDatabases(core);
+    const access = new SiteAccess(core);
+    const databases = new SiteDatabases(access);
     const site: GeoSite = { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london", namespace: ns }, spec: { role: "primary", database: { secretRef: { name: "other-workload" } } } };
     const err = await databases.open(site).catch((e: unknown) => e);
-    await databases.close();
+    await access.close();
     // The registry API's answer to `kubectl geo registries`: the Secret and how to opt it in.
     expect(err).toBeInstanceOf(ApiError);
     expect((err as Error).message).toContain(`kubectl label secret other-workload -n ${ns} geo.replication.dev/credentials=true`);

@@ -46,3 +46,21 @@ export function setCondition(conditions: Condition[], next: Omit<Condition, "las
   const merged: Condition = { ...next, lastTransitionTime };
   return [...conditions.filter((c) => c.type !== next.type), merged].sort((a, b) => a.type.localeCompare(b.type));
 }
+
+/** What a lookup by name found, or the message saying what exists instead. */
+export type Lookup<T> = { found: T } | { notFound: string };
+
+/** A ReplicableType by metadata.name (cool-widget) or spec.name (cool_widget); the former wins. */
+export function lookUpType(types: readonly ReplicableType[], name: string, namespace: string): Lookup<ReplicableType> {
+  const found = types.find((t) => t.metadata.name === name) ?? types.find((t) => t.spec.name === name);
+  if (found) return { found };
+  const known = types.length ? types.map((t) => `${t.metadata.name} (${t.spec.name})`).sort().join(", ") : "none";
+  return { notFound: `ReplicableType "${name}" not found in namespace ${namespace} (types there: ${known})` };
+}
+
+export function lookUpSite(sites: readonly GeoSite[], name: string, namespace: string): Lookup<GeoSite> {
+  const found = sites.find((s) => s.metadata.name === name);
+  if (found) return { found };
+  const known = sites.length ? sites.map((s) => s.metadata.name).sort().join(", ") : "none";
+  return { notFound: `GeoSite "${name}" not found in namespace ${namespace} (GeoSites there: ${known})` };
+}
