@@ -36,6 +36,8 @@ export class LeaderElector {
   private observedAt = 0;
   private lastRenew = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** The round under way, if any: stop() waits for it so it cannot take the Lease after release. */
+  private round: Promise<void> | undefined;
   private stopped = false;
   leading = false;
 
@@ -51,31 +53,47 @@ export class LeaderElector {
 
   start(): void {
     this.stopped = false;
-    void this.tick();
+    this.runRound();
   }
 
-  /** Stops campaigning; a leader releases the Lease so a successor need not wait it out. */
+  /**
+   * Stops campaigning; the Lease is released so a successor need not wait it out. A round that
+   * was under way is awaited first: left alone it could renew (or take) the Lease after the
+   * release, and the successor would wait a whole lease duration for a process that is gone.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    if (this.leading) {
-      this.leading = false;
+    await this.round;
+    this.leading = false;
+    // Released even when this process did not know it led (a round that took the Lease and was
+    // cut short); a conflict means the Lease changed under us, so it is read again.
+    for (let attempt = 0; attempt < 3; attempt++) {
       try {
         const lease = await this.o.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
-        if (lease.spec?.holderIdentity === this.o.identity) {
-          lease.spec.holderIdentity = undefined;
-          lease.spec.leaseDurationSeconds = 1;
-          await this.o.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
-        }
+        if (lease.spec?.holderIdentity !== this.o.identity) return;
+        lease.spec.holderIdentity = undefined;
+        lease.spec.leaseDurationSeconds = 1;
+        await this.o.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+        return;
       } catch (err) {
+        if (isStatus(err, 404)) return;
+        if (isStatus(err, 409) && attempt < 2) continue;
         this.o.log.warn({ err: String(err) }, "could not release the leader lease");
+        return;
       }
     }
   }
 
+  private runRound(): void {
+    this.round = this.tick().finally(() => {
+      this.round = undefined;
+    });
+  }
+
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.o.retryPeriodMs);
+    this.timer = setTimeout(() => this.runRound(), this.o.retryPeriodMs);
     this.timer.unref();
   }
 
@@ -119,6 +137,7 @@ export class LeaderElector {
         metadata: { name, namespace },
         spec: { holderIdentity: identity, leaseDurationSeconds: leaseSeconds, acquireTime: nowISO as never, renewTime: nowISO as never, leaseTransitions: 0 },
       };
+      if (this.stopped) return false;
       try {
         await api.createNamespacedLease({ namespace, body });
         return true;
@@ -137,6 +156,7 @@ export class LeaderElector {
     }
     const duration = (spec.leaseDurationSeconds ?? leaseSeconds) * 1000;
     if (holder && holder !== identity && now - this.observedAt < duration) return false;
+    if (this.stopped) return false;
 
     const taking = holder !== identity;
     lease.spec = {
