@@ -20,7 +20,8 @@ import { SiteAccess } from "./controllers/site-access.ts";
 import { DeploymentSiteServers, InProcessSiteServers, type SiteServerExecutor } from "./controllers/site-servers.ts";
 import { createClients, type KubeClients } from "./k8s/client.ts";
 import { EventRecorder } from "./k8s/events.ts";
-import { Informer } from "./k8s/informer.ts";
+import { changedBeyondStatus, Informer } from "./k8s/informer.ts";
+import { Priority } from "./k8s/workqueue.ts";
 import { LeaderElector } from "./k8s/leader-election.ts";
 import { OperatorMetrics } from "./metrics/metrics.ts";
 import { RegistryApiServer } from "./registry-api/server.ts";
@@ -143,8 +144,8 @@ export class Manager {
         log,
         onFinished: (namespace, typeName, run) => {
           this.metrics.jobOutcomes.inc({ type: this.typeNameOf(namespace, typeName), site: run.site, kind: run.kind, result: run.succeeded ? "succeeded" : "failed" });
-          this.typeLoop.queue.add(`${namespace}/${typeName}`);
-          this.enqueueSites(namespace);
+          this.typeLoop.queue.add(`${namespace}/${typeName}`, Priority.Routine);
+          this.enqueueSites(namespace, Priority.Routine);
         },
       });
     }
@@ -177,18 +178,22 @@ export class Manager {
 
     const key = (o: { metadata?: { namespace?: string; name?: string } }) => `${o.metadata?.namespace}/${o.metadata?.name}`;
     for (const ev of ["add", "update", "delete"] as const) {
-      this.types.on(ev, (t) => {
-        this.typeLoop.queue.add(key(t));
-        this.enqueueSites(t.metadata.namespace);
+      // A change to an object itself is urgent work for its controller; its own status writes
+      // come back as updates and need no reconcile of it. Sites show the types' last runs, so
+      // every type event reaches them, as routine work; types read only the sites' specs.
+      this.types.on(ev, (t, old) => {
+        if (changedBeyondStatus(t, old)) this.typeLoop.queue.add(key(t), Priority.Urgent);
+        this.enqueueSites(t.metadata.namespace, Priority.Routine);
       });
-      this.sites.on(ev, (s) => {
-        this.siteLoop.queue.add(key(s));
-        this.enqueueTypes(s.metadata.namespace);
+      this.sites.on(ev, (s, old) => {
+        if (!changedBeyondStatus(s, old)) return;
+        this.siteLoop.queue.add(key(s), Priority.Urgent);
+        this.enqueueTypes(s.metadata.namespace, Priority.Urgent);
       });
       this.jobs?.on(ev, (j) => {
         const ns = j.metadata?.namespace ?? "";
         const typeName = j.metadata?.labels?.[LABELS.type];
-        if (typeName) this.typeLoop.queue.add(`${ns}/${typeName}`);
+        if (typeName) this.typeLoop.queue.add(`${ns}/${typeName}`, Priority.Routine);
         const finished = j.status?.conditions?.find((c) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
         const uid = j.metadata?.uid ?? "";
         if (ev === "delete") this.finishedJobs.delete(uid);
@@ -199,7 +204,7 @@ export class Manager {
             const labels = j.metadata?.labels ?? {};
             this.metrics.jobOutcomes.inc({ type: this.typeNameOf(ns, labels[LABELS.type] ?? ""), site: labels[LABELS.site] ?? "", kind: labels[LABELS.kind] ?? "", result: finished.type === "Complete" ? "succeeded" : "failed" });
           }
-          this.enqueueSites(ns);
+          this.enqueueSites(ns, Priority.Routine);
         }
       });
     }
@@ -233,12 +238,12 @@ export class Manager {
     return this.types.get(objectName, namespace)?.spec.name ?? objectName;
   }
 
-  private enqueueSites(namespace: string): void {
-    for (const s of this.sites.list(namespace)) this.siteLoop.queue.add(`${namespace}/${s.metadata.name}`);
+  private enqueueSites(namespace: string, priority: Priority): void {
+    for (const s of this.sites.list(namespace)) this.siteLoop.queue.add(`${namespace}/${s.metadata.name}`, priority);
   }
 
-  private enqueueTypes(namespace: string): void {
-    for (const t of this.types.list(namespace)) this.typeLoop.queue.add(`${namespace}/${t.metadata.name}`);
+  private enqueueTypes(namespace: string, priority: Priority): void {
+    for (const t of this.types.list(namespace)) this.typeLoop.queue.add(`${namespace}/${t.metadata.name}`, priority);
   }
 
   private get synced(): Promise<unknown> {
@@ -251,8 +256,8 @@ export class Manager {
     this.o.log.info({ site: this.o.site ?? "(all)" }, "starting controllers");
     this.typeLoop.start();
     this.siteLoop.start();
-    for (const t of this.types.list()) this.typeLoop.queue.add(`${t.metadata.namespace}/${t.metadata.name}`);
-    for (const s of this.sites.list()) this.siteLoop.queue.add(`${s.metadata.namespace}/${s.metadata.name}`);
+    for (const t of this.types.list()) this.typeLoop.queue.add(`${t.metadata.namespace}/${t.metadata.name}`, Priority.Routine);
+    for (const s of this.sites.list()) this.siteLoop.queue.add(`${s.metadata.namespace}/${s.metadata.name}`, Priority.Routine);
   }
 
   private async stopControllers(): Promise<void> {

@@ -10,7 +10,23 @@ import { Watch, type KubeConfig, type KubernetesListObject, type KubernetesObjec
 import type { Logger } from "../util/log.ts";
 
 export type InformerEvent = "add" | "update" | "delete";
-type Handler<T> = (obj: T) => void;
+
+type Meta = { metadata?: { generation?: number; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: Date | string; finalizers?: string[] } };
+
+/**
+ * Whether an update changed more than status: the spec (its generation), labels, annotations,
+ * finalizers or deletion. A controller's own status writes come back as updates; most of them need
+ * no reconcile of anything.
+ */
+export function changedBeyondStatus(obj: Meta, old: Meta | undefined): boolean {
+  if (!old) return true;
+  const a = obj.metadata ?? {};
+  const b = old.metadata ?? {};
+  const same = (x: unknown, y: unknown) => JSON.stringify(x ?? null) === JSON.stringify(y ?? null);
+  return a.generation !== b.generation || !same(a.labels, b.labels) || !same(a.annotations, b.annotations) || !same(a.finalizers, b.finalizers) || String(a.deletionTimestamp ?? "") !== String(b.deletionTimestamp ?? "");
+}
+/** `old` is the cached object an update replaced (undefined for add and delete). */
+type Handler<T> = (obj: T, old?: T) => void;
 
 export interface InformerOptions<T extends KubernetesObject> {
   name: string;
@@ -87,10 +103,10 @@ export class Informer<T extends KubernetesObject> {
     this.abort?.abort();
   }
 
-  private emit(event: InformerEvent, obj: T): void {
+  private emit(event: InformerEvent, obj: T, old?: T): void {
     for (const h of this.handlers[event]) {
       try {
-        h(obj);
+        h(obj, old);
       } catch (err) {
         this.opts.log.error({ err, informer: this.opts.name, event }, "informer handler threw");
       }
@@ -153,7 +169,7 @@ export class Informer<T extends KubernetesObject> {
       const old = this.cache.get(key);
       this.cache.set(key, obj);
       if (!old) this.emit("add", obj);
-      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit("update", obj);
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.emit("update", obj, old);
     }
     for (const [key, obj] of this.cache) {
       if (!seen.has(key)) {
@@ -182,8 +198,9 @@ export class Informer<T extends KubernetesObject> {
       this.emit("delete", obj);
       return;
     }
-    const existed = this.cache.has(key);
+    const old = this.cache.get(key);
     this.cache.set(key, obj);
-    this.emit(existed ? "update" : "add", obj);
+    if (old) this.emit("update", obj, old);
+    else this.emit("add", obj);
   }
 }

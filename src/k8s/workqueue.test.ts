@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { WorkQueue } from "./workqueue.ts";
+import { Priority, WorkQueue } from "./workqueue.ts";
 
 function fakeClock() {
   let now = 0;
@@ -89,5 +89,48 @@ describe("WorkQueue", () => {
     expect(await pending).toBeUndefined();
     q.add("x");
     expect(q.length).toBe(0);
+  });
+
+  it("serves urgent keys before routine ones, each in arrival order", async () => {
+    const q = new WorkQueue();
+    for (let i = 0; i < 5; i++) q.add(`periodic-${i}`, Priority.Routine);
+    q.add("new-type");
+    q.add("edited-type", Priority.Urgent);
+    const order = [];
+    while (q.length) order.push(await q.get());
+    expect(order).toEqual(["new-type", "edited-type", "periodic-0", "periodic-1", "periodic-2", "periodic-3", "periodic-4"]);
+  });
+
+  it("moves a waiting routine key to the urgent line when it becomes urgent, and holds it once", async () => {
+    const q = new WorkQueue();
+    q.add("a", Priority.Routine);
+    q.add("b", Priority.Routine);
+    q.add("b", Priority.Urgent);
+    q.add("b", Priority.Routine);
+    expect(q.length).toBe(2);
+    expect(await q.get()).toBe("b");
+    expect(await q.get()).toBe("a");
+  });
+
+  it("reruns a key that had an urgent event while processing as urgent", async () => {
+    const q = new WorkQueue();
+    q.add("k");
+    const key = await q.get();
+    q.add("k", Priority.Routine);
+    q.add("k", Priority.Urgent);
+    q.add("other", Priority.Routine);
+    q.done(key!);
+    expect(await q.get()).toBe("k");
+    expect(await q.get()).toBe("other");
+  });
+
+  it("requeues after a delay as routine work", async () => {
+    const clock = fakeClock();
+    const q = new WorkQueue({ clock });
+    q.addAfter("periodic", 100);
+    clock.advance(100);
+    q.add("new");
+    expect(await q.get()).toBe("new");
+    expect(await q.get()).toBe("periodic");
   });
 });

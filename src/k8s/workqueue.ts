@@ -3,7 +3,15 @@
  * queue: a key waiting to be processed is held once however many events arrive for it; a key being
  * processed is never handed to a second worker, and events during processing mark it dirty so it
  * runs once more afterwards; failures requeue with per-key exponential backoff.
+ *
+ * Two priorities, like controller-runtime's priority queue: a change to the object itself (a new
+ * ReplicableType, an edited spec) is served before routine work (periodic requeues, backoff
+ * retries, fan-out from related objects). With hundreds of types the routine reconciles alone can
+ * keep the workers busy; a new type must not wait behind all of them.
  */
+export const Priority = { Routine: 0, Urgent: 1 } as const;
+export type Priority = (typeof Priority)[keyof typeof Priority];
+
 export interface WorkQueueOptions {
   /** Backoff after the n-th consecutive failure of a key: min(maxMs, baseMs · 2^(n-1)). */
   baseDelayMs?: number;
@@ -22,10 +30,13 @@ const realClock = {
 };
 
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly queued = new Set<string>();
+  /** Waiting keys per priority, each in arrival order. */
+  private readonly urgent: string[] = [];
+  private readonly routine: string[] = [];
+  private readonly queued = new Map<string, Priority>();
   private readonly processing = new Set<string>();
-  private readonly dirty = new Set<string>();
+  /** Keys that had events while being processed, with the highest priority asked for. */
+  private readonly dirty = new Map<string, Priority>();
   private readonly failures = new Map<string, number>();
   private readonly delayed = new Map<string, { at: number; handle: unknown }>();
   private readonly waiters: ((key: string | undefined) => void)[] = [];
@@ -41,39 +52,49 @@ export class WorkQueue {
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.urgent.length + this.routine.length;
   }
 
-  /** Adds a key now; no-op when it is already waiting. */
-  add(key: string): void {
+  /**
+   * Adds a key now. A key already waiting is held once, at the higher of its priorities: a
+   * routine key that becomes urgent moves to the urgent line.
+   */
+  add(key: string, priority: Priority = Priority.Urgent): void {
     if (this.shuttingDown) return;
     if (this.processing.has(key)) {
-      this.dirty.add(key);
+      this.dirty.set(key, Math.max(priority, this.dirty.get(key) ?? Priority.Routine) as Priority);
       return;
     }
-    if (this.queued.has(key)) return;
-    this.queued.add(key);
+    const waiting = this.queued.get(key);
+    if (waiting !== undefined) {
+      if (waiting === Priority.Routine && priority === Priority.Urgent) {
+        this.routine.splice(this.routine.indexOf(key), 1);
+        this.urgent.push(key);
+        this.queued.set(key, priority);
+      }
+      return;
+    }
     const waiter = this.waiters.shift();
     if (waiter) {
-      this.queued.delete(key);
       this.processing.add(key);
       waiter(key);
-    } else {
-      this.queue.push(key);
+      return;
     }
+    this.queued.set(key, priority);
+    (priority === Priority.Urgent ? this.urgent : this.routine).push(key);
   }
 
-  /** Adds a key after `ms`; an earlier pending delay for the same key wins. */
-  addAfter(key: string, ms: number): void {
+  /** Adds a key after `ms` as routine work; an earlier pending delay for the same key wins. */
+  addAfter(key: string, ms: number, priority: Priority = Priority.Routine): void {
     if (this.shuttingDown) return;
-    if (ms <= 0) return this.add(key);
+    if (ms <= 0) return this.add(key, priority);
     const at = this.clock.now() + ms;
     const existing = this.delayed.get(key);
     if (existing && existing.at <= at) return;
     if (existing) this.clock.clearTimeout(existing.handle);
     const handle = this.clock.setTimeout(() => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, priority);
     }, ms);
     this.delayed.set(key, { at, handle });
   }
@@ -96,10 +117,10 @@ export class WorkQueue {
     return this.failures.get(key) ?? 0;
   }
 
-  /** Next key to process, waiting for one; undefined once shut down. */
+  /** Next key to process, urgent ones first, waiting for one; undefined once shut down. */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.queue.shift();
+    const key = this.urgent.shift() ?? this.routine.shift();
     if (key !== undefined) {
       this.queued.delete(key);
       this.processing.add(key);
@@ -111,7 +132,11 @@ export class WorkQueue {
   /** Marks a key finished; if events arrived meanwhile it is queued again. */
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.delete(key)) this.add(key);
+    const priority = this.dirty.get(key);
+    if (priority !== undefined) {
+      this.dirty.delete(key);
+      this.add(key, priority);
+    }
   }
 
   shutDown(): void {
