@@ -33,6 +33,9 @@ function withoutManagedFields<T extends { metadata?: { managedFields?: unknown }
   return { ...obj, metadata } as T;
 }
 
+/** How long a stop waits for reconciles in flight before it releases the Lease anyway. */
+const CONTROLLER_STOP_GRACE_MS = 10_000;
+
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
   log: Logger;
@@ -263,7 +266,15 @@ export class Manager {
   private async stopControllers(): Promise<void> {
     if (!this.controllersStarted) return;
     this.controllersStarted = false;
-    await Promise.all([this.typeLoop.stop(), this.siteLoop.stop()]);
+    // A reconcile stuck on an unreachable database must not keep the Lease held past the Pod's
+    // grace period: after CONTROLLER_STOP_GRACE_MS the stop goes on without it.
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.all([this.typeLoop.stop(), this.siteLoop.stop()]).then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CONTROLLER_STOP_GRACE_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!finished) this.o.log.warn({ graceMs: CONTROLLER_STOP_GRACE_MS }, "reconciles still running at shutdown; stopping without them");
   }
 
   private listen(port: number, handler: (path: string) => Promise<{ code: number; body: string; type?: string }>): Promise<string> {
@@ -315,11 +326,13 @@ export class Manager {
   }
 
   async stop(): Promise<void> {
-    await this.elector?.stop();
+    // The work the Lease guards ends before the Lease is released (client-go's ReleaseOnCancel):
+    // a successor starts at once, so it must not find this process still reconciling.
+    await this.stopControllers();
     if (this.executor instanceof InProcessExecutor) this.executor.stopAll();
     await this.siteServers.stopAll();
+    await this.elector?.stop();
     await this.registryApi?.stop();
-    await this.stopControllers();
     this.sites.stop();
     this.types.stop();
     this.jobs?.stop();
