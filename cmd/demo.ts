@@ -28,7 +28,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { S3Client } from "@aws-sdk/client-s3";
-import pg from "pg";
+import { createPool } from "../src/util/database.ts";
 import { parse, stringify } from "yaml";
 import { startLocalEnvironment } from "../hack/localenv/index.ts";
 import { createDatabaseOn } from "../hack/localenv/postgres.ts";
@@ -126,7 +126,7 @@ try {
   tls.remove(); // the Secret holds them now
 
   // 3. Sample data on the primary (before the types, so the first pass finds all of it).
-  const db = new pg.Pool({ connectionString: mainDb });
+  const db = createPool(mainDb, { applicationName: "geo-operator demo" });
   const s3c = new S3Client({ endpoint: s3.primary.endpoint, region: s3.primary.region, forcePathStyle: true, credentials: s3.primary });
   say(`seeding the primary: ${BLOBS} blobs, ${REPOS} git repositories and ${UPLOADS} uploads`);
   const bytes = await seedBlobs(db, s3c, s3.primary.bucket, "", BLOBS);
@@ -202,8 +202,8 @@ const tick = setInterval(() => {
 async function afterReplicated(): Promise<void> {
   const kube = env.info.kube!;
   const demo = JSON.parse(readFileSync(join(dir, "demo.json"), "utf8")) as { mainDb: string; trackingDb: string };
-  const main = new pg.Pool({ connectionString: demo.mainDb });
-  const tracking = new pg.Pool({ connectionString: demo.trackingDb });
+  const main = createPool(demo.mainDb, { applicationName: "geo-operator demo" });
+  const tracking = createPool(demo.trackingDb, { applicationName: "geo-operator demo" });
   const s3primary = env.info.s3!.primary;
   const s3c = new S3Client({ endpoint: s3primary.endpoint, region: s3primary.region, forcePathStyle: true, credentials: s3primary });
   try {

@@ -20,7 +20,8 @@ import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
-import pg from "pg";
+import type pg from "pg";
+import { createPool } from "../../src/util/database.ts";
 import { stringify } from "yaml";
 import { startLocalEnvironment } from "../../hack/localenv/index.ts";
 import { REPO_ROOT } from "../../hack/localenv/tools.ts";
@@ -71,8 +72,8 @@ try {
   await exec(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
   await exec(["wait", "--for=condition=Established", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
   await exec(["create", "namespace", NS]);
-  const primary = new pg.Pool({ connectionString: postgres!.primaryURL });
-  const tracking = new pg.Pool({ connectionString: postgres!.secondaryURL });
+  const primary = createPool(postgres!.primaryURL, { applicationName: "operator bench" });
+  const tracking = createPool(postgres!.secondaryURL, { applicationName: "operator bench" });
 
   // Model tables on the primary; type 0 has ROWS records and a full registry on the secondary.
   log(`creating ${TYPES} model tables and a ${ROWS}-row registry`);
