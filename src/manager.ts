@@ -118,6 +118,7 @@ export class Manager {
         authorization: this.clients.authorization,
         events,
         log,
+        metrics: this.metrics,
         ...opts.registryApi,
       });
     }

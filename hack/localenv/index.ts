@@ -26,7 +26,7 @@ export const ALL_COMPONENTS: Component[] = ["kube", "postgres", "s3", "git"];
 /** What a test or the demo needs to reach the servers; also written to `<dir>/env.json`. */
 export interface LocalEnvironmentInfo {
   dir: string;
-  kube?: { server: string; kubeconfig: string; kubectl: string; helm: string; certDir: string; registryApiURL: string };
+  kube?: { server: string; kubeconfig: string; kubectl: string; helm: string; certDir: string; registryApiURL: string; registryApiMetricsURL: string };
   /** Superuser URLs of the `postgres` database on each server. */
   postgres?: { primaryURL: string; secondaryURL: string; primaryReplicaURL: string };
   s3?: Record<"primary" | "secondary", { endpoint: string; region: string; bucket: string; accessKeyId: string; secretAccessKey: string }>;
@@ -124,7 +124,7 @@ export async function startLocalEnvironment(opts: {
           env.kube = k;
           log(`kube-apiserver ready at ${k.server}`);
           const api = (env.registryApi = await startRegistryApi({ stateDir: dir, kubeconfig: k.kubeconfig, kubectl: tools.kubectl }));
-          env.info.kube = { server: k.server, kubeconfig: k.kubeconfig, kubectl: tools.kubectl, helm: tools.helm, certDir: k.certDir, registryApiURL: api.url };
+          env.info.kube = { server: k.server, kubeconfig: k.kubeconfig, kubectl: tools.kubectl, helm: tools.helm, certDir: k.certDir, registryApiURL: api.url, registryApiMetricsURL: api.metricsURL };
           log(`registry API ready at ${api.url} (APIService registered)`);
         }),
       );

@@ -21,6 +21,8 @@ export const REGISTRY_API_SERVICE = "geo-registry-api";
 
 export interface RegistryApi {
   url: string;
+  /** The serving process's /metrics (request counts of the registry API among them). */
+  metricsURL: string;
   process: ManagedProcess;
   stop(): Promise<void>;
 }
@@ -39,7 +41,7 @@ export async function startRegistryApi(opts: { stateDir: string; kubeconfig: str
   kubectl(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
   kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
 
-  const [port, healthPort] = [await freePort(), await freePort()];
+  const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
   const proc = new ManagedProcess({
     name: "geo-registry-api",
     command: process.execPath,
@@ -51,7 +53,7 @@ export async function startRegistryApi(opts: { stateDir: string; kubeconfig: str
       "--executor=in-process",
       `--registry-api-bind-address=127.0.0.1:${port}`,
       `--registry-api-cert-dir=${certDir}`,
-      "--metrics-bind-address=127.0.0.1:0",
+      `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       `--health-probe-bind-address=127.0.0.1:${healthPort}`,
     ],
     stateDir: opts.stateDir,
@@ -94,5 +96,5 @@ export async function startRegistryApi(opts: { stateDir: string; kubeconfig: str
     },
     { timeoutMs: 60_000, process: proc },
   );
-  return { url: `https://127.0.0.1:${port}`, process: proc, stop: () => proc.stop() };
+  return { url: `https://127.0.0.1:${port}`, metricsURL: `http://127.0.0.1:${metricsPort}/metrics`, process: proc, stop: () => proc.stop() };
 }

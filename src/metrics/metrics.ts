@@ -41,6 +41,9 @@ export class OperatorMetrics {
   readonly cursorLastEventId: Gauge<"site" | "url">;
   readonly cursorLastEventTimestamp: Gauge<"site" | "url">;
   readonly cursorLag: Gauge<"site" | "url">;
+  /** Requests to the aggregated registry API (`kubectl get <type>registries`, RegistryActions). */
+  readonly registryApiRequests: Counter<"verb" | "code">;
+  readonly registryApiDuration: Histogram<"verb">;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -52,6 +55,19 @@ export class OperatorMetrics {
       help: "Reconcile duration",
       labelNames: ["controller"],
       buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.registryApiRequests = new Counter({
+      name: "geo_operator_registry_api_requests_total",
+      help: "Requests to the registry API by verb (get, list, create, discovery) and HTTP status code",
+      labelNames: ["verb", "code"],
+      registers,
+    });
+    this.registryApiDuration = new Histogram({
+      name: "geo_operator_registry_api_request_duration_seconds",
+      help: "Registry API request duration by verb",
+      labelNames: ["verb"],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
     this.jobOutcomes = new Counter({ name: "geo_operator_jobs_total", help: "Worker runs by outcome", labelNames: ["type", "site", "kind", "result"], registers });

@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { randomBytes } from "node:crypto";
+import type { OperatorMetrics } from "../metrics/metrics.ts";
 import type { AuthorizationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import type { SiteAccess } from "../controllers/site-access.ts";
@@ -52,6 +53,20 @@ export interface RegistryApiOptions {
   bindAddress?: string;
   /** How often the front-proxy CA and the serving certificate are re-read (default 60 s). */
   refreshIntervalMs?: number;
+  /** Where request counts and durations go (the manager's /metrics). */
+  metrics?: Pick<OperatorMetrics, "registryApiRequests" | "registryApiDuration">;
+}
+
+/** The verb a request is counted under: discovery and OpenAPI apart from the Kubernetes verbs. */
+export function requestVerb(method: string | undefined, path: string): string {
+  if (path.startsWith("/openapi")) return "openapi";
+  const parts = path.split("/").filter(Boolean);
+  // /apis, /apis/<group>, /apis/<group>/<version>
+  if (parts[0] === "apis" && parts.length <= 3) return "discovery";
+  if (method === "POST") return "create";
+  if (method !== "GET") return method?.toLowerCase() ?? "unknown";
+  // /apis/<group>/<version>/namespaces/<ns>/<resource>[/<name>]
+  return parts.length >= 7 ? "get" : "list";
 }
 
 /** Rows per page when a list asks for no limit (kubectl sends --chunk-size, 500 by default). */
@@ -164,7 +179,11 @@ export class RegistryApiServer {
       if (e.code >= 500) this.o.log.warn({ path: req.url, user: user?.username, err: e.message }, "registry API request failed");
       this.send(res, e.code, statusBody(e.code, e.reason, e.message));
     } finally {
-      this.o.log.debug({ method: req.method, path: req.url, user: user?.username, code, ms: Date.now() - started }, "registry API request");
+      const ms = Date.now() - started;
+      const verb = requestVerb(req.method, new URL(req.url ?? "/", "https://registry-api").pathname.replace(/\/+$/, ""));
+      this.o.metrics?.registryApiRequests.inc({ verb, code: String(code) });
+      this.o.metrics?.registryApiDuration.observe({ verb }, ms / 1000);
+      this.o.log.debug({ method: req.method, path: req.url, user: user?.username, code, ms }, "registry API request");
     }
   }
 

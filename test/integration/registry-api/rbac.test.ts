@@ -207,4 +207,24 @@ describe("the server behind the API server", () => {
     expect(await call({ ...proxyCert, headers: { "X-Remote-User": "sam" } })).toBe(403);
     expect(await call({ ...proxyCert, headers: { "X-Remote-User": "vera" } })).toBe(200);
   });
+
+  it("counts its requests by verb and status code on /metrics", async () => {
+    const counts = async () => {
+      const text = await (await fetch(inject("env").kube!.registryApiMetricsURL)).text();
+      const value = (verb: string, code: number) => Number(new RegExp(`^geo_operator_registry_api_requests_total\\{verb="${verb}",code="${code}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+      return { list401: value("list", 401), list403: value("list", 403), list200: value("list", 200), durations: /^geo_operator_registry_api_request_duration_seconds_count\{verb="list"\} (\d+)$/m.exec(text)?.[1] };
+    };
+    const before = await counts();
+    const { certDir } = inject("env").kube!;
+    const proxyCert = { cert: readFileSync(join(certDir, "front-proxy-client.crt"), "utf8"), key: readFileSync(join(certDir, "front-proxy-client.key"), "utf8") };
+    expect(await call({ headers: { "X-Remote-User": "vera" } })).toBe(401);
+    expect(await call({ ...proxyCert, headers: { "X-Remote-User": "sam" } })).toBe(403);
+    expect(await call({ ...proxyCert, headers: { "X-Remote-User": "vera" } })).toBe(200);
+    expect(await call({ ...proxyCert, headers: { "X-Remote-User": "vera" } })).toBe(200);
+    const after = await counts();
+    // Other test files list rows through the same server meanwhile; only this one is refused.
+    expect([after.list401 - before.list401, after.list403 - before.list403]).toEqual([1, 1]);
+    expect(after.list200 - before.list200).toBeGreaterThanOrEqual(2);
+    expect(Number(after.durations) - Number(before.durations ?? 0)).toBeGreaterThanOrEqual(4);
+  });
 });
