@@ -68,6 +68,12 @@ export interface Replicator {
   describeMismatch?(record: ModelRecord, signal: AbortSignal): Promise<unknown>;
   /** Removes the secondary copy at `location` (never touches the primary). Missing is fine. */
   removeCopy(location: string): Promise<void>;
+  /**
+   * Removes what interrupted writes left in the secondary's storage (a crashed worker's temporary
+   * files), old enough that no write in progress can own them. Run once per complete consistency
+   * pass; returns how many leftovers went. Optional: stores that leave nothing behind skip it.
+   */
+  removeLeftovers?(signal: AbortSignal): Promise<number>;
   close(): Promise<void>;
 }
 

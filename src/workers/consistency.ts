@@ -9,6 +9,9 @@
  *   gone at once) holds every deletion of the type and says why (deletion-policy.ts);
  * - a copy whose location another record still uses is kept.
  *
+ * A complete pass also removes what interrupted writes left in the secondary's storage (a volume's
+ * stale temporary files).
+ *
  * A pass may span several runs: the walk stops claiming batches at --max-run or SIGTERM and the
  * next run resumes at the recorded cursor. Only secondary data is ever removed.
  */
@@ -49,6 +52,11 @@ export async function runConsistency(ctx: WorkerContext): Promise<WorkerSummary>
   } else {
     summary.deleted = await settleDeletions(ctx, walk.pass, walk.passScanned, summary);
     await finishPass(tracking, type.name, walk.pass);
+    // Once per pass, like the deletions: what crashed writes left in this site's storage.
+    if (!ctx.signal.aborted && ctx.replicator.removeLeftovers) {
+      const removed = await ctx.replicator.removeLeftovers(ctx.signal);
+      if (removed > 0) log.info({ removed }, "removed temporary files that interrupted writes left behind");
+    }
   }
   summary.seconds = (Date.now() - started) / 1000;
   return summary;

@@ -60,12 +60,21 @@ function mapped(err: unknown, side: "primary" | "secondary"): unknown {
   return err;
 }
 
+/**
+ * Age after which a temporary file on a secondary volume is a crash's leftover: a write in progress
+ * moves the file's mtime with every chunk, and no write outlives its worker run (--max-run, 10 minutes
+ * by default).
+ */
+const STALE_TEMP_FILE_MS = 2 * 60 * 60_000;
+
 export class BlobReplicator implements Replicator {
   readonly columns: readonly string[];
   private readonly settings: BlobSettings;
   private readonly keys: ObjectKeySource;
   private readonly primary: Partial<Record<StoreKind, BlobSource>> = {};
   private readonly secondary?: Partial<Record<StoreKind, BlobTarget>>;
+  /** The secondary's volume, when it keeps copies on one (the only store with leftovers to clean). */
+  private readonly secondaryVolume?: FileStore;
   private readonly closers: (() => void)[] = [];
   private readonly log: BlobContext["log"];
 
@@ -86,7 +95,7 @@ export class BlobReplicator implements Replicator {
       if (!secondary) throw new Error("the blob strategy needs this secondary's stores");
       this.secondary = {};
       if (secondary.ObjectStorage) this.secondary.ObjectStorage = this.closing(s3Store(secondary.ObjectStorage, "secondary", ctx));
-      if (secondary.FileStorage) this.secondary.FileStorage = new FileStore(secondary.FileStorage.root);
+      if (secondary.FileStorage) this.secondary.FileStorage = this.secondaryVolume = new FileStore(secondary.FileStorage.root);
     }
   }
 
@@ -189,6 +198,11 @@ export class BlobReplicator implements Replicator {
   async removeCopy(location: string): Promise<void> {
     const { kind, key } = parseCopyLocation(location);
     await this.target(kind).remove(key);
+  }
+
+  /** Temporary files of writes a crash interrupted, on a secondary volume (S3 leaves none: a PUT is atomic). */
+  async removeLeftovers(): Promise<number> {
+    return (await this.secondaryVolume?.removeStaleTempFiles(STALE_TEMP_FILE_MS)) ?? 0;
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
  * over real HTTPS. After every run the primary's directory is byte-for-byte what it was.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -207,6 +207,27 @@ describe("blob workers with files on both sides, read directly", () => {
     row = (await registryRows(fw.world.dbs.tracking)).get(id)!;
     expect(row).toMatchObject({ state: 2, verification_state: 2, checksum_mismatch: false });
     expect(Buffer.compare((await fw.secondaryFile(id))!, body)).toBe(0);
+  });
+
+  it("a complete consistency pass removes temporary files a crashed write left on the secondary's volume, and only stale ones", async () => {
+    const id = await fw.add(randomBytes(100), { name: "neighbour.bin" });
+    await fw.fullRound();
+    const dir = dirname(join(fw.secondaryRoot, await fw.key(id)));
+    const stale = join(dir, ".geo-tmp-0123456789abcdef");
+    const fresh = join(dir, ".geo-tmp-fedcba9876543210");
+    const lookalike = join(fw.primaryRoot, ".geo-tmp-on-the-primary");
+    for (const f of [stale, fresh, lookalike]) writeFileSync(f, "partial write");
+    const threeHoursAgo = new Date(Date.now() - 3 * 60 * 60_000);
+    utimesSync(stale, threeHoursAgo, threeHoursAgo);
+    utimesSync(lookalike, threeHoursAgo, threeHoursAgo);
+    await fw.runOk("consistency");
+    expect(existsSync(stale)).toBe(false);
+    // A write that may still be in progress, the copies, and anything on the primary stay.
+    expect(existsSync(fresh)).toBe(true);
+    expect(await fw.secondaryFile(id)).toBeDefined();
+    expect(existsSync(lookalike)).toBe(true);
+    rmSync(fresh);
+    rmSync(lookalike);
   });
 
   it("removes the file copy of a record deleted on the primary, and never the primary's file", async () => {
