@@ -49,6 +49,9 @@ export async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; pr
 /** Component of a script for this benchmark: the latency bench's split, plus Node's stream and HTTP internals. */
 function blobComponentOf(url: string): string | undefined {
   if (url.endsWith("/src/strategies/blob/copy.ts") || url.endsWith("/src/strategies/blob/s3-read.ts")) return "src/strategies/blob (copy, read)";
+  if (url.endsWith("/src/strategies/blob/s3-lean.ts")) return "lean S3 path (s3-lean.ts: requests, errors, retries)";
+  // The SDK signs with the same code; its share counts here too.
+  if (url.includes("/node_modules/@smithy/signature-v4/") || /node_modules\/@smithy\/core\/dist-[a-z]+\/submodules\/checksum\//.test(url)) return "SigV4 signing (@smithy/signature-v4, HMAC-SHA256)";
   if (url.includes("/node_modules/@aws-sdk/lib-storage/")) return "AWS SDK (multipart upload)";
   return componentOf(url);
 }
