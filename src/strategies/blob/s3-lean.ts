@@ -20,6 +20,7 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sha256 } from "@smithy/core/checksum";
+import { extendedEncodeURIComponent } from "@smithy/core/protocols";
 import { SignatureV4 } from "@smithy/signature-v4";
 
 export interface LeanS3Config {
@@ -78,11 +79,8 @@ function timeoutError(message: string): Error {
 }
 
 /** The SDK's encoding of a key in a path (`{Key+}`): each segment URI-encoded, `!'()*` too. */
-export function encodeKeyPath(key: string): string {
-  return key
-    .split("/")
-    .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join("/");
+function encodeKeyPath(key: string): string {
+  return key.split("/").map(extendedEncodeURIComponent).join("/");
 }
 
 export class LeanS3 {
@@ -117,7 +115,8 @@ export class LeanS3 {
   /** HeadObject of `key` with extra request `headers`; the response headers. */
   async head(key: string, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingHttpHeaders> {
     const res = await this.request("HEAD", key, headers, undefined, signal);
-    res.resume();
+    // A HEAD response has no body; its socket goes back to the pool when it is read as ended.
+    res.on("error", () => undefined).resume();
     return res.headers;
   }
 
@@ -182,7 +181,7 @@ export class LeanS3 {
         socket.once("connect", () => clearTimeout(timer));
         req.once("close", () => clearTimeout(timer));
       });
-      req.once("error", (err) => {
+      req.on("error", (err) => {
         release();
         reject(err);
       });
