@@ -11,6 +11,7 @@ import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { Sha256 } from "@smithy/core/checksum";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterEach, describe, expect, it } from "vitest";
+import { copyObject } from "../../../src/strategies/blob/copy.ts";
 import { createObjectStore, type ObjectStore, type S3Credentials } from "../../../src/strategies/blob/object-store.ts";
 import { classifyS3Error } from "../../../src/strategies/blob/s3-errors.ts";
 import { S3ResponseError } from "../../../src/strategies/blob/s3-lean.ts";
@@ -276,20 +277,24 @@ describe("the lean path's aborts and sockets", () => {
     expect(sockets(s).free).toBeLessThanOrEqual(1);
   });
 
-  it("an abort while a PUT waits for its answer rejects with the reason, and a copy on the store keeps its old content", async () => {
-    const { proxy, store: s, direct } = await proxied(s3Env().secondary);
+  it("an abort while a copy's PUT waits for its answer fails the copy with the reason, and the old copy stays", async () => {
+    const { proxy, store: dst, direct } = await proxied(s3Env().secondary);
+    const src = storeOn(s3Env().primary, "primary", dst.prefix);
+    stores.push(src);
+    await seed(src, "k", randomBody(1000));
     await seed(direct, "k", "old copy");
     proxy.holdPuts = true;
     const controller = new AbortController();
     const reason = new Error("shutting down");
-    const data = randomBody(1000);
-    const pending = s.lean.put(`${s.prefix}k`, data, { "x-amz-checksum-sha256": sha256(data).toString("base64") }, controller.signal);
+
+    const copying = copyObject(src, dst, "k", { signal: controller.signal });
     await expect.poll(() => proxy.requests).toEqual(["PUT"]);
     controller.abort(reason);
-    await expect(pending).rejects.toBe(reason);
+
+    await expect(copying).rejects.toBe(reason);
     expect((await read(direct, "k"))?.toString()).toBe("old copy");
     // The destroyed socket leaves the pool when it has closed.
-    await expect.poll(() => sockets(s).inUse).toBe(0);
+    await expect.poll(() => sockets(dst).inUse).toBe(0);
   });
 
   it("leaks no socket over many requests: bodies read, bodies dropped, errors, HEADs and PUTs", async () => {
