@@ -86,7 +86,8 @@ function encodeKeyPath(key: string): string {
 /**
  * SHA-256 and HMAC-SHA256 for the signer, as @smithy/core's Sha256 but with each HMAC key turned
  * into a KeyObject once: the signer HMACs with the same two keys (the secret, the day's signing
- * key) on every request, and preparing a raw key each time was measured at about half of its CPU.
+ * key) on every request, and Node prepares a raw key anew for each. Measured: signing went from
+ * ~24 % of a small-object sync's profile to ~7 %, the sync's process CPU down by a fifth.
  */
 function cachedKeySha256(): new (secret?: string | ArrayBuffer | ArrayBufferView) => { update(data: string | Uint8Array): void; digest(): Promise<Uint8Array>; reset(): void } {
   const keys = new Map<string, KeyObject>();
