@@ -175,9 +175,9 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
     await emptyBucket(ctx.cleaner, DST_BUCKET);
     const checksums = new Map<string, Buffer>();
     const sync = await profiled(() => oursSync(ctx, set, checksums));
-    ctx.profiles.push(formatProfile(`ours sync, ${label(set)}`, summarizeCpuProfile(sync.profile)));
+    ctx.profiles.push(formatProfile(`ours sync, ${label(set)}`, summarizeCpuProfile(sync.profile), sync.processCpuMs));
     const verify = await profiled(() => oursVerify(ctx, set, checksums));
-    ctx.profiles.push(formatProfile(`ours verify, ${label(set)}`, summarizeCpuProfile(verify.profile)));
+    ctx.profiles.push(formatProfile(`ours verify, ${label(set)}`, summarizeCpuProfile(verify.profile), verify.processCpuMs));
   }
   await emptyBucket(ctx.cleaner, DST_BUCKET);
 

@@ -19,7 +19,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ObjectLengthMismatchError, Sha256Meter } from "../../util/sha256-meter.ts";
-import { openObject, type ObjectChecksum, type ObjectReadStream } from "./s3-read.ts";
+import { openObject, type ContentHeaders, type ObjectChecksum } from "./s3-read.ts";
 import { AwsChunkedTrailer, awsChunkedHeaders } from "./aws-chunked.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
@@ -80,7 +80,7 @@ export async function copyObject(src: ObjectStore, dst: ObjectStore, key: string
   fullObjectKey(dst.prefix, key);
   opts.signal?.throwIfAborted();
   const source = await openObject(src, srcKey, opts.signal);
-  return writeObject(dst, key, source.body, source.length, { ...opts, headers: copiedHeaders(source), what: `${src.bucket}/${srcKey}` });
+  return writeObject(dst, key, source.body, source.length, { ...opts, headers: source.content, what: `${src.bucket}/${srcKey}` });
 }
 
 /**
@@ -95,7 +95,7 @@ export async function writeObject(
   key: string,
   body: Readable,
   length: number,
-  opts: CopyOptions & { headers?: Partial<PutObjectCommandInput>; what?: string } = {},
+  opts: CopyOptions & { headers?: ContentHeaders; what?: string } = {},
 ): Promise<CopyResult> {
   let dstKey: string;
   try {
@@ -120,7 +120,7 @@ export async function writeObject(
     if (length <= Math.min(BUFFERED_PUT_MAX, opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD)) {
       const data = await readWhole(body, length, opts.what ?? `${dst.bucket}/${dstKey}`, abort.signal);
       const checksum = createHash("sha256").update(data).digest();
-      await putChecksummed(dst, { ...opts.headers, Bucket: dst.bucket, Key: dstKey, Body: data, ContentLength: length }, checksum, abort.signal);
+      await putChecksummed(dst, dstKey, data, opts.headers ?? {}, checksum, abort.signal);
       return { checksum, bytes: length, multipart: false };
     }
     const meter = new Sha256Meter(length, opts.what ?? `${dst.bucket}/${dstKey}`);
@@ -173,20 +173,23 @@ async function readWhole(body: Readable, length: number, what: string, signal: A
 
 /**
  * A PutObject that carries the body's SHA-256 (`x-amz-checksum-sha256`), which the store checks
- * before it commits the object (S3 answers BadDigest, MinIO XAmzContentChecksumMismatch). The
- * request is signed with UNSIGNED-PAYLOAD: that checksum already covers the bytes, and the SDK
- * would otherwise hash the whole body a second time for the signature.
+ * before it commits the object (S3 answers BadDigest, MinIO XAmzContentChecksumMismatch). Sent on
+ * the store's lean path (s3-lean.ts), signed UNSIGNED-PAYLOAD: the checksum already covers the
+ * bytes, and hashing the body again for the signature would double the work. The body is a
+ * buffer, so a retried attempt sends the same bytes.
  */
-async function putChecksummed(dst: ObjectStore, params: PutObjectCommandInput, checksum: Buffer, signal: AbortSignal): Promise<void> {
-  const command = new PutObjectCommand({ ...params, ChecksumSHA256: checksum.toString("base64") });
-  command.middlewareStack.add(
-    (next) => async (args) => {
-      (args.request as { headers: Record<string, string> }).headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD";
-      return next(args);
-    },
-    { step: "build", name: "geoUnsignedPayload" },
-  );
-  await dst.client.send(command, { abortSignal: signal });
+async function putChecksummed(dst: ObjectStore, fullKey: string, data: Buffer, content: ContentHeaders, checksum: Buffer, signal: AbortSignal): Promise<void> {
+  const headers: Record<string, string> = { "x-amz-checksum-sha256": checksum.toString("base64") };
+  const named: [string, string | undefined][] = [
+    ["content-type", content.ContentType],
+    ["content-encoding", content.ContentEncoding],
+    ["content-disposition", content.ContentDisposition],
+    ["content-language", content.ContentLanguage],
+    ["cache-control", content.CacheControl],
+    ...Object.entries(content.Metadata ?? {}).map(([name, value]): [string, string] => [`x-amz-meta-${name}`, value]),
+  ];
+  for (const [name, value] of named) if (value !== undefined) headers[name] = value;
+  await dst.lean.put(fullKey, data, headers, signal);
 }
 
 /**
@@ -216,19 +219,6 @@ async function uploadParts(dst: ObjectStore, params: PutObjectCommandInput, leng
   // AbortMultipartUpload, and only then reject.
   const upload = new Upload({ client: dst.client, params, partSize, queueSize: opts.queueSize ?? DEFAULT_QUEUE_SIZE, leavePartsOnError: false });
   await upload.done();
-}
-
-/** Headers that describe the content rather than the transfer; copied so clients see the same object. */
-function copiedHeaders(source: ObjectReadStream): Partial<PutObjectCommandInput> {
-  const r = source.response;
-  return {
-    ContentType: r.ContentType,
-    ContentEncoding: r.ContentEncoding,
-    ContentDisposition: r.ContentDisposition,
-    ContentLanguage: r.ContentLanguage,
-    CacheControl: r.CacheControl,
-    Metadata: r.Metadata,
-  };
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
- * One site's object storage as the blob strategy sees it: an S3 client tuned for bulk copies, the
- * bucket, the key prefix every object lives under, and the site's role. The role travels with the
- * store so that the write paths can refuse a primary without trusting their callers.
+ * One site's object storage as the blob strategy sees it: an S3 client tuned for bulk copies and,
+ * beside it on the same sockets, the lean path for the per-object GET, HEAD and buffered PUT
+ * (s3-lean.ts); the bucket, the key prefix every object lives under, and the site's role. The role
+ * travels with the store so that the write paths can refuse a primary without trusting their
+ * callers.
  */
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
@@ -10,6 +12,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import type { GeoSiteSpec } from "../../api/v1alpha1/types.generated.ts";
 import type { Logger } from "../../util/log.ts";
 import { validatePrefix } from "./object-keys.ts";
+import { LeanS3 } from "./s3-lean.ts";
 
 export type SiteRole = "primary" | "secondary";
 
@@ -17,6 +20,8 @@ export type ObjectStorageSpec = NonNullable<GeoSiteSpec["objectStorage"]>;
 
 export interface ObjectStore {
   client: S3Client;
+  /** GetObject, HeadObject and buffered PutObject without the SDK's per-request cost. */
+  lean: LeanS3;
   bucket: string;
   /** "" or a prefix ending in "/"; every key this store touches starts with it. */
   prefix: string;
@@ -43,7 +48,7 @@ export interface ObjectStoreOptions {
    * ends a copy whose endpoint hangs (a stopped process keeps its TCP connections open).
    */
   socketTimeoutMs?: number;
-  /** SDK attempts per request, retries included (default 3). */
+  /** Attempts per request, retries included, for the SDK and the lean path (default 3). */
   maxAttempts?: number;
   /** Receives the SDK's warnings and errors; without it the SDK writes some to the console. */
   logger?: Logger;
@@ -53,7 +58,7 @@ export const DEFAULT_MAX_SOCKETS = 64;
 
 /**
  * Builds the store for one site. The caller owns it and calls `store.client.destroy()` when done,
- * which closes the keep-alive sockets.
+ * which closes the keep-alive sockets of both the SDK client and the lean path (they share them).
  */
 export function createObjectStore(
   spec: Pick<ObjectStorageSpec, "endpoint" | "region" | "bucket" | "prefix" | "forcePathStyle">,
@@ -64,29 +69,46 @@ export function createObjectStore(
   const prefix = spec.prefix ?? "";
   validatePrefix(prefix);
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS };
+  const httpAgent = new HttpAgent(agentOptions);
+  const httpsAgent = new HttpsAgent(agentOptions);
+  const region = spec.region ?? "us-east-1";
+  const forcePathStyle = spec.forcePathStyle ?? false;
+  const maxAttempts = options.maxAttempts ?? 3;
+  const connectionTimeoutMs = options.connectionTimeoutMs ?? 10_000;
+  const socketTimeoutMs = options.socketTimeoutMs ?? 60_000;
   const client = new S3Client({
     endpoint: spec.endpoint,
-    region: spec.region ?? "us-east-1",
-    forcePathStyle: spec.forcePathStyle ?? false,
+    region,
+    forcePathStyle,
     credentials,
-    maxAttempts: options.maxAttempts ?? 3,
+    maxAttempts,
     logger: sdkLogger(options.logger),
     // The SDK would otherwise add a CRC32 pass over every body we send and receive; we already
     // hash every byte with SHA-256 and check lengths, and S3 checks Content-Length itself.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
-    requestHandler: {
-      httpAgent: new HttpAgent(agentOptions),
-      httpsAgent: new HttpsAgent(agentOptions),
-      connectionTimeout: options.connectionTimeoutMs ?? 10_000,
-      socketTimeout: options.socketTimeoutMs ?? 60_000,
-    },
+    requestHandler: { httpAgent, httpsAgent, connectionTimeout: connectionTimeoutMs, socketTimeout: socketTimeoutMs },
   });
   // The SDK's logger middleware builds a filtered copy of every command's input and output for
   // an info line we drop anyway (measurable per request on small objects); its warnings and the
   // errors we see thrown still reach the logger given above.
   client.middlewareStack.remove("loggerMiddleware");
-  return { client, bucket: spec.bucket, prefix, role };
+  // The SDK's own endpoint rules say where the bucket is (path-style or virtual-host) and which
+  // region signs for it; the lean path asks them once instead of on every request.
+  const resolved = client.config.endpointProvider({ Bucket: spec.bucket, Region: region, Endpoint: spec.endpoint, ForcePathStyle: forcePathStyle, UseFIPS: false, UseDualStack: false, Accelerate: false });
+  const [scheme] = (resolved.properties?.authSchemes ?? []) as { name?: string; signingRegion?: string }[];
+  if (scheme && scheme.name !== "sigv4") throw new Error(`bucket ${spec.bucket} needs ${scheme.name} signing; only SigV4 buckets are supported`);
+  const bucketUrl = new URL(resolved.url);
+  const lean = new LeanS3({
+    bucketUrl,
+    signingRegion: scheme?.signingRegion ?? region,
+    credentials,
+    agent: bucketUrl.protocol === "https:" ? httpsAgent : httpAgent,
+    maxAttempts,
+    connectionTimeoutMs,
+    socketTimeoutMs,
+  });
+  return { client, lean, bucket: spec.bucket, prefix, role };
 }
 
 /**

@@ -1,10 +1,12 @@
 /**
  * Reading objects from S3: opening a GetObject body as a Node stream of a known length, the
  * SHA-256 of an object read once (verification), and the SHA-256 the store checked when the
- * object was written. None holds an object in memory.
+ * object was written. None holds an object in memory. GET and HEAD go through the store's lean
+ * path (s3-lean.ts), not the SDK: they are made once per object.
  */
-import { Readable } from "node:stream";
-import { GetObjectCommand, HeadObjectCommand, type GetObjectCommandOutput, type HeadObjectCommandOutput } from "@aws-sdk/client-s3";
+import type { IncomingHttpHeaders } from "node:http";
+import type { Readable } from "node:stream";
+import type { PutObjectCommandInput } from "@aws-sdk/client-s3";
 import { sha256OfStream, type StreamChecksum } from "../../util/sha256-meter.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
@@ -12,32 +14,55 @@ import { ObjectMissingError, classifyS3Error } from "./s3-errors.ts";
 
 export type ObjectChecksum = StreamChecksum;
 
+/** Headers that describe the content rather than the transfer, named as the SDK's PutObject names them. */
+export type ContentHeaders = Pick<PutObjectCommandInput, "ContentType" | "ContentEncoding" | "ContentDisposition" | "ContentLanguage" | "CacheControl" | "Metadata">;
+
 /** A GetObject response whose body is a Node stream of exactly `length` bytes. */
 export interface ObjectReadStream {
   body: Readable;
   length: number;
-  response: GetObjectCommandOutput;
+  content: ContentHeaders;
 }
 
 /**
  * Starts reading `fullKey` (already prefixed) from `store`. A missing key raises
- * ObjectMissingError; any other failure propagates as the SDK raised it.
+ * ObjectMissingError; any other failure propagates as S3ResponseError or Node's socket error. The
+ * signal, until the body has ended, destroys it.
  */
 export async function openObject(store: ObjectStore, fullKey: string, signal?: AbortSignal): Promise<ObjectReadStream> {
-  let response: GetObjectCommandOutput;
+  let response: Awaited<ReturnType<ObjectStore["lean"]["get"]>>;
   try {
-    response = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: fullKey }), { abortSignal: signal });
+    response = await store.lean.get(fullKey, signal);
   } catch (err) {
     if (classifyS3Error(err) === "missing-object") throw new ObjectMissingError(store.bucket, fullKey, store.role, { cause: err });
     throw err;
   }
-  const body = response.Body;
-  if (!(body instanceof Readable)) throw new Error(`GetObject ${store.bucket}/${fullKey} returned no Node stream body`);
-  if (response.ContentLength === undefined) {
-    body.destroy();
+  const length = contentLength(response.headers);
+  if (length === undefined) {
+    response.body.destroy();
     throw new Error(`GetObject ${store.bucket}/${fullKey} returned no Content-Length`);
   }
-  return { body, length: response.ContentLength, response };
+  return { body: response.body, length, content: contentHeaders(response.headers) };
+}
+
+function contentLength(headers: IncomingHttpHeaders): number | undefined {
+  const value = headers["content-length"];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+function contentHeaders(headers: IncomingHttpHeaders): ContentHeaders {
+  const metadata: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (name.startsWith("x-amz-meta-") && typeof value === "string") metadata[name.slice("x-amz-meta-".length)] = value;
+  }
+  return {
+    ContentType: headers["content-type"],
+    ContentEncoding: headers["content-encoding"],
+    ContentDisposition: headers["content-disposition"],
+    ContentLanguage: headers["content-language"],
+    CacheControl: headers["cache-control"],
+    Metadata: metadata,
+  };
 }
 
 /**
@@ -63,15 +88,16 @@ export async function sha256Object(store: ObjectStore, key: string, opts: { sign
 export async function storedSha256(store: ObjectStore, key: string, opts: { signal?: AbortSignal } = {}): Promise<ObjectChecksum | undefined> {
   opts.signal?.throwIfAborted();
   const fullKey = fullObjectKey(store.prefix, key);
-  let head: HeadObjectCommandOutput;
+  let head: IncomingHttpHeaders;
   try {
-    head = await store.client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: fullKey, ChecksumMode: "ENABLED" }), { abortSignal: opts.signal });
+    head = await store.lean.head(fullKey, { "x-amz-checksum-mode": "ENABLED" }, opts.signal);
   } catch (err) {
     if (classifyS3Error(err) === "missing-object") throw new ObjectMissingError(store.bucket, fullKey, store.role, { cause: err });
     throw err;
   }
-  const stored = head.ChecksumSHA256;
-  if (!stored || head.ChecksumType === "COMPOSITE" || stored.includes("-") || head.ContentLength === undefined) return undefined;
+  const stored = head["x-amz-checksum-sha256"];
+  const bytes = contentLength(head);
+  if (typeof stored !== "string" || !stored || head["x-amz-checksum-type"] === "COMPOSITE" || stored.includes("-") || bytes === undefined) return undefined;
   const checksum = Buffer.from(stored, "base64");
-  return checksum.length === 32 ? { checksum, bytes: head.ContentLength } : undefined;
+  return checksum.length === 32 ? { checksum, bytes } : undefined;
 }

@@ -3,14 +3,10 @@
  * that files run in parallel on the same buckets.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import {
-  GetObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
-import { inject } from "vitest";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import type { ClientRequest } from "node:http";
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import { inject, onTestFinished } from "vitest";
 import type { LocalEnvironmentInfo } from "../../../hack/localenv/index.ts";
 import { createObjectStore, type ObjectStore, type ObjectStoreOptions } from "../../../src/strategies/blob/object-store.ts";
 
@@ -89,16 +85,19 @@ export async function pendingUploads(store: ObjectStore, key: string): Promise<s
   return (r.Uploads ?? []).map((u) => u.UploadId!);
 }
 
-/** Counts the requests a client sends, by command name. */
-export function countRequests(client: S3Client): Map<string, number> {
+/**
+ * Counts the HTTP requests the store sends from now until the end of the test, by method (GET,
+ * HEAD, PUT...), whichever of its clients sends them: the SDK and the lean path share the store's
+ * sockets. Retried attempts count each. Node reports every request it starts on a diagnostics
+ * channel; this keeps those on the store's agent.
+ */
+export function countRequests(store: ObjectStore): Map<string, number> {
   const counts = new Map<string, number>();
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const name = context.commandName ?? "unknown";
-      counts.set(name, (counts.get(name) ?? 0) + 1);
-      return next(args);
-    },
-    { step: "initialize", name: `countRequests-${randomUUID()}` },
-  );
+  const onStart = (message: unknown) => {
+    const request = (message as { request: ClientRequest & { agent?: unknown } }).request;
+    if (request.agent === store.lean.agent) counts.set(request.method, (counts.get(request.method) ?? 0) + 1);
+  };
+  subscribe("http.client.request.start", onStart);
+  onTestFinished(() => void unsubscribe("http.client.request.start", onStart));
   return counts;
 }

@@ -1,0 +1,77 @@
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a MinIO server, for what a healthy server will not do on
+ * demand: answer with an error (503 SlowDown) before forwarding, flip a byte of a request body on
+ * the way, or hold a request without answering. Requests are forwarded unchanged, Host header
+ * included, so their signatures still verify.
+ */
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Transform } from "node:stream";
+
+export interface S3Proxy {
+  endpoint: string;
+  /** Method of every request received, in order. */
+  requests: string[];
+  /** The next `count` requests are answered `status` with S3's error `code`, not forwarded. */
+  failNext(count: number, status: number, code: string): void;
+  /** Flip the first byte of every PUT body from now on. */
+  corruptPutBodies: boolean;
+  /** Leave PUT requests unanswered from now on (the client sees no response). */
+  holdPuts: boolean;
+  close(): Promise<void>;
+}
+
+export async function startS3Proxy(target: string): Promise<S3Proxy> {
+  const upstream = new URL(target);
+  const failures: { status: number; code: string }[] = [];
+  const held: IncomingMessage[] = [];
+  const proxy: S3Proxy = {
+    endpoint: "",
+    requests: [],
+    failNext: (count, status, code) => failures.push(...Array.from({ length: count }, () => ({ status, code }))),
+    corruptPutBodies: false,
+    holdPuts: false,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const req of held) req.socket.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  const server: Server = createServer((req, res) => {
+    proxy.requests.push(req.method!);
+    const failure = failures.shift();
+    if (failure) {
+      req.resume();
+      res.writeHead(failure.status, { "content-type": "application/xml" });
+      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${failure.code}</Code><Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>`);
+      return;
+    }
+    if (req.method === "PUT" && proxy.holdPuts) {
+      held.push(req);
+      return;
+    }
+    const forward = request({ hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(res);
+    });
+    forward.on("error", () => res.destroy());
+    let flipped = !(req.method === "PUT" && proxy.corruptPutBodies);
+    const body = req.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          if (!flipped && chunk.length > 0) {
+            chunk = Buffer.from(chunk);
+            chunk[0] = chunk[0]! ^ 0xff;
+            flipped = true;
+          }
+          callback(null, chunk);
+        },
+      }),
+    );
+    body.pipe(forward);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  proxy.endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy;
+}
