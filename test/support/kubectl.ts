@@ -1,11 +1,8 @@
 /** Runs the real kubectl against the test API server, as a user would. */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
+import { commandAsync, type CommandResult } from "./command.ts";
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { CommandResult };
 
 function requireEnv(name: string): string {
   const value = process.env[name];
@@ -41,13 +38,5 @@ export function createNamespace(prefix: string): string {
  * where a synchronous kubectl would freeze the operator it is waiting for.
  */
 export function kubectlAsync(args: string[], input?: string): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(requireEnv("GEO_TEST_KUBECTL"), ["--kubeconfig", requireEnv("KUBECONFIG"), ...args]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
+  return commandAsync(requireEnv("GEO_TEST_KUBECTL"), ["--kubeconfig", requireEnv("KUBECONFIG"), ...args], input === undefined ? {} : { input });
 }

@@ -4,8 +4,9 @@
  * the node IP so Pods can reach them (the servers listen on 127.0.0.1 of the node's network
  * namespace, which Pods cannot reach).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { commandAsync as runAsync, type CommandResult } from "../../support/command.ts";
 export { until } from "../../support/until.ts";
 
 export function requireEnv(name: string): string {
@@ -14,11 +15,7 @@ export function requireEnv(name: string): string {
   return value;
 }
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { CommandResult };
 
 function run(binary: string, args: string[], input?: string, timeoutMs = 120_000): CommandResult {
   const res = spawnSync(binary, args, { input, encoding: "utf8", timeout: timeoutMs });
@@ -46,15 +43,7 @@ export function kubectlAsync(args: string[], input?: string): Promise<CommandRes
 
 /** Any command without blocking the event loop (the plugin, whose requests reach the forwarders). */
 export function commandAsync(command: string, args: string[], input?: string): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(command, args);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? "");
-  });
+  return runAsync(command, args, input === undefined ? {} : { input });
 }
 
 export async function kubectlAsyncOk(args: string[], input?: string): Promise<string> {

@@ -3,7 +3,6 @@
  * databases on the two test PostgreSQL servers, a ReplicableType whose tables exist there, and a
  * way to run `kubectl-geo` as a child process the way kubectl would.
  */
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
@@ -12,7 +11,8 @@ import { typeRuntimeConfig } from "../../../src/strategies/type-config.ts";
 import type { ReplicableTypeSpec } from "../../../src/api/v1alpha1/types.generated.ts";
 import type { ReplicableTypeSchemaConfig } from "../../../src/registry/config.ts";
 import { applySchema } from "../../../src/registry/schema-manager.ts";
-import { createNamespace, kubectlOk, type CommandResult } from "../../support/kubectl.ts";
+import { commandAsync, type CommandResult } from "../../support/command.ts";
+import { createNamespace, kubectlOk } from "../../support/kubectl.ts";
 import { createTestDatabases, withClient, type TestDatabases } from "../registry/databases.ts";
 
 export const PLUGIN = join(REPO_ROOT, "bin/kubectl-geo.js");
@@ -20,16 +20,7 @@ export const PLUGIN = join(REPO_ROOT, "bin/kubectl-geo.js");
 /** Runs `node bin/kubectl-geo.js <args>`; stdin is a pipe (never a TTY). */
 export function runGeo(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; command?: string[] } = {}): Promise<CommandResult> {
   const [cmd, ...pre] = opts.command ?? [process.execPath, PLUGIN];
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd!, [...pre, ...args], { env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(opts.input ?? "");
-  });
+  return commandAsync(cmd!, [...pre, ...args], { ...(opts.env ? { env: opts.env } : {}), ...(opts.input !== undefined ? { input: opts.input } : {}) });
 }
 
 export const widgetSpec: ReplicableTypeSpec = {
