@@ -34,7 +34,7 @@ export async function backfillStates(
   const { states, modelId, source, resolved } = tableRefs(config);
   const batchSize = options.batchSize ?? DEFAULT_BACKFILL_BATCH_SIZE;
   const initialState = resolved.verificationEnabled ? 0 : 4;
-  const text = `WITH batch AS (
+  const text = (onConflict: string) => `WITH batch AS (
       SELECT m.${source.id} AS id FROM ${source.table} AS m WHERE m.${source.id} > $1::bigint ORDER BY m.${source.id} LIMIT $2::integer
     ), existing AS (
       -- Only this batch's id range of _states: an index range scan, never the whole table.
@@ -43,7 +43,7 @@ export async function backfillStates(
     ), inserted AS (
       INSERT INTO ${states} (${modelId}, verification_state)
       SELECT b.id, $3::smallint FROM batch AS b
-      WHERE NOT EXISTS (SELECT 1 FROM existing AS e WHERE e.id = b.id)
+      WHERE NOT EXISTS (SELECT 1 FROM existing AS e WHERE e.id = b.id)${onConflict}
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM batch)::integer AS scanned,
@@ -53,7 +53,7 @@ export async function backfillStates(
   const summary: StatesBackfillSummary = { scanned: 0, inserted: 0, batches: 0 };
   let after = options.startAfter ?? MIN_BIGINT;
   for (;;) {
-    const row = await runBatch(primary, text, [after, batchSize, initialState]);
+    const row = await runBatch(primary, { fast: text(""), contended: text(`\n      ON CONFLICT (${modelId}) DO NOTHING`) }, [after, batchSize, initialState]);
     summary.scanned += row.scanned;
     summary.inserted += row.inserted;
     summary.batches += 1;
@@ -69,15 +69,16 @@ interface BatchRow {
 }
 
 /**
- * A record deleted between the batch read and the insert fails the FK check,
- * and a state row created concurrently by the application fails the unique
- * check (no ON CONFLICT: it slows every insert); either way the batch is
- * simply run again.
+ * A record deleted between the batch read and the insert fails the FK check, and a state row
+ * created concurrently (by the application, or another verify-primary run walking the same ids)
+ * fails the unique check; either way the batch runs again. The first attempt has no ON CONFLICT
+ * (speculative insertion slows every insert); once a batch met a concurrent writer it runs with
+ * it, so several walks over the same ids cannot keep failing each other.
  */
-async function runBatch(primary: Queryable, text: string, params: unknown[]): Promise<BatchRow> {
+async function runBatch(primary: Queryable, text: { fast: string; contended: string }, params: unknown[]): Promise<BatchRow> {
   for (let attempt = 1; ; attempt++) {
     try {
-      const { rows } = await primary.query<BatchRow>(text, params);
+      const { rows } = await primary.query<BatchRow>(attempt === 1 ? text.fast : text.contended, params);
       return rows[0] ?? { scanned: 0, last_id: null, inserted: 0 };
     } catch (error) {
       if (!isRetryable(error) || attempt >= RETRIES_PER_BATCH) throw error;
