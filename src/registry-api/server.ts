@@ -156,16 +156,19 @@ export class RegistryApiServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
+    let path = "";
     let user: UserInfo | undefined;
     let code = 200;
     try {
+      const url = new URL(req.url ?? "/", "https://registry-api");
+      path = url.pathname.replace(/\/+$/, "");
       try {
         user = authenticate(req, this.settings!);
       } catch (err) {
         if (err instanceof Unauthenticated) throw new ApiError(401, "Unauthorized", `Unauthorized: ${err.message}`);
         throw err;
       }
-      const body = await this.route(req, user);
+      const body = await this.route(req, url, path, user);
       code = body.code;
       this.send(res, body.code, body.body);
     } catch (err) {
@@ -180,7 +183,7 @@ export class RegistryApiServer {
       this.send(res, e.code, statusBody(e.code, e.reason, e.message));
     } finally {
       const ms = Date.now() - started;
-      const verb = requestVerb(req.method, new URL(req.url ?? "/", "https://registry-api").pathname.replace(/\/+$/, ""));
+      const verb = requestVerb(req.method, path);
       this.o.metrics?.registryApiRequests.inc({ verb, code: String(code) });
       this.o.metrics?.registryApiDuration.observe({ verb }, ms / 1000);
       this.o.log.debug({ method: req.method, path: req.url, user: user?.username, code, ms }, "registry API request");
@@ -215,9 +218,7 @@ export class RegistryApiServer {
     return { kind: "APIResourceList", apiVersion: "v1", groupVersion: REGISTRY_API_GROUP_VERSION, resources };
   }
 
-  private async route(req: IncomingMessage, user: UserInfo): Promise<{ code: number; body: unknown }> {
-    const url = new URL(req.url ?? "/", "https://registry-api");
-    const path = url.pathname.replace(/\/+$/, "");
+  private async route(req: IncomingMessage, url: URL, path: string, user: UserInfo): Promise<{ code: number; body: unknown }> {
     const group = { name: REGISTRY_API_GROUP, versions: [{ groupVersion: REGISTRY_API_GROUP_VERSION, version: REGISTRY_API_VERSION }], preferredVersion: { groupVersion: REGISTRY_API_GROUP_VERSION, version: REGISTRY_API_VERSION } };
     if (req.method === "GET" && path === "/apis") return { code: 200, body: { kind: "APIGroupList", apiVersion: "v1", groups: [group] } };
     if (req.method === "GET" && path === `/apis/${REGISTRY_API_GROUP}`) return { code: 200, body: { kind: "APIGroup", apiVersion: "v1", ...group } };

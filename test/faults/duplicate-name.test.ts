@@ -6,11 +6,8 @@
  */
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
-import { join } from "node:path";
-import { REPO_ROOT } from "../../hack/localenv/tools.ts";
-import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import { startTestOperator, type TestOperator } from "../support/test-manager.ts";
-import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
+import { createNamespace, installCrdsAsync, kubectlAsyncOk } from "../support/kubectl.ts";
 import type { World } from "../support/worker-world.ts";
 import { expectInvariants } from "./invariants.ts";
 import { scenario } from "./report.ts";
@@ -25,12 +22,6 @@ afterAll(async () => {
   await world?.close();
 });
 
-async function kubectlOkAsync(args: string[], input?: string): Promise<string> {
-  const res = await kubectlAsync(args, input);
-  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
-  return res.stdout;
-}
-
 describe("fault suite: duplicate spec.name", () => {
   it("14 duplicate spec.name", () =>
     scenario(
@@ -44,21 +35,14 @@ describe("fault suite: duplicate spec.name", () => {
         world = w;
         await addBlobs(w, 6);
         await w.dbs.primary.query(`CREATE TABLE cool_widgets_b (id bigserial PRIMARY KEY, namespace_id bigint, file_name text NOT NULL)`);
-        await kubectlOkAsync(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
-        await kubectlOkAsync(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
+        await installCrdsAsync();
         const ns = createNamespace("faults-dup");
-        const secrets = [
-          { name: "primary-db", data: { url: w.dbs.primaryUrl } },
-          { name: "tracking-db", data: { url: w.dbs.trackingUrl } },
-          { name: "primary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.primary.secretAccessKey } },
-          { name: "secondary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.secondary.secretAccessKey } },
-        ];
         const docs: object[] = [
-          ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name, labels: { [LABELS.credentials]: "true" } }, stringData: s.data })),
+          ...w.secrets(),
           { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london" }, spec: { ...w.primarySite, statusInterval: "2s" } },
           { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "tokyo" }, spec: { ...w.secondarySite, statusInterval: "2s" } },
         ];
-        await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+        await kubectlAsyncOk(["apply", "-n", ns, "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
         const fast = { sync: "2s", verification: "2s", primaryVerification: "2s", consistency: "3s" };
         const rtype = (name: string, table: string) => ({
           apiVersion: "geo.replication.dev/v1alpha1",
@@ -68,19 +52,19 @@ describe("fault suite: duplicate spec.name", () => {
         });
         operator = await startTestOperator({ namespace: ns, identity: "faults", logName: "faults-manager", maxRunSeconds: 30 });
 
-        await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-a", "cool_widgets")));
+        await kubectlAsyncOk(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-a", "cool_widgets")));
         await sleep(1500); // creationTimestamp has one-second resolution: b is unmistakably later
-        await kubectlOkAsync(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-b", "cool_widgets_b")));
+        await kubectlAsyncOk(["apply", "-n", ns, "-f", "-"], stringify(rtype("widgets-b", "cool_widgets_b")));
 
         await until("widgets-a to replicate and verify all 6", async () => (await stateCounts(w)).verified === 6 || undefined, 90_000, 500).catch(async (err) => {
           o.note(`widgets-a: ${JSON.stringify(await stateCounts(w))}`);
           throw err;
         });
-        const get = async (name: string) => JSON.parse(await kubectlOkAsync(["get", "rtype", name, "-n", ns, "-o", "json"]));
+        const get = async (name: string) => JSON.parse(await kubectlAsyncOk(["get", "rtype", name, "-n", ns, "-o", "json"]));
         const b = await get("widgets-b");
         const a = await get("widgets-a");
         const readyOf = (x: any) => x.status?.conditions?.find((c: any) => c.type === "Ready");
-        const jobsOf = async (name: string) => JSON.parse(await kubectlOkAsync(["get", "jobs", "-n", ns, "-l", `geo.replication.dev/type=${name}`, "-o", "json"])).items.length as number;
+        const jobsOf = async (name: string) => JSON.parse(await kubectlAsyncOk(["get", "jobs", "-n", ns, "-l", `geo.replication.dev/type=${name}`, "-o", "json"])).items.length as number;
         const [jobsA, jobsB] = [await jobsOf("widgets-a"), await jobsOf("widgets-b")];
         const rb = readyOf(b);
         o.note(`widgets-a Ready=${readyOf(a)?.status}, ${jobsA} Jobs; widgets-b Ready=${rb?.status ?? "unset"} reason=${rb?.reason ?? "-"}, ${jobsB} Jobs`);

@@ -9,12 +9,9 @@ import { randomBytes } from "node:crypto";
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stringify } from "yaml";
-import { join } from "node:path";
-import { REPO_ROOT } from "../../hack/localenv/tools.ts";
-import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import type { Manager } from "../../src/manager.ts";
 import { startTestOperator, type TestOperator } from "../support/test-manager.ts";
-import { createNamespace, kubectlAsync } from "../support/kubectl.ts";
+import { conditionOf, createNamespace, installCrdsAsync, kubectlAsync, kubectlAsyncOk as kubectlOk, metricLine as metricAt } from "../support/kubectl.ts";
 import { createBlobWorld, type World } from "../support/worker-world.ts";
 import { until } from "../support/until.ts";
 
@@ -25,17 +22,8 @@ let manager: Manager;
 let operator: TestOperator;
 const ids: number[] = [];
 
-async function kubectlOk(args: string[], input?: string): Promise<string> {
-  const res = await kubectlAsync(args, input);
-  if (res.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
-  return res.stdout;
-}
-
-
 const getJSON = async (kind: string, name: string) => JSON.parse(await kubectlOk(["get", kind, name, "-n", ns, "-o", "json"]));
-const conditionOf = (obj: any, type: string) => obj.status?.conditions?.find((c: any) => c.type === type);
-const metricLine = async (name: string, labels: string) =>
-  (await (await fetch(`${manager.metricsURL}/metrics`)).text()).split("\n").find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+const metricLine = (name: string, labels: string) => metricAt(manager.metricsURL!, name, labels);
 
 async function secondaryHas(id: number): Promise<boolean> {
   try {
@@ -47,8 +35,7 @@ async function secondaryHas(id: number): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  await kubectlOk(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
-  await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
+  await installCrdsAsync();
   ns = createNamespace("safety");
   world = await createBlobWorld(env);
   for (let i = 0; i < 12; i++) {
@@ -58,15 +45,8 @@ beforeAll(async () => {
     await world.primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: `${world.prefix}cool_widgets/${id}/f${id}.bin`, Body: randomBytes(2048) }));
     ids.push(id);
   }
-  const labels = { [LABELS.credentials]: "true" };
-  const secrets = [
-    { name: "primary-db", data: { url: world.dbs.primaryUrl } },
-    { name: "tracking-db", data: { url: world.dbs.trackingUrl } },
-    { name: "primary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.primary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.primary.secretAccessKey } },
-    { name: "secondary-s3", data: { AWS_ACCESS_KEY_ID: env.s3!.secondary.accessKeyId, AWS_SECRET_ACCESS_KEY: env.s3!.secondary.secretAccessKey } },
-  ];
   const docs: object[] = [
-    ...secrets.map((s) => ({ apiVersion: "v1", kind: "Secret", metadata: { name: s.name, labels }, stringData: s.data })),
+    ...world.secrets(),
     { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "london" }, spec: { ...world.primarySite, statusInterval: "2s" } },
     { apiVersion: "geo.replication.dev/v1alpha1", kind: "GeoSite", metadata: { name: "tokyo" }, spec: { ...world.secondarySite, statusInterval: "2s" } },
     {

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import type pg from "pg";
+import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
 import { typeRuntimeConfig } from "../../src/strategies/type-config.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
@@ -39,6 +40,8 @@ export interface World {
   primaryS3: S3Client;
   secondaryS3: S3Client;
   env(site: "primary" | "secondary", overrides?: Record<string, string>): Record<string, string>;
+  /** The Secrets the site specs name (databases, S3 credentials), opted in, as manifests to apply. */
+  secrets(): object[];
   /** Runs `geo-operator worker <kind>` as a child process; resolves when it exits. */
   run(kind: "verify-primary" | "sync" | "verify" | "consistency", overrides?: Record<string, string>): Promise<WorkerRun>;
   /** Starts a worker and returns the child, for tests that kill it. */
@@ -97,6 +100,15 @@ export async function createBlobWorld(env: LocalEnvironmentInfo, opts: { primary
     prefix,
     primaryS3: s3Client(p),
     secondaryS3: s3Client(s),
+    secrets() {
+      const data: [string, Record<string, string>][] = [
+        ["primary-db", { url: dbs.primaryUrl }],
+        ["tracking-db", { url: dbs.trackingUrl }],
+        ["primary-s3", { AWS_ACCESS_KEY_ID: p.accessKeyId, AWS_SECRET_ACCESS_KEY: p.secretAccessKey }],
+        ["secondary-s3", { AWS_ACCESS_KEY_ID: s.accessKeyId, AWS_SECRET_ACCESS_KEY: s.secretAccessKey }],
+      ];
+      return data.map(([name, stringData]) => ({ apiVersion: "v1", kind: "Secret", metadata: { name, labels: { [LABELS.credentials]: "true" } }, stringData }));
+    },
     env(site, overrides = {}) {
       return {
         PATH: process.env.PATH ?? "",
