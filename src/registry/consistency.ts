@@ -163,13 +163,20 @@ export async function* registryConsistencyBatches(
 }
 
 /**
- * One round trip per batch: the registry rows of the batch's id range are
- * read once (an index range scan, never the whole table), missing ids are
- * inserted pending, and rows with no id in the batch come back as gone.
+ * Applies one batch: missing ids are inserted pending, and registry rows of
+ * the batch's id range with no id in the batch come back as gone.
+ *
+ * A range with no registry row yet (a backfill, the first walk over new ids)
+ * is a plain INSERT of the batch after a one-row index probe: nothing in it
+ * can be gone. Otherwise one statement reads the range's rows once (an index
+ * range scan, never the whole table), inserts what is missing and returns the
+ * gone rows; that statement, with its materialised CTEs and anti-joins, cost
+ * the backfill 10–15 % over a plain INSERT of the same ids (issue 15).
  *
  * No ON CONFLICT: speculative insertion costs about a third of the backfill
- * rate. A row an event handler inserts concurrently makes the statement fail
- * with unique_violation instead, and the batch is simply run again.
+ * rate. A row an event handler inserts concurrently (after the probe, or
+ * within the range) makes the INSERT fail with unique_violation instead, and
+ * the batch is simply run again, probing again.
  */
 async function applyBatch(
   tracking: Queryable,
@@ -196,6 +203,14 @@ async function applyBatchOnce(
   walkStartedAt: string | undefined,
   ids: string,
 ): Promise<{ inserted: number; gone: GoneRegistryRow[] }> {
+  const probe = await tracking.query<{ occupied: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM ${refs.registry} AS r WHERE r.${refs.modelId} > $1::bigint AND r.${refs.modelId} <= $2::bigint) AS occupied`,
+    [afterExclusive, upToInclusive],
+  );
+  if (probe.rows[0]?.occupied === false) {
+    const result = await tracking.query(`INSERT INTO ${refs.registry} (${refs.modelId}, created_at) SELECT b.id, now() FROM unnest($1::bigint[]) AS b(id)`, [ids]);
+    return { inserted: result.rowCount ?? 0, gone: [] };
+  }
   const { rows } = await tracking.query<{ inserted: number; gone: [string, string][] }>(
     `WITH batch AS (
        SELECT b.id FROM unnest($1::bigint[]) AS b(id)

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { deleteRegistryRows, reconcileRegistry, registryConsistencyBatches } from "../../../src/registry/consistency.ts";
 import type { SelectiveSync } from "../../../src/registry/config.ts";
 import { SYNC_EVERYTHING } from "../../../src/registry/config.ts";
+import type { Queryable } from "../../../src/registry/db.ts";
 import { BACKFILL_WALKS_TABLE, backfillStates, backfillStatesIncrementally } from "../../../src/registry/states-backfill.ts";
 import { ensurePrimarySideTables } from "../../../src/registry/side-tables.ts";
 import { createTestDatabases } from "./databases.ts";
@@ -92,6 +93,26 @@ describe("registry consistency", () => {
     }
     await converge();
     expect(await registryModelIds()).toEqual(await primaryIds());
+  });
+
+  it("a row an event handler creates between a batch's empty-range probe and its INSERT is kept, and the batch runs again", async () => {
+    const ids = await insertWidgets(dbs.primary, 10);
+    let raced = 0;
+    // The tracking database as the walk sees it, except that just before the walk's plain INSERT
+    // of an empty range (the backfill's path) an event handler commits a row inside that range.
+    const tracking: Queryable = {
+      query: async (text: string, values?: unknown[]) => {
+        if (raced === 0 && /^INSERT INTO \S+ \("?cool_widget_id"?, created_at\) SELECT b\.id, now\(\) FROM unnest/.test(text)) {
+          raced += 1;
+          await dbs.tracking.query("INSERT INTO cool_widget_registry (cool_widget_id, created_at) VALUES ($1, now())", [ids[3]]);
+        }
+        return dbs.tracking.query(text, values);
+      },
+    } as Queryable;
+    const summary = await reconcileRegistry(dbs.primary, tracking, type, SYNC_EVERYTHING, { batchSize: 100 });
+    expect(raced).toBe(1);
+    expect(summary).toEqual({ scanned: 10, inserted: 9, gone: 0, batches: 1 });
+    expect(await registryModelIds()).toEqual(ids);
   });
 
   it("does not report a row created after the walk began (its primary record may not be visible yet)", async () => {
