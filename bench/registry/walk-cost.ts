@@ -5,7 +5,9 @@
  *   insert   batched INSERT … SELECT generate_series into the counted registry, on the tracking
  *            server alone (what the walk writes, without reading the primary);
  *   read     the walk's primary-side batch queries alone, nothing written;
- *   walk     reconcileRegistry, the backfill as the registry module runs it.
+ *   walk     reconcileRegistry, the backfill as the registry module runs it;
+ *   pass     walkConsistencyPass + closePass + finishPass, the backfill as the sync worker runs it
+ *            (deletion evidence and the pass cursor recorded per batch).
  * The best of each round is printed against `insert`.
  *
  *   node bench/registry/walk-cost.ts [--rows N] [--batch N] [--rounds N] [--gaps]
@@ -16,7 +18,9 @@ import pg from "pg";
 import { SYNC_EVERYTHING } from "../../src/registry/config.ts";
 import { reconcileRegistry, replicableBatchQuery } from "../../src/registry/consistency.ts";
 import type { ReplicableTypeSchemaConfig } from "../../src/registry/config.ts";
+import { closePass, finishPass, walkConsistencyPass } from "../../src/registry/deletions.ts";
 import { applySchema } from "../../src/registry/schema-manager.ts";
+import { ensureTrackingSideTables } from "../../src/registry/side-tables.ts";
 import { tableRefs } from "../../src/registry/tables.ts";
 import { startLocalServer } from "./cluster.ts";
 
@@ -47,6 +51,7 @@ try {
       client.release();
     }
   }
+  await ensureTrackingSideTables(tracking);
   const { registry } = tableRefs(type);
   const variants: Record<string, () => Promise<void>> = {
     insert: async () => {
@@ -69,6 +74,12 @@ try {
     walk: async () => {
       const summary = await reconcileRegistry(primary, tracking, type, SYNC_EVERYTHING, { batchSize: BATCH });
       if (summary.inserted !== ids) throw new Error(`walk inserted ${summary.inserted}, expected ${ids}`);
+    },
+    pass: async () => {
+      const walk = await walkConsistencyPass(primary, tracking, type, SYNC_EVERYTHING, { batchSize: BATCH });
+      await closePass(tracking, registry, type.name, walk.pass, 3600);
+      await finishPass(tracking, type.name, walk.pass);
+      if (walk.inserted !== ids || !walk.complete) throw new Error(`pass inserted ${walk.inserted}, expected ${ids}`);
     },
   };
   const best = new Map<string, number>();

@@ -115,6 +115,74 @@ describe("registry consistency", () => {
     expect(await registryModelIds()).toEqual(ids);
   });
 
+  it("writes two batches at once on a pool and still yields them in id order", async () => {
+    const ids = await insertWidgets(dbs.primary, 50);
+    let inFlight = 0;
+    let most = 0;
+    const tracking: Queryable = {
+      query: async (text: string, values?: unknown[]) => {
+        if (!text.startsWith("INSERT INTO")) return dbs.tracking.query(text, values);
+        most = Math.max(most, ++inFlight);
+        try {
+          // Long enough that the next batch's write starts before this one ends, if the walk lets it.
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return await dbs.tracking.query(text, values);
+        } finally {
+          inFlight -= 1;
+        }
+      },
+    } as Queryable;
+    const uppers: string[] = [];
+    for await (const batch of registryConsistencyBatches(dbs.primary, tracking, type, SYNC_EVERYTHING, { batchSize: 10 })) {
+      if (uppers.length > 0) expect(batch.after).toBe(uppers.at(-1));
+      uppers.push(batch.upper);
+    }
+    expect(most).toBe(2);
+    expect(uppers.map(Number).slice(0, 5)).toEqual([ids[9], ids[19], ids[29], ids[39], ids[49]]);
+    expect(await registryModelIds()).toEqual(ids);
+
+    await dbs.tracking.query("TRUNCATE cool_widget_registry");
+    most = 0;
+    await reconcileRegistry(dbs.primary, tracking, type, SYNC_EVERYTHING, { batchSize: 10, writesInFlight: 1 });
+    expect(most).toBe(1);
+  });
+
+  it("a failed write behind the batch being yielded fails the walk in its turn; an abandoned walk leaves no write running", async () => {
+    await insertWidgets(dbs.primary, 30);
+    let inserts = 0;
+    let running = 0;
+    const failing: Queryable = {
+      query: async (text: string, values?: unknown[]) => {
+        if (!text.startsWith("INSERT INTO")) return dbs.tracking.query(text, values);
+        inserts += 1;
+        running += 1;
+        try {
+          if (inserts === 2) throw new Error("tracking database went away");
+          await new Promise((resolve) => setTimeout(resolve, 30));
+          return await dbs.tracking.query(text, values);
+        } finally {
+          running -= 1;
+        }
+      },
+    } as Queryable;
+    const yielded: number[] = [];
+    await expect(
+      (async () => {
+        for await (const batch of registryConsistencyBatches(dbs.primary, failing, type, SYNC_EVERYTHING, { batchSize: 10 })) yielded.push(batch.inserted);
+      })(),
+    ).rejects.toThrow("tracking database went away");
+    expect(yielded).toEqual([10]);
+
+    await dbs.tracking.query("TRUNCATE cool_widget_registry");
+    inserts = 100;
+    for await (const batch of registryConsistencyBatches(dbs.primary, failing, type, SYNC_EVERYTHING, { batchSize: 10 })) {
+      expect(batch.inserted).toBe(10);
+      break; // the second batch's write is under way here
+    }
+    expect(running).toBe(0);
+    expect(await registryModelIds()).toHaveLength(20);
+  });
+
   it("does not report a row created after the walk began (its primary record may not be visible yet)", async () => {
     await insertWidgets(dbs.primary, 10);
     const seen: number[] = [];
