@@ -17,12 +17,6 @@ import type { TableRefs } from "./tables.ts";
  */
 
 export const DEFAULT_CONSISTENCY_BATCH_SIZE = 10_000;
-/**
- * Batches written at once. Two keep the tracking server's two cores busy on this project's
- * machine (issue 15's backfill rate); a pool hands each its own connection, and a single
- * client simply runs them one after the other.
- */
-export const DEFAULT_WRITES_IN_FLIGHT = 2;
 const MIN_BIGINT = "-9223372036854775808";
 const MAX_BIGINT = "9223372036854775807";
 const UNIQUE_VIOLATION = "23505";
@@ -63,8 +57,6 @@ export interface ConsistencyOptions {
    * Registry rows created after it are never reported gone. Default: now.
    */
   walkStartedAt?: string;
-  /** Batches written to the tracking database at once (default DEFAULT_WRITES_IN_FLIGHT, at least 1). */
-  writesInFlight?: number;
 }
 
 export const WALK_START = MIN_BIGINT;
@@ -133,11 +125,6 @@ interface PrimaryBatch {
  * can delete gone copies before the walk moves on. Rows the walk cannot have
  * seen (created after it began) are never reported gone, so an event that
  * creates a registry row concurrently is not undone.
- *
- * Up to `writesInFlight` batches are written to the tracking database at once
- * (each batch covers its own id range, so their statements never touch the
- * same rows), and batches are yielded in id order. The caller's work on a
- * yielded batch therefore overlaps the next batch's write, never an earlier one's.
  */
 export async function* registryConsistencyBatches(
   primary: Queryable,
@@ -148,7 +135,6 @@ export async function* registryConsistencyBatches(
 ): AsyncGenerator<ConsistencyBatch> {
   const refs = tableRefs(config);
   const batchSize = options.batchSize ?? DEFAULT_CONSISTENCY_BATCH_SIZE;
-  const window = Math.max(1, options.writesInFlight ?? DEFAULT_WRITES_IN_FLIGHT);
   const { text, params } = replicableBatchQuery(refs, sync);
   const readBatch = async (after: string): Promise<PrimaryBatch> => {
     const { rows } = await primary.query<{ scanned: number; last_id: string | null; ids: string }>(text, [after, batchSize, ...params]);
@@ -157,37 +143,22 @@ export async function* registryConsistencyBatches(
   };
   const walkStartedAt = options.walkStartedAt ?? (await tracking.query<{ at: string }>("SELECT clock_timestamp()::text AS at")).rows[0]?.at;
 
-  // Writes under way, oldest first. Each settles to a value (never rejects) so that a failure
-  // behind the one awaited is not an unhandled rejection; it is thrown when its turn comes.
-  const writing: Promise<{ batch: ConsistencyBatch } | { error: unknown }>[] = [];
   let after = options.startAfter ?? MIN_BIGINT;
   let next: Promise<PrimaryBatch> | null = readBatch(after);
   try {
-    while (next !== null || writing.length > 0) {
-      while (next !== null && writing.length < window) {
-        const batch: PrimaryBatch = await next;
-        const full = batch.scanned === batchSize && batch.lastId !== null;
-        // Read the following batch from the primary while this one is written to the tracking DB.
-        next = full ? readBatch(batch.lastId as string) : null;
-        const upper = full ? (batch.lastId as string) : MAX_BIGINT;
-        const from = after;
-        writing.push(
-          applyBatch(tracking, refs, from, upper, walkStartedAt, batch.ids).then(
-            ({ inserted, gone }) => ({ batch: { scanned: batch.scanned, after: from, upper, ids: batch.ids, inserted, gone } }),
-            (error: unknown) => ({ error }),
-          ),
-        );
-        after = upper;
-      }
-      const settled = await writing.shift()!;
-      if ("error" in settled) throw settled.error;
-      yield settled.batch;
+    while (next !== null) {
+      const batch: PrimaryBatch = await next;
+      const full = batch.scanned === batchSize && batch.lastId !== null;
+      // Read the following batch from the primary while this one is written to the tracking DB.
+      next = full ? readBatch(batch.lastId as string) : null;
+      const upper = full ? (batch.lastId as string) : MAX_BIGINT;
+      const { inserted, gone } = await applyBatch(tracking, refs, after, upper, walkStartedAt, batch.ids);
+      yield { scanned: batch.scanned, after, upper, ids: batch.ids, inserted, gone };
+      after = upper;
     }
   } finally {
-    // The walk may be abandoned (or fail) with a read or writes in flight: let them finish,
-    // so nothing is left running on the caller's connections.
+    // The walk may be abandoned with a read in flight; do not leave it unhandled.
     await next?.catch(() => undefined);
-    await Promise.all(writing);
   }
 }
 
