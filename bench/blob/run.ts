@@ -143,11 +143,19 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
   const copiers: (() => Promise<void>)[] = [
     async () => {
       const checksums = new Map<string, Buffer>();
+      const cpu = process.cpuUsage();
       record("ours sync", await timed(() => oursSync(ctx, set, checksums)));
+      const used = process.cpuUsage(cpu);
+      log(`    process CPU ${((used.user + used.system) / 1e6).toFixed(2)} s (kernel ${(used.system / 1e6).toFixed(2)} s)`);
       await expectCopied(ctx, set);
       // Both verifications read the same copies; which goes first alternates with the rounds.
       const verifiers = [
-        async () => record("ours verify", await timed(() => oursVerify(ctx, set, checksums))),
+        async () => {
+          const before = process.cpuUsage();
+          record("ours verify", await timed(() => oursVerify(ctx, set, checksums)));
+          const spent = process.cpuUsage(before);
+          log(`    process CPU ${((spent.user + spent.system) / 1e6).toFixed(2)} s (kernel ${(spent.system / 1e6).toFixed(2)} s)`);
+        },
         async () => record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums))),
       ];
       // What a first verification after the copy does by default (spec.blob.firstVerification).
@@ -175,9 +183,9 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
     await emptyBucket(ctx.cleaner, DST_BUCKET);
     const checksums = new Map<string, Buffer>();
     const sync = await profiled(() => oursSync(ctx, set, checksums));
-    ctx.profiles.push(formatProfile(`ours sync, ${label(set)}`, summarizeCpuProfile(sync.profile), sync.processCpuMs));
+    ctx.profiles.push(formatProfile(`ours sync, ${label(set)}`, summarizeCpuProfile(sync.profile), sync.processCpuMs, sync.systemCpuMs));
     const verify = await profiled(() => oursVerify(ctx, set, checksums));
-    ctx.profiles.push(formatProfile(`ours verify, ${label(set)}`, summarizeCpuProfile(verify.profile), verify.processCpuMs));
+    ctx.profiles.push(formatProfile(`ours verify, ${label(set)}`, summarizeCpuProfile(verify.profile), verify.processCpuMs, verify.systemCpuMs));
   }
   await emptyBucket(ctx.cleaner, DST_BUCKET);
 
