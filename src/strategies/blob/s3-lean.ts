@@ -257,7 +257,12 @@ export class LeanS3 {
         }
         drain(res).then(() => (sent ? finish(undefined, sent) : finish(new Error(`PUT ${path}: answered ${res.statusCode} before the body was sent`))), finish);
       });
-      body.on("data", onData).once("end", onEnd).once("error", finish).once("close", onClose);
+      body.once("error", finish).once("close", onClose);
+      // Bytes written before the request has its socket queue in the request itself, which has its
+      // own idea of when to ask for 'drain' (nodejs/node#64645); from the socket on, they go to it.
+      req.once("socket", () => {
+        if (!settled) body.on("data", onData).once("end", onEnd);
+      });
     });
   }
 
