@@ -33,7 +33,7 @@ import { sha256Object, storedSha256 } from "../../src/strategies/blob/s3-read.ts
 import { Sha256Meter } from "../../src/util/sha256-meter.ts";
 import { parseOptions, type BenchOptions } from "./options.ts";
 import { formatProfile, profiled, summarizeCpuProfile } from "./profile.ts";
-import { MiB, emptyBucket, findMinio, listAll, median, objectSet, parseHashsum, pool, rcloneEnv, run, seedSet, timed, type ObjectSet } from "./workload.ts";
+import { MiB, childrenCpuSeconds, emptyBucket, findMinio, listAll, median, objectSet, parseHashsum, pool, rcloneEnv, run, seedSet, timed, type ObjectSet } from "./workload.ts";
 
 const SRC_BUCKET = "bench-src";
 const DST_BUCKET = "bench-dst";
@@ -156,7 +156,11 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
           const spent = process.cpuUsage(before);
           log(`    process CPU ${((spent.user + spent.system) / 1e6).toFixed(2)} s (kernel ${(spent.system / 1e6).toFixed(2)} s)`);
         },
-        async () => record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums))),
+        async () => {
+          const cpu = childrenCpuSeconds();
+          record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums)));
+          log(`    rclone's CPU ${(childrenCpuSeconds() - cpu).toFixed(2)} s`);
+        },
       ];
       // What a first verification after the copy does by default (spec.blob.firstVerification).
       record("ours first verify (store checksum)", await timed(() => oursFirstVerify(ctx, set, checksums)));
@@ -164,7 +168,9 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
       for (const v of verifiers) await v();
     },
     async () => {
+      const cpu = childrenCpuSeconds();
       record("rclone copy", await timed(async () => void (await run("rclone", ["copy", ...rcloneArgs], { env: ctx.env }))));
+      log(`    rclone's CPU ${(childrenCpuSeconds() - cpu).toFixed(2)} s`);
       await expectCopied(ctx, set);
     },
     async () => {

@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -117,4 +117,16 @@ export function parseHashsum(stdout: string): Map<string, string> {
     else if (line.trim() !== "") throw new Error(`unexpected rclone hashsum line: ${line}`);
   }
   return sums;
+}
+
+/**
+ * CPU seconds (user + system) of this process's children that have exited and been waited for,
+ * from /proc/self/stat (cutime, cstime): the baseline tools' CPU, read before and after a run.
+ */
+export function childrenCpuSeconds(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  // The fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // cutime and cstime are fields 16 and 17 of stat(5), 14 and 15 here; in clock ticks (100 Hz on Linux).
+  return (Number(fields[13]) + Number(fields[14])) / 100;
 }
