@@ -124,9 +124,19 @@ export function parseHashsum(stdout: string): Map<string, string> {
  * from /proc/self/stat (cutime, cstime): the baseline tools' CPU, read before and after a run.
  */
 export function childrenCpuSeconds(): number {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  // The fields after the command name, which is in parentheses and may contain spaces.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // cutime and cstime are fields 16 and 17 of stat(5), 14 and 15 here; in clock ticks (100 Hz on Linux).
+  // cutime and cstime are fields 16 and 17 of stat(5); in clock ticks (100 Hz on Linux).
+  const fields = statFields("self");
   return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/** CPU seconds (user + system) a running process has used so far (utime, stime): a MinIO server's. */
+export function processCpuSeconds(pid: number): number {
+  const fields = statFields(String(pid));
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** /proc/<pid>/stat from its fourth field on (after the command name, which may contain spaces). */
+function statFields(pid: string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
