@@ -229,17 +229,15 @@ describe("the lean path's streamed PUT", () => {
     const sent = await s.lean.putStream(`${s.prefix}s.bin`, source, data.length, { "content-type": "image/png" }, "test source");
 
     expect(sent).toEqual({ checksum: sha256(data), bytes: data.length });
+    await expect.poll(() => sockets(s)).toEqual({ inUse: 0, free: 1 });
     const head = await s.lean.head(`${s.prefix}s.bin`, { "x-amz-checksum-mode": "ENABLED" });
     expect(head).toMatchObject({ "x-amz-checksum-sha256": sha256(data).toString("base64"), "content-length": String(data.length), "content-type": "image/png" });
     expect((await bodyOf(await s.lean.get(`${s.prefix}s.bin`))).equals(data)).toBe(true);
-    await expect.poll(() => sockets(s).inUse).toBe(0);
-    expect(sockets(s).free).toBe(1);
   });
 
   it("a wrong secret is S3's SignatureDoesNotMatch (bad-credentials), not the reset socket, and the source is destroyed", async () => {
     const info = s3Env().secondary;
     const wrongSecret = store({ ...info, secretAccessKey: "not-the-secret-0000" });
-    const requests = countRequests(wrongSecret);
     const source = Readable.from(chunksOf(randomBody(24 * MiB), 64 * 1024));
 
     const err = await rejection(wrongSecret.lean.putStream(`${wrongSecret.prefix}k`, source, 24 * MiB, {}, "test source"));
@@ -247,7 +245,6 @@ describe("the lean path's streamed PUT", () => {
     expect(err).toMatchObject({ name: "SignatureDoesNotMatch", $metadata: { httpStatusCode: 403, attempts: 1 } });
     expect(classifyS3Error(err)).toBe("bad-credentials");
     expect(source.destroyed).toBe(true);
-    expect(Object.fromEntries(requests)).toEqual({ PUT: 1 });
   });
 
   it("is never retried: a 503 fails it with S3's error after one request", async () => {

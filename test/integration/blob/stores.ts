@@ -104,7 +104,9 @@ export function countRequests(store: ObjectStore): Map<string, number> {
 
 /**
  * The method and headers of every HTTP request the store sends from now until the end of the
- * test, as countRequests sees them. The SDK's requests carry its user agent; the lean path's none.
+ * test, as countRequests sees them: Node reports a request once its body has been ended, so a
+ * request abandoned mid-body is not in the list. The SDK's requests carry its user agent; the
+ * lean path's none.
  */
 export function watchRequests(store: ObjectStore): { method: string; headers: Record<string, unknown> }[] {
   const seen: { method: string; headers: Record<string, unknown> }[] = [];
