@@ -285,7 +285,8 @@ async function expectCopied(ctx: Context, set: ObjectSet): Promise<void> {
  * SHA-256 of the same bytes (the large objects, one file in the page cache): our hashing path for
  * a file (FileStore.sha256, what verification of blobs on volumes runs) against
  * `openssl dgst -sha256`; and, as a breakdown, Sha256Meter over 64 KiB chunks, the stream path
- * S3 bodies take (chunks as a socket delivers them).
+ * of multipart uploads and file copies (chunks as a socket delivers them; a streamed single PUT
+ * and a verification hash each chunk as it arrives, without the Transform).
  */
 async function hashing(opts: BenchOptions, client: ReturnType<S3Endpoint["client"]>, large: ObjectSet, dir: string): Promise<Row[]> {
   const file = join(dir, "files", "hash.bin");
