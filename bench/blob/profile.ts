@@ -36,7 +36,7 @@ export interface ProfileSummary {
  * sample times count time the thread waited for a core too, so on a loaded machine they run high;
  * the process CPU time does not.
  */
-export async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; profile: CpuProfile; processCpuMs: number }> {
+export async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; profile: CpuProfile; processCpuMs: number; systemCpuMs: number }> {
   const session = new Session();
   session.connect();
   try {
@@ -47,7 +47,7 @@ export async function profiled<T>(fn: () => Promise<T>): Promise<{ result: T; pr
     const result = await fn();
     const used = process.cpuUsage(before);
     const { profile } = await session.post("Profiler.stop");
-    return { result, profile: profile as unknown as CpuProfile, processCpuMs: (used.user + used.system) / 1000 };
+    return { result, profile: profile as unknown as CpuProfile, processCpuMs: (used.user + used.system) / 1000, systemCpuMs: used.system / 1000 };
   } finally {
     session.disconnect();
   }
@@ -85,9 +85,11 @@ export function summarizeCpuProfile(profile: CpuProfile, top = 12): ProfileSumma
 }
 
 /** The summary as Markdown: CPU by component, then the top functions by self time. */
-export function formatProfile(title: string, s: ProfileSummary, processCpuMs: number): string {
+export function formatProfile(title: string, s: ProfileSummary, processCpuMs: number, systemCpuMs: number): string {
   const cpu = s.byComponent.reduce((a, [, ms]) => a + ms, 0);
-  const heading = `#### ${title}: ${(cpu / 1000).toFixed(2)} s CPU sampled, ${(processCpuMs / 1000).toFixed(2)} s process CPU, in ${(s.wallMs / 1000).toFixed(2)} s wall`;
+  const heading =
+    `#### ${title}: ${(cpu / 1000).toFixed(2)} s CPU sampled, ${(processCpuMs / 1000).toFixed(2)} s process CPU ` +
+    `(${(systemCpuMs / 1000).toFixed(2)} s of it in the kernel), in ${(s.wallMs / 1000).toFixed(2)} s wall`;
   const lines = [heading, "", "| component | CPU ms | share |", "|---|---:|---:|"];
   for (const [c, ms] of s.byComponent) lines.push(`| ${c} | ${ms.toFixed(0)} | ${((100 * ms) / cpu).toFixed(1)} % |`);
   lines.push("", "| function (self time) | CPU ms |", "|---|---:|");

@@ -33,7 +33,7 @@ import { sha256Object, storedSha256 } from "../../src/strategies/blob/s3-read.ts
 import { Sha256Meter } from "../../src/util/sha256-meter.ts";
 import { parseOptions, type BenchOptions } from "./options.ts";
 import { formatProfile, profiled, summarizeCpuProfile } from "./profile.ts";
-import { MiB, emptyBucket, findMinio, listAll, median, objectSet, parseHashsum, pool, rcloneEnv, run, seedSet, timed, type ObjectSet } from "./workload.ts";
+import { MiB, childrenCpuSeconds, processCpuSeconds, emptyBucket, findMinio, listAll, median, objectSet, parseHashsum, pool, rcloneEnv, run, seedSet, timed, type ObjectSet } from "./workload.ts";
 
 const SRC_BUCKET = "bench-src";
 const DST_BUCKET = "bench-dst";
@@ -59,6 +59,8 @@ interface Context {
   cleaner: ReturnType<S3Endpoint["client"]>;
   env: NodeJS.ProcessEnv;
   profiles: string[];
+  /** PIDs of the two MinIO servers, whose CPU is logged beside ours and rclone's. */
+  minioPids: number[];
 }
 
 async function main(): Promise<void> {
@@ -107,7 +109,7 @@ async function measure(opts: BenchOptions, primary: S3Endpoint, secondary: S3End
   // The stores a sync or verify worker builds (replicator.ts): the defaults, nothing tuned here.
   const src = createObjectStore({ endpoint: primary.endpoint, bucket: SRC_BUCKET, forcePathStyle: true }, credentials(primary), "primary");
   const dst = createObjectStore({ endpoint: secondary.endpoint, bucket: DST_BUCKET, forcePathStyle: true }, credentials(secondary), "secondary");
-  const ctx: Context = { opts, src, dst, cleaner, env: rcloneEnv({ geosrc: primary, geodst: secondary }), profiles: [] };
+  const ctx: Context = { opts, src, dst, cleaner, env: rcloneEnv({ geosrc: primary, geodst: secondary }), profiles: [], minioPids: [primary.process.pid, secondary.process.pid] };
   const rows: Row[] = [];
   const small = objectSet("small", opts.small.count, opts.small.bytes);
   const large = objectSet("large", opts.large.count, opts.large.bytes);
@@ -143,12 +145,25 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
   const copiers: (() => Promise<void>)[] = [
     async () => {
       const checksums = new Map<string, Buffer>();
+      const cpu = process.cpuUsage();
+      const minio = minioCpu(ctx);
       record("ours sync", await timed(() => oursSync(ctx, set, checksums)));
+      const used = process.cpuUsage(cpu);
+      log(`    process CPU ${((used.user + used.system) / 1e6).toFixed(2)} s (kernel ${(used.system / 1e6).toFixed(2)} s); MinIO's ${minio()}`);
       await expectCopied(ctx, set);
       // Both verifications read the same copies; which goes first alternates with the rounds.
       const verifiers = [
-        async () => record("ours verify", await timed(() => oursVerify(ctx, set, checksums))),
-        async () => record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums))),
+        async () => {
+          const before = process.cpuUsage();
+          record("ours verify", await timed(() => oursVerify(ctx, set, checksums)));
+          const spent = process.cpuUsage(before);
+          log(`    process CPU ${((spent.user + spent.system) / 1e6).toFixed(2)} s (kernel ${(spent.system / 1e6).toFixed(2)} s)`);
+        },
+        async () => {
+          const cpu = childrenCpuSeconds();
+          record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums)));
+          log(`    rclone's CPU ${(childrenCpuSeconds() - cpu).toFixed(2)} s`);
+        },
       ];
       // What a first verification after the copy does by default (spec.blob.firstVerification).
       record("ours first verify (store checksum)", await timed(() => oursFirstVerify(ctx, set, checksums)));
@@ -156,7 +171,10 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
       for (const v of verifiers) await v();
     },
     async () => {
+      const cpu = childrenCpuSeconds();
+      const minio = minioCpu(ctx);
       record("rclone copy", await timed(async () => void (await run("rclone", ["copy", ...rcloneArgs], { env: ctx.env }))));
+      log(`    rclone's CPU ${(childrenCpuSeconds() - cpu).toFixed(2)} s; MinIO's ${minio()}`);
       await expectCopied(ctx, set);
     },
     async () => {
@@ -175,9 +193,9 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
     await emptyBucket(ctx.cleaner, DST_BUCKET);
     const checksums = new Map<string, Buffer>();
     const sync = await profiled(() => oursSync(ctx, set, checksums));
-    ctx.profiles.push(formatProfile(`ours sync, ${label(set)}`, summarizeCpuProfile(sync.profile), sync.processCpuMs));
+    ctx.profiles.push(formatProfile(`ours sync, ${label(set)}`, summarizeCpuProfile(sync.profile), sync.processCpuMs, sync.systemCpuMs));
     const verify = await profiled(() => oursVerify(ctx, set, checksums));
-    ctx.profiles.push(formatProfile(`ours verify, ${label(set)}`, summarizeCpuProfile(verify.profile), verify.processCpuMs));
+    ctx.profiles.push(formatProfile(`ours verify, ${label(set)}`, summarizeCpuProfile(verify.profile), verify.processCpuMs, verify.systemCpuMs));
   }
   await emptyBucket(ctx.cleaner, DST_BUCKET);
 
@@ -208,6 +226,15 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
       target: Number.NaN,
     },
   ];
+}
+
+/** Starts counting the MinIO servers' CPU; the function returned says how much they used since, source + destination. */
+function minioCpu(ctx: Context): () => string {
+  const before = ctx.minioPids.map(processCpuSeconds);
+  return () => {
+    const used = ctx.minioPids.map((pid, i) => processCpuSeconds(pid) - before[i]!);
+    return `${used.map((s) => s.toFixed(2)).join(" + ")} s`;
+  };
 }
 
 /** The sync worker's per-object work: copy, hashing the bytes as they stream. */
@@ -258,7 +285,8 @@ async function expectCopied(ctx: Context, set: ObjectSet): Promise<void> {
  * SHA-256 of the same bytes (the large objects, one file in the page cache): our hashing path for
  * a file (FileStore.sha256, what verification of blobs on volumes runs) against
  * `openssl dgst -sha256`; and, as a breakdown, Sha256Meter over 64 KiB chunks, the stream path
- * S3 bodies take (chunks as a socket delivers them).
+ * of multipart uploads and file copies (chunks as a socket delivers them; a streamed single PUT
+ * and a verification hash each chunk as it arrives, without the Transform).
  */
 async function hashing(opts: BenchOptions, client: ReturnType<S3Endpoint["client"]>, large: ObjectSet, dir: string): Promise<Row[]> {
   const file = join(dir, "files", "hash.bin");

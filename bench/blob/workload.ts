@@ -4,7 +4,7 @@
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -117,4 +117,26 @@ export function parseHashsum(stdout: string): Map<string, string> {
     else if (line.trim() !== "") throw new Error(`unexpected rclone hashsum line: ${line}`);
   }
   return sums;
+}
+
+/**
+ * CPU seconds (user + system) of this process's children that have exited and been waited for,
+ * from /proc/self/stat (cutime, cstime): the baseline tools' CPU, read before and after a run.
+ */
+export function childrenCpuSeconds(): number {
+  // cutime and cstime are fields 16 and 17 of stat(5); in clock ticks (100 Hz on Linux).
+  const fields = statFields("self");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/** CPU seconds (user + system) a running process has used so far (utime, stime): a MinIO server's. */
+export function processCpuSeconds(pid: number): number {
+  const fields = statFields(String(pid));
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** /proc/<pid>/stat from its fourth field on (after the command name, which may contain spaces). */
+function statFields(pid: string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }

@@ -5,22 +5,24 @@
  * The source is read once. Objects up to BUFFERED_PUT_MAX (most blobs) are read into one buffer,
  * hashed in one call and sent as a PutObject that carries that SHA-256 (`x-amz-checksum-sha256`):
  * the store computes its own and refuses the write when they differ, so a copy that S3 accepted
- * holds exactly the bytes we hashed. Larger objects stream GetObject → SHA-256 meter → PutObject,
- * the SHA-256 sent after the bytes as an aws-chunked trailer that the store checks likewise (or,
- * above a size threshold, a multipart upload without one), so the checksum returned is of
- * exactly what was sent. The destination only ever holds the previous object or the complete new one: a single PUT
- * is committed by S3 only when its announced Content-Length has arrived (and, with a checksum,
- * only when it matches), and a multipart upload is completed only after the meter has seen the
- * source's full length; on any failure the request is destroyed or the multipart upload aborted.
+ * holds exactly the bytes we hashed. Larger objects, up to the multipart threshold, stream from
+ * the GetObject body into a PutObject on the lean path (LeanS3.putStream), which hashes each chunk
+ * as it passes and sends the SHA-256 after the bytes as an aws-chunked trailer that the store
+ * checks likewise; above the threshold a multipart upload (the SDK's Upload) takes the bytes
+ * through a SHA-256 meter, without a store-checked checksum. The checksum returned is of exactly
+ * what was sent. The destination only ever holds the previous object or the complete new one: a
+ * single PUT is committed by S3 only when its announced Content-Length (streamed: the final chunk
+ * and trailer) has arrived and the checksum matches, and a multipart upload is completed only
+ * after the meter has seen the source's full length; on any failure the request is destroyed or
+ * the multipart upload aborted.
  */
 import { createHash } from "node:crypto";
-import { DeleteObjectCommand, PutObjectCommand, type PutObjectCommandInput } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, type PutObjectCommandInput } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ObjectLengthMismatchError, Sha256Meter } from "../../util/sha256-meter.ts";
 import { openObject, type ContentHeaders, type ObjectChecksum } from "./s3-read.ts";
-import { AwsChunkedTrailer, awsChunkedHeaders } from "./aws-chunked.ts";
 import { fullObjectKey } from "./object-keys.ts";
 import type { ObjectStore } from "./object-store.ts";
 
@@ -106,45 +108,24 @@ export async function writeObject(
     body.destroy();
     throw err;
   }
-  // One controller ends every request of this copy: the caller's signal, or the first failure
-  // on either side (a failed upload must stop the download, and the reverse).
-  const abort = new AbortController();
-  let failure: { error: unknown } | undefined;
-  const fail = (error: unknown) => {
-    failure ??= { error };
-    abort.abort(error);
-  };
-  const onCallerAbort = () => fail(opts.signal!.reason);
-  opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  const what = opts.what ?? `${dst.bucket}/${dstKey}`;
+  const headers = contentRequestHeaders(opts.headers ?? {});
   try {
     if (length <= Math.min(BUFFERED_PUT_MAX, opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD)) {
-      const data = await readWhole(body, length, opts.what ?? `${dst.bucket}/${dstKey}`, abort.signal);
+      const data = await readWhole(body, length, what, opts.signal);
       const checksum = createHash("sha256").update(data).digest();
-      await putChecksummed(dst, dstKey, data, opts.headers ?? {}, checksum, abort.signal);
+      await putChecksummed(dst, dstKey, data, headers, checksum, opts.signal);
       return { checksum, bytes: length, multipart: false };
     }
-    const meter = new Sha256Meter(length, opts.what ?? `${dst.bucket}/${dstKey}`);
-    const multipart = length > Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
-    let reading: Promise<void>;
-    let writing: Promise<void>;
-    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: dstKey };
-    if (multipart) {
-      reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
-      writing = uploadParts(dst, { ...params, Body: meter, ContentLength: length }, length, opts).catch(fail);
-    } else {
-      // The SHA-256 the meter computes goes to the store as the body's trailer.
-      const encoded = new AwsChunkedTrailer(() => meter.result().checksum);
-      reading = pipeline(body, meter, encoded, { signal: abort.signal }).catch(fail);
-      writing = putStreamed(dst, { ...params, Body: encoded, ContentLength: length }, length, abort.signal).catch(fail);
+    if (length <= Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT)) {
+      // The SHA-256 goes to the store as the body's trailer; the lean path hashes, counts and
+      // frames each chunk as it arrives.
+      return { ...(await dst.lean.putStream(dstKey, body, length, headers, what, opts.signal)), multipart: false };
     }
-    await Promise.all([reading, writing]);
-    if (failure) throw failure.error;
-    return { ...meter.result(), multipart };
+    return { ...(await uploadParts(dst, dstKey, body, length, what, opts)), multipart: true };
   } catch (err) {
     body.destroy();
-    throw failure ? failure.error : err;
-  } finally {
-    opts.signal?.removeEventListener("abort", onCallerAbort);
+    throw err;
   }
 }
 
@@ -152,11 +133,12 @@ export async function writeObject(
  * The whole body as one buffer of exactly `length` bytes; ObjectLengthMismatchError when it holds
  * fewer or more. Destroys the body when `signal` aborts.
  */
-async function readWhole(body: Readable, length: number, what: string, signal: AbortSignal): Promise<Buffer> {
+async function readWhole(body: Readable, length: number, what: string, signal: AbortSignal | undefined): Promise<Buffer> {
+  signal?.throwIfAborted();
   const data = Buffer.allocUnsafe(length);
   let received = 0;
-  const stop = () => body.destroy(signal.reason);
-  signal.addEventListener("abort", stop, { once: true });
+  const stop = () => body.destroy(signal!.reason);
+  signal?.addEventListener("abort", stop, { once: true });
   try {
     for await (const chunk of body as AsyncIterable<Buffer>) {
       if (received + chunk.length > length) throw new ObjectLengthMismatchError(what, length, received + chunk.length);
@@ -164,22 +146,16 @@ async function readWhole(body: Readable, length: number, what: string, signal: A
       received += chunk.length;
     }
   } finally {
-    signal.removeEventListener("abort", stop);
+    signal?.removeEventListener("abort", stop);
   }
-  signal.throwIfAborted();
+  signal?.throwIfAborted();
   if (received !== length) throw new ObjectLengthMismatchError(what, length, received);
   return data;
 }
 
-/**
- * A PutObject that carries the body's SHA-256 (`x-amz-checksum-sha256`), which the store checks
- * before it commits the object (S3 answers BadDigest, MinIO XAmzContentChecksumMismatch). Sent on
- * the store's lean path (s3-lean.ts), signed UNSIGNED-PAYLOAD: the checksum already covers the
- * bytes, and hashing the body again for the signature would double the work. The body is a
- * buffer, so a retried attempt sends the same bytes.
- */
-async function putChecksummed(dst: ObjectStore, fullKey: string, data: Buffer, content: ContentHeaders, checksum: Buffer, signal: AbortSignal): Promise<void> {
-  const headers: Record<string, string> = { "x-amz-checksum-sha256": checksum.toString("base64") };
+/** Content headers as a PutObject request's headers. */
+function contentRequestHeaders(content: ContentHeaders): Record<string, string> {
+  const headers: Record<string, string> = {};
   const named: [string, string | undefined][] = [
     ["content-type", content.ContentType],
     ["content-encoding", content.ContentEncoding],
@@ -189,36 +165,53 @@ async function putChecksummed(dst: ObjectStore, fullKey: string, data: Buffer, c
     ...Object.entries(content.Metadata ?? {}).map(([name, value]): [string, string] => [`x-amz-meta-${name}`, value]),
   ];
   for (const [name, value] of named) if (value !== undefined) headers[name] = value;
-  await dst.lean.put(fullKey, data, headers, signal);
+  return headers;
 }
 
 /**
- * A streamed PutObject of `length` bytes whose aws-chunked body ends with their SHA-256, which the
- * store checks before it commits the object. The abort signal destroys the request; a PUT that
- * has not delivered its final chunk and trailer is discarded by S3.
+ * A PutObject that carries the body's SHA-256 (`x-amz-checksum-sha256`), which the store checks
+ * before it commits the object (S3 answers BadDigest, MinIO XAmzContentChecksumMismatch). Sent on
+ * the store's lean path (s3-lean.ts), signed UNSIGNED-PAYLOAD: the checksum already covers the
+ * bytes, and hashing the body again for the signature would double the work. The body is a
+ * buffer, so a retried attempt sends the same bytes.
  */
-async function putStreamed(dst: ObjectStore, params: PutObjectCommandInput, length: number, signal: AbortSignal): Promise<void> {
-  const command = new PutObjectCommand(params);
-  command.middlewareStack.add(
-    (next) => async (args) => {
-      const request = args.request as { headers: Record<string, string> };
-      // ContentLength is the decoded length (it spares the SDK a warning); the body is longer.
-      delete request.headers["content-length"];
-      Object.assign(request.headers, awsChunkedHeaders(length));
-      return next(args);
-    },
-    { step: "build", name: "geoAwsChunkedTrailer" },
-  );
-  await dst.client.send(command, { abortSignal: signal });
+async function putChecksummed(dst: ObjectStore, fullKey: string, data: Buffer, headers: Record<string, string>, checksum: Buffer, signal: AbortSignal | undefined): Promise<void> {
+  await dst.lean.put(fullKey, data, { ...headers, "x-amz-checksum-sha256": checksum.toString("base64") }, signal);
 }
 
-async function uploadParts(dst: ObjectStore, params: PutObjectCommandInput, length: number, opts: CopyOptions): Promise<void> {
-  const partSize = Math.max(opts.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE, Math.ceil(length / MAX_PARTS));
-  // No abortController is handed to Upload: its abort() settles done() at once while parts are
-  // still in flight. A failed body instead makes Upload wait for them, send
-  // AbortMultipartUpload, and only then reject.
-  const upload = new Upload({ client: dst.client, params, partSize, queueSize: opts.queueSize ?? DEFAULT_QUEUE_SIZE, leavePartsOnError: false });
-  await upload.done();
+/**
+ * A multipart upload of `body` through the SDK's Upload, hashed and counted on the way by a
+ * Sha256Meter: the meter fails instead of ending unless exactly `length` bytes passed, and Upload
+ * completes the upload only after the end of its body, so a short source is never completed. One
+ * controller ends both sides: the caller's signal, or the first failure on either (a failed
+ * upload must stop the download, and the reverse).
+ */
+async function uploadParts(dst: ObjectStore, fullKey: string, body: Readable, length: number, what: string, opts: CopyOptions & { headers?: ContentHeaders }): Promise<ObjectChecksum> {
+  opts.signal?.throwIfAborted();
+  const abort = new AbortController();
+  let failure: { error: unknown } | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    abort.abort(error);
+  };
+  const onCallerAbort = () => fail(opts.signal!.reason);
+  opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  try {
+    const meter = new Sha256Meter(length, what);
+    const partSize = Math.max(opts.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE, Math.ceil(length / MAX_PARTS));
+    const params: PutObjectCommandInput = { ...opts.headers, Bucket: dst.bucket, Key: fullKey, Body: meter, ContentLength: length };
+    // No abortController is handed to Upload: its abort() settles done() at once while parts are
+    // still in flight. A failed body instead makes Upload wait for them, send
+    // AbortMultipartUpload, and only then reject.
+    const upload = new Upload({ client: dst.client, params, partSize, queueSize: opts.queueSize ?? DEFAULT_QUEUE_SIZE, leavePartsOnError: false });
+    const reading = pipeline(body, meter, { signal: abort.signal }).catch(fail);
+    const writing = upload.done().then(() => undefined, fail);
+    await Promise.all([reading, writing]);
+    if (failure) throw failure.error;
+    return meter.result();
+  } finally {
+    opts.signal?.removeEventListener("abort", onCallerAbort);
+  }
 }
 
 /**

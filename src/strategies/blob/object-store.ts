@@ -1,6 +1,6 @@
 /**
  * One site's object storage as the blob strategy sees it: an S3 client tuned for bulk copies and,
- * beside it on the same sockets, the lean path for the per-object GET, HEAD and buffered PUT
+ * beside it on the same sockets, the lean path for the per-object GET, HEAD and single PUT
  * (s3-lean.ts); the bucket, the key prefix every object lives under, and the site's role. The role
  * travels with the store so that the write paths can refuse a primary without trusting their
  * callers.
@@ -20,7 +20,7 @@ export type ObjectStorageSpec = NonNullable<GeoSiteSpec["objectStorage"]>;
 
 export interface ObjectStore {
   client: S3Client;
-  /** GetObject, HeadObject and buffered PutObject without the SDK's per-request cost. */
+  /** GetObject, HeadObject and single PutObject (buffered or streamed) without the SDK's per-request cost. */
   lean: LeanS3;
   bucket: string;
   /** "" or a prefix ending in "/"; every key this store touches starts with it. */

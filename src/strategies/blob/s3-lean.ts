@@ -1,10 +1,12 @@
 /**
- * The three S3 requests made once per object — GetObject, HeadObject and the PutObject of an
- * object held in one buffer — signed with the SDK's own SignatureV4 and sent over a node:http
- * keep-alive agent, without the SDK's middleware stack. Why: measured (docs/performance.md), a
- * 64 KiB GetObject cost ~1.2-1.5 ms of CPU through the SDK against ~0.6 ms this way, and a copy
- * makes two such requests per object, a verification one. Everything else (listings, multipart
- * and streamed uploads, deletes, bucket checks) stays on the SDK.
+ * The S3 requests made once per object — GetObject, HeadObject, the PutObject of an object held
+ * in one buffer and the streamed PutObject of a larger one — signed with the SDK's own
+ * SignatureV4 and sent over a node:http keep-alive agent, without the SDK's middleware stack.
+ * Why: measured (docs/performance.md), a 64 KiB GetObject cost ~1.2-1.5 ms of CPU through the SDK
+ * against ~0.6 ms this way, and a copy makes two such requests per object, a verification one; a
+ * streamed PUT here hashes, frames and writes each source chunk in one step instead of passing it
+ * through two Transforms and the SDK's body pipe. Everything else (listings, multipart uploads,
+ * deletes, bucket checks) stays on the SDK.
  *
  * What callers relied on from the SDK is kept: the bucket's URL and signing region come from the
  * SDK's endpoint resolver (path-style or virtual-host, as the client would address it); an error
@@ -22,6 +24,9 @@ import { createHash, createHmac, createSecretKey, type Hash, type Hmac, type Key
 import { setTimeout as sleep } from "node:timers/promises";
 import { extendedEncodeURIComponent } from "@smithy/core/protocols";
 import { SignatureV4 } from "@smithy/signature-v4";
+import type { Readable } from "node:stream";
+import { ObjectLengthMismatchError, type StreamChecksum } from "../../util/sha256-meter.ts";
+import { AwsChunkedEncoder, awsChunkedHeaders } from "./aws-chunked.ts";
 
 export interface LeanS3Config {
   /** The bucket's URL as the SDK's endpoint resolver gives it: `http://host/bucket` or `http://bucket.host/`. */
@@ -169,6 +174,98 @@ export class LeanS3 {
     return res.headers;
   }
 
+  /**
+   * PutObject of the `length` bytes `body` delivers, streamed as they arrive: each chunk is hashed,
+   * counted and written to the request, aws-chunked (aws-chunked.ts), and their SHA-256 follows the
+   * last byte as the `x-amz-checksum-sha256` trailer, which the store checks before it commits the
+   * object. Returns that SHA-256 and the length. The source is paused while the request's socket
+   * is full. Sent once, never retried (a stream cannot be replayed).
+   *
+   * Fails, destroying both the request and `body` so the store sees no final chunk and commits
+   * nothing, with ObjectLengthMismatchError (naming `what`) when the body holds fewer or more
+   * bytes, the body's own error, the signal's reason, S3ResponseError for an error response
+   * (a wrong checksum included), or Node's socket error.
+   */
+  async putStream(key: string, body: Readable, length: number, headers: Record<string, string>, what: string, signal?: AbortSignal): Promise<StreamChecksum> {
+    const path = `${this.basePath}/${encodeKeyPath(key)}`;
+    const encoder = new AwsChunkedEncoder(length);
+    let signed: OutgoingHttpHeaders;
+    try {
+      signal?.throwIfAborted();
+      const contentEncoding = headers["content-encoding"];
+      signed = await this.sign("PUT", path, {
+        ...headers,
+        ...awsChunkedHeaders(length),
+        // S3 drops aws-chunked from what it stores; an encoding of the content itself stays.
+        ...(contentEncoding ? { "content-encoding": `aws-chunked,${contentEncoding}` } : {}),
+        "content-length": String(encoder.encodedLength),
+      });
+      signal?.throwIfAborted();
+    } catch (err) {
+      body.destroy();
+      throw err;
+    }
+    return new Promise<StreamChecksum>((resolve, reject) => {
+      const hash = createHash("sha256");
+      let bytes = 0;
+      let sent: StreamChecksum | undefined;
+      let answered = false;
+      let settled = false;
+      const req = this.send({ agent: this.agent, method: "PUT", hostname: this.target.hostname, port: this.target.port, path, headers: signed });
+      const onData = (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > length) return finish(new ObjectLengthMismatchError(what, length, bytes));
+        hash.update(chunk);
+        if (!encoder.write(chunk, req)) body.pause();
+      };
+      const onEnd = () => {
+        if (bytes !== length) return finish(new ObjectLengthMismatchError(what, length, bytes));
+        sent = { checksum: hash.digest(), bytes };
+        req.end(encoder.end(sent.checksum));
+      };
+      // A source socket closed before the end ends some bodies with 'close' and no 'end'.
+      const onClose = () => {
+        if (!sent) finish(new ObjectLengthMismatchError(what, length, bytes));
+      };
+      const onAbort = () => finish(signal!.reason);
+      const detach = () => body.off("data", onData).off("end", onEnd).off("error", finish).off("close", onClose);
+      function finish(err: unknown, result?: StreamChecksum): void {
+        if (settled) return;
+        settled = true;
+        detach();
+        signal?.removeEventListener("abort", onAbort);
+        if (result) return resolve(result);
+        body.destroy();
+        req.destroy();
+        reject(err);
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.watchSocket(req, finish);
+      req.on("error", (err) => {
+        // After an error response the socket may be reset: the response's error is the one to report.
+        if (!answered) finish(err);
+      });
+      req.on("drain", () => body.resume());
+      req.once("response", (res) => {
+        answered = true;
+        if (res.statusCode! >= 300) {
+          // Stop sending, but keep the socket until S3's error has been read.
+          detach();
+          body.destroy();
+          responseError(res, `PUT ${path}`, 1).then(finish, finish);
+          return;
+        }
+        drain(res).then(() => (sent ? finish(undefined, sent) : finish(new Error(`PUT ${path}: answered ${res.statusCode} before the body was sent`))), finish);
+      });
+      body.once("error", finish).once("close", onClose);
+      // Bytes written before the request has its socket queue in the request itself, which has its
+      // own idea of when to ask for 'drain' (nodejs/node#64645); from the socket on, they go to it.
+      req.once("socket", () => {
+        if (!settled) body.on("data", onData).once("end", onEnd);
+      });
+    });
+  }
+
   /** Sends the request until it gets a 2xx response, an error that is not retried, or the last attempt. */
   private async request(method: string, key: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
     const path = `${this.basePath}/${encodeKeyPath(key)}`;
@@ -194,21 +291,12 @@ export class LeanS3 {
   }
 
   private async attempt(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
-    const { hostname, port, host } = this.target;
-    const signed = await this.signer.sign({
-      method,
-      protocol: this.config.bucketUrl.protocol,
-      hostname,
-      port,
-      path,
-      query: {},
-      // The PUT's bytes are covered by its x-amz-checksum-sha256, which the store checks; GET
-      // and HEAD have none. Hashing the body again for the signature would double the work.
-      headers: { ...headers, host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
-    });
+    // The PUT's bytes are covered by its x-amz-checksum-sha256, which the store checks; GET and
+    // HEAD have none. Hashing the body again for the signature would double the work.
+    const signed = await this.sign(method, path, { ...headers, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
     signal?.throwIfAborted();
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = this.send({ agent: this.agent, method, hostname, port, path, headers: signed.headers as OutgoingHttpHeaders });
+      const req = this.send({ agent: this.agent, method, hostname: this.target.hostname, port: this.target.port, path, headers: signed });
       let res: IncomingMessage | undefined;
       // Until the response body has ended, the signal (or a stalled socket) ends the request and,
       // once it is there, the body: a destroyed socket never goes back to the pool.
@@ -216,13 +304,7 @@ export class LeanS3 {
       const onAbort = () => stop(signal!.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
       const release = () => signal?.removeEventListener("abort", onAbort);
-      req.setTimeout(this.config.socketTimeoutMs, () => stop(timeoutError(`no data from ${host} for ${this.config.socketTimeoutMs} ms`)));
-      req.once("socket", (socket) => {
-        if (!socket.connecting) return;
-        const timer = setTimeout(() => req.destroy(timeoutError(`connecting to ${host} took more than ${this.config.connectionTimeoutMs} ms`)), this.config.connectionTimeoutMs);
-        socket.once("connect", () => clearTimeout(timer));
-        req.once("close", () => clearTimeout(timer));
-      });
+      this.watchSocket(req, stop);
       req.on("error", (err) => {
         release();
         reject(err);
@@ -233,6 +315,24 @@ export class LeanS3 {
         resolve(response);
       });
       req.end(body);
+    });
+  }
+
+  private async sign(method: string, path: string, headers: Record<string, string>): Promise<OutgoingHttpHeaders> {
+    const { hostname, port, host } = this.target;
+    const signed = await this.signer.sign({ method, protocol: this.config.bucketUrl.protocol, hostname, port, path, query: {}, headers: { ...headers, host } });
+    return signed.headers as OutgoingHttpHeaders;
+  }
+
+  /** Ends `req` through `stop` when its socket stalls, or when connecting takes too long. */
+  private watchSocket(req: ClientRequest, stop: (reason: Error) => void): void {
+    const { host } = this.target;
+    req.setTimeout(this.config.socketTimeoutMs, () => stop(timeoutError(`no data from ${host} for ${this.config.socketTimeoutMs} ms`)));
+    req.once("socket", (socket) => {
+      if (!socket.connecting) return;
+      const timer = setTimeout(() => req.destroy(timeoutError(`connecting to ${host} took more than ${this.config.connectionTimeoutMs} ms`)), this.config.connectionTimeoutMs);
+      socket.once("connect", () => clearTimeout(timer));
+      req.once("close", () => clearTimeout(timer));
     });
   }
 }

@@ -1,24 +1,59 @@
 /**
  * Copies that end before the source has been read completely: the caller aborts, the source
- * server hangs (SIGSTOP), or the source server dies (SIGKILL). Each must fail and leave the
+ * ends early, sends too much or fails, the source server hangs (SIGSTOP), or the source server
+ * dies (SIGKILL). Each must fail and leave the
  * destination key with its previous content (or absent), never an object built from part of
  * the source, and no multipart upload left open.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { Transform, type Readable } from "node:stream";
+import { Readable } from "node:stream";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
 import { startMinio, type S3Endpoint } from "../../../hack/localenv/minio.ts";
-import { copyObject } from "../../../src/strategies/blob/copy.ts";
+import { copyObject, writeObject } from "../../../src/strategies/blob/copy.ts";
 import type { ObjectStore } from "../../../src/strategies/blob/object-store.ts";
 import { classifyS3Error } from "../../../src/strategies/blob/s3-errors.ts";
+import { ObjectLengthMismatchError } from "../../../src/util/sha256-meter.ts";
+import { startS3Proxy, type S3Proxy } from "./s3-proxy.ts";
 import { pendingUploads, randomBody, read, s3Env, seed, storeOn, testStores } from "./stores.ts";
 
 const MiB = 1024 * 1024;
 const multipart = { multipartThreshold: 5 * MiB, partSize: 5 * MiB, queueSize: 1 };
+
+/**
+ * A source stream like a GetObject body: `data` in 64 KiB chunks up to `deliver` bytes, then it
+ * ends, stalls until destroyed, or fails with the given error.
+ */
+function sourceOf(data: Buffer, behaviour: { deliver: number; then: "end" | "stall" | Error }): Readable {
+  let offset = 0;
+  return new Readable({
+    read() {
+      if (offset < behaviour.deliver) {
+        const size = Math.min(64 * 1024, behaviour.deliver - offset);
+        this.push(data.subarray(offset, offset + size));
+        offset += size;
+      } else if (behaviour.then === "end") this.push(null);
+      else if (behaviour.then !== "stall") this.destroy(behaviour.then);
+    },
+  });
+}
+
+/** A secondary's store reached through the test proxy, which counts the PUT bytes it forwards. */
+async function proxiedSecondary(): Promise<{ dst: ObjectStore; proxy: S3Proxy; close(): Promise<void> }> {
+  const proxy = await startS3Proxy(s3Env().secondary.endpoint);
+  const dst = storeOn({ ...s3Env().secondary, endpoint: proxy.endpoint }, "secondary", `blob-test/${randomUUID()}/`);
+  return {
+    dst,
+    proxy,
+    async close() {
+      dst.client.destroy();
+      await proxy.close();
+    },
+  };
+}
 
 /** Calls `action` when the client is about to send part `partNumber` of a multipart upload. */
 function onUploadPart(client: S3Client, partNumber: number, action: () => void): void {
@@ -32,50 +67,28 @@ function onUploadPart(client: S3Client, partNumber: number, action: () => void):
   );
 }
 
-/** Calls `action` once a PutObject request body has put more than `bytes` on the wire. */
-function onPutBodyBytes(client: S3Client, bytes: number, action: () => void): void {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const request = args.request as { body?: unknown };
-      if (context.commandName === "PutObjectCommand" && request.body && typeof (request.body as Readable).pipe === "function") {
-        let sent = 0;
-        let fired = false;
-        const counter = new Transform({
-          transform(chunk: Buffer, _encoding, callback) {
-            sent += chunk.length;
-            if (sent > bytes && !fired) {
-              fired = true;
-              action();
-            }
-            callback(null, chunk);
-          },
-        });
-        request.body = (request.body as Readable).pipe(counter);
-      }
-      return next(args);
-    },
-    { step: "finalizeRequest", priority: "low", name: `onPutBodyBytes-${randomUUID()}` },
-  );
-}
-
 describe("a copy aborted by its caller", () => {
-  it("mid single PUT leaves the previous content in place", async () => {
-    const stores = testStores();
-    const { src, dst } = stores;
+  it("mid streamed single PUT leaves the previous content in place and destroys the source", async () => {
+    const { dst, proxy, close } = await proxiedSecondary();
     try {
-      const data = randomBody(24 * MiB);
-      await seed(src, "k", data);
       await seed(dst, "k", "previous content");
+      const data = randomBody(24 * MiB);
+      const source = sourceOf(data, { deliver: 4 * MiB, then: "stall" });
       const controller = new AbortController();
       const reason = new Error("shutting down");
-      onPutBodyBytes(dst.client, 4 * MiB, () => controller.abort(reason));
 
-      await expect(copyObject(src, dst, "k", { multipartThreshold: 64 * MiB, signal: controller.signal })).rejects.toBe(reason);
+      const writing = writeObject(dst, "k", source, data.length, { signal: controller.signal });
+      // The store has received part of the body when the abort comes.
+      await expect.poll(() => proxy.putBytes).toBeGreaterThanOrEqual(4 * MiB);
+      controller.abort(reason);
 
-      expect(controller.signal.aborted).toBe(true);
+      await expect(writing).rejects.toBe(reason);
+      expect(source.destroyed).toBe(true);
       expect((await read(dst, "k"))?.toString()).toBe("previous content");
+      // The request's socket was destroyed, not handed back to the pool.
+      await expect.poll(() => Object.values(dst.lean.agent.sockets).reduce((n, list) => n + (list?.length ?? 0), 0)).toBe(0);
     } finally {
-      stores.destroy();
+      await close();
     }
   });
 
@@ -110,6 +123,54 @@ describe("a copy aborted by its caller", () => {
       expect(await read(stores.dst, "k")).toBeUndefined();
     } finally {
       stores.destroy();
+    }
+  });
+});
+
+describe("a streamed single PUT whose source does not deliver its announced length", () => {
+  it.each([
+    ["ends early", { deliver: 4 * MiB, then: "end" as const }, 24 * MiB],
+    ["sends more than announced", { deliver: 24 * MiB, then: "end" as const }, 20 * MiB],
+  ])("%s: fails with ObjectLengthMismatchError and the previous content stays", async (_case, behaviour, announced) => {
+    const { dst, proxy, close } = await proxiedSecondary();
+    try {
+      await seed(dst, "k", "previous content");
+      const source = sourceOf(randomBody(behaviour.deliver), behaviour);
+
+      const err = await writeObject(dst, "k", source, announced).then(
+        () => new Error("the write succeeded"),
+        (e: unknown) => e,
+      );
+
+      expect(err).toBeInstanceOf(ObjectLengthMismatchError);
+      expect(err).toMatchObject({ expected: announced });
+      // The store had received part of the body (what was still in flight when the request was destroyed aside).
+      await expect.poll(() => proxy.putBytes).toBeGreaterThan(MiB);
+      expect((await read(dst, "k"))?.toString()).toBe("previous content");
+    } finally {
+      await close();
+    }
+  });
+
+  it("fails mid-body (the primary reset the connection): that error, classified unreachable, and the previous content stays", async () => {
+    const { dst, proxy, close } = await proxiedSecondary();
+    try {
+      await seed(dst, "k", "previous content");
+      const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+      const source = sourceOf(randomBody(4 * MiB), { deliver: 4 * MiB, then: reset });
+
+      const err = await writeObject(dst, "k", source, 24 * MiB).then(
+        () => new Error("the write succeeded"),
+        (e: unknown) => e,
+      );
+
+      expect(err).toBe(reset);
+      expect(classifyS3Error(err)).toBe("unreachable");
+      // The store had received part of the body (what was still in flight when the request was destroyed aside).
+      await expect.poll(() => proxy.putBytes).toBeGreaterThan(MiB);
+      expect((await read(dst, "k"))?.toString()).toBe("previous content");
+    } finally {
+      await close();
     }
   });
 });

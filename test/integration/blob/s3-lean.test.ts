@@ -1,12 +1,14 @@
 /**
  * The lean request path (s3-lean.ts) against the real MinIO servers: what it sends is what the SDK
  * reads back, its errors look like the SDK's to classifyS3Error, the store refuses a wrong
- * checksum, retries happen where the SDK would retry, an abort ends the request or the body, and
- * sockets go back to the pool or are destroyed.
+ * checksum, a streamed PUT is sent once and its source stopped on an error, retries happen where
+ * the SDK would retry, an abort ends the request or the body, and sockets go back to the pool or
+ * are destroyed.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { request, type ClientRequest } from "node:http";
+import { Readable } from "node:stream";
 import { GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { Sha256 } from "@smithy/core/checksum";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -47,6 +49,13 @@ async function bodyOf(response: { body: AsyncIterable<Buffer> }): Promise<Buffer
   const chunks: Buffer[] = [];
   for await (const chunk of response.body) chunks.push(chunk);
   return Buffer.concat(chunks);
+}
+
+/** `data` in pieces of `size` bytes, as a socket would deliver it. */
+function chunksOf(data: Buffer, size: number): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < data.length; at += size) pieces.push(data.subarray(at, at + size));
+  return pieces;
 }
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
@@ -208,6 +217,47 @@ describe("the lean path's errors are the SDK's", () => {
     await seed(s, "old", "previous");
     await expect(s.lean.put(`${s.prefix}old`, data, { "x-amz-checksum-sha256": wrong })).rejects.toMatchObject({ $metadata: { httpStatusCode: 400 } });
     expect((await read(s, "old"))?.toString()).toBe("previous");
+  });
+});
+
+describe("the lean path's streamed PUT", () => {
+  it("sends the body's chunks as they come, returns their SHA-256, which the store checked, and hands the socket back", async () => {
+    const s = store(s3Env().secondary);
+    const data = randomBody(3 * MiB + 17);
+    const source = Readable.from(chunksOf(data, 64 * 1024));
+
+    const sent = await s.lean.putStream(`${s.prefix}s.bin`, source, data.length, { "content-type": "image/png" }, "test source");
+
+    expect(sent).toEqual({ checksum: sha256(data), bytes: data.length });
+    await expect.poll(() => sockets(s)).toEqual({ inUse: 0, free: 1 });
+    const head = await s.lean.head(`${s.prefix}s.bin`, { "x-amz-checksum-mode": "ENABLED" });
+    expect(head).toMatchObject({ "x-amz-checksum-sha256": sha256(data).toString("base64"), "content-length": String(data.length), "content-type": "image/png" });
+    expect((await bodyOf(await s.lean.get(`${s.prefix}s.bin`))).equals(data)).toBe(true);
+  });
+
+  it("a wrong secret is S3's SignatureDoesNotMatch (bad-credentials), not the reset socket, and the source is destroyed", async () => {
+    const info = s3Env().secondary;
+    const wrongSecret = store({ ...info, secretAccessKey: "not-the-secret-0000" });
+    const source = Readable.from(chunksOf(randomBody(24 * MiB), 64 * 1024));
+
+    const err = await rejection(wrongSecret.lean.putStream(`${wrongSecret.prefix}k`, source, 24 * MiB, {}, "test source"));
+
+    expect(err).toMatchObject({ name: "SignatureDoesNotMatch", $metadata: { httpStatusCode: 403, attempts: 1 } });
+    expect(classifyS3Error(err)).toBe("bad-credentials");
+    expect(source.destroyed).toBe(true);
+  });
+
+  it("is never retried: a 503 fails it with S3's error after one request", async () => {
+    const { proxy, store: s, direct } = await proxied(s3Env().secondary);
+    await seed(direct, "k", "previous");
+    proxy.failNext(1, 503, "SlowDown");
+    const source = Readable.from(chunksOf(randomBody(2 * MiB), 64 * 1024));
+
+    const err = await rejection(s.lean.putStream(`${s.prefix}k`, source, 2 * MiB, {}, "test source"));
+
+    expect(err).toMatchObject({ name: "SlowDown", $metadata: { httpStatusCode: 503, attempts: 1 } });
+    expect(proxy.requests).toEqual(["PUT"]);
+    expect((await read(direct, "k"))?.toString()).toBe("previous");
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * An HTTP proxy on 127.0.0.1 in front of a MinIO server, for what a healthy server will not do on
  * demand: answer with an error (503 SlowDown) before forwarding, flip a byte of a request body on
- * the way, or hold a request without answering. Requests are forwarded unchanged, Host header
+ * the way, or hold a request without answering; and it counts the PUT body bytes it forwarded. Requests are forwarded unchanged, Host header
  * included, so their signatures still verify.
  */
 import { createServer, request, type IncomingMessage, type Server } from "node:http";
@@ -14,8 +14,13 @@ export interface S3Proxy {
   requests: string[];
   /** The next `count` requests are answered `status` with S3's error `code`, not forwarded. */
   failNext(count: number, status: number, code: string): void;
-  /** Flip the first byte of every PUT body from now on. */
-  corruptPutBodies: boolean;
+  /**
+   * Flip the byte at this offset of every PUT body from now on (as sent, aws-chunked framing
+   * included); a negative offset counts from the end of a body with a Content-Length.
+   */
+  corruptPutByte: number | undefined;
+  /** PUT body bytes forwarded to the server so far. */
+  putBytes: number;
   /** Leave PUT requests unanswered from now on (the client sees no response). */
   holdPuts: boolean;
   close(): Promise<void>;
@@ -29,7 +34,8 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
     endpoint: "",
     requests: [],
     failNext: (count, status, code) => failures.push(...Array.from({ length: count }, () => ({ status, code }))),
-    corruptPutBodies: false,
+    corruptPutByte: undefined,
+    putBytes: 0,
     holdPuts: false,
     close: () =>
       new Promise<void>((resolve) => {
@@ -56,15 +62,18 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
       answer.pipe(res);
     });
     forward.on("error", () => res.destroy());
-    let flipped = !(req.method === "PUT" && proxy.corruptPutBodies);
+    const length = Number(req.headers["content-length"]);
+    const at = req.method !== "PUT" || proxy.corruptPutByte === undefined ? -1 : proxy.corruptPutByte < 0 ? length + proxy.corruptPutByte : proxy.corruptPutByte;
+    let offset = 0;
     const body = req.pipe(
       new Transform({
         transform(chunk: Buffer, _encoding, callback) {
-          if (!flipped && chunk.length > 0) {
+          if (at >= offset && at < offset + chunk.length) {
             chunk = Buffer.from(chunk);
-            chunk[0] = chunk[0]! ^ 0xff;
-            flipped = true;
+            chunk[at - offset] = chunk[at - offset]! ^ 0xff;
           }
+          offset += chunk.length;
+          if (req.method === "PUT") proxy.putBytes += chunk.length;
           callback(null, chunk);
         },
       }),

@@ -101,3 +101,20 @@ export function countRequests(store: ObjectStore): Map<string, number> {
   onTestFinished(() => void unsubscribe("http.client.request.start", onStart));
   return counts;
 }
+
+/**
+ * The method and headers of every HTTP request the store sends from now until the end of the
+ * test, as countRequests sees them: Node reports a request once its body has been ended, so a
+ * request abandoned mid-body is not in the list. The SDK's requests carry its user agent; the
+ * lean path's none.
+ */
+export function watchRequests(store: ObjectStore): { method: string; headers: Record<string, unknown> }[] {
+  const seen: { method: string; headers: Record<string, unknown> }[] = [];
+  const onStart = (message: unknown) => {
+    const request = (message as { request: ClientRequest & { agent?: unknown } }).request;
+    if (request.agent === store.lean.agent) seen.push({ method: request.method, headers: request.getHeaders() });
+  };
+  subscribe("http.client.request.start", onStart);
+  onTestFinished(() => void unsubscribe("http.client.request.start", onStart));
+  return seen;
+}
