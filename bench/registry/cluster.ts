@@ -4,6 +4,9 @@ import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type pg from "pg";
+import type { ReplicableTypeSchemaConfig } from "../../src/registry/config.ts";
+import { applySchema } from "../../src/registry/schema-manager.ts";
 
 /**
  * A throwaway PostgreSQL server for the benchmark when no URL is given.
@@ -72,4 +75,26 @@ export async function startLocalServer(): Promise<LocalServer> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A model table of ids 1..`count` (those `keep` admits) on the primary, then the type's schema on both sides. */
+export async function setUpBenchType(
+  primary: pg.Pool,
+  tracking: pg.Pool,
+  type: ReplicableTypeSchemaConfig,
+  count: number,
+  keep = "true",
+): Promise<void> {
+  const table = type.source.table;
+  await primary.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY)`);
+  await primary.query(`INSERT INTO ${table} (id) SELECT g FROM generate_series(1, $1::integer) AS g WHERE ${keep}`, [count]);
+  await primary.query(`VACUUM ANALYZE ${table}`);
+  for (const [pool, role] of [[primary, "primary"], [tracking, "secondary"]] as const) {
+    const client = await pool.connect();
+    try {
+      await applySchema(client, type, role);
+    } finally {
+      client.release();
+    }
+  }
 }

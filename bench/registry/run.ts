@@ -29,14 +29,13 @@ import { reconcileRegistry } from "../../src/registry/consistency.ts";
 import type { ConsistencySummary } from "../../src/registry/consistency.ts";
 import { resolveConfig } from "../../src/registry/identifiers.ts";
 import { compactRowCounts, COUNT_TRIGGERS, Counted, readRowCounts, typeCountStatements } from "../../src/registry/row-counts.ts";
-import { applySchema } from "../../src/registry/schema-manager.ts";
 import { backfillStates } from "../../src/registry/states-backfill.ts";
 import { closePass, finishPass, walkConsistencyPass } from "../../src/registry/deletions.ts";
 import { ensureTrackingSideTables } from "../../src/registry/side-tables.ts";
 import { primaryStatus, secondaryStatus } from "../../src/registry/status.ts";
 import { claimSyncWork, markSynced } from "../../src/registry/sync-state.ts";
 import { tableRefs } from "../../src/registry/tables.ts";
-import { startLocalServer } from "./cluster.ts";
+import { setUpBenchType, startLocalServer } from "./cluster.ts";
 import type { LocalServer } from "./cluster.ts";
 
 const USAGE = `node bench/registry/run.ts [--quick] [--rows N] [--rounds N] [--claim-seconds N]`;
@@ -188,19 +187,7 @@ async function main(): Promise<void> {
     const small = widget("small_widget", "small_widgets");
     const big = widget("cool_widget", "cool_widgets");
     log("model tables and schemas");
-    for (const [type, count] of [[small, SMALL_ROWS], [big, ROWS]] as const) {
-      await primary.query(`CREATE TABLE ${type.source.table} (id bigint PRIMARY KEY)`);
-      await primary.query(`INSERT INTO ${type.source.table} (id) SELECT g FROM generate_series(1, $1::integer) AS g`, [count]);
-      await primary.query(`VACUUM ANALYZE ${type.source.table}`);
-      for (const [pool, role] of [[primary, "primary"], [tracking, "secondary"]] as const) {
-        const client = await pool.connect();
-        try {
-          await applySchema(client, type, role);
-        } finally {
-          client.release();
-        }
-      }
-    }
+    for (const [type, count] of [[small, SMALL_ROWS], [big, ROWS]] as const) await setUpBenchType(primary, tracking, type, count);
     // The baseline's table: the registry's columns, defaults, constraints and indexes, without the counters' triggers.
     await tracking.query(`CREATE TABLE public.baseline_registry (LIKE public.cool_widget_registry INCLUDING ALL)`);
 

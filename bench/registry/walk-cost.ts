@@ -19,10 +19,9 @@ import { SYNC_EVERYTHING } from "../../src/registry/config.ts";
 import { reconcileRegistry, replicableBatchQuery } from "../../src/registry/consistency.ts";
 import type { ReplicableTypeSchemaConfig } from "../../src/registry/config.ts";
 import { closePass, finishPass, walkConsistencyPass } from "../../src/registry/deletions.ts";
-import { applySchema } from "../../src/registry/schema-manager.ts";
 import { ensureTrackingSideTables } from "../../src/registry/side-tables.ts";
 import { tableRefs } from "../../src/registry/tables.ts";
-import { startLocalServer } from "./cluster.ts";
+import { setUpBenchType, startLocalServer } from "./cluster.ts";
 
 const { values: args } = parseArgs({
   options: { rows: { type: "string" }, batch: { type: "string" }, rounds: { type: "string" }, gaps: { type: "boolean" } },
@@ -38,19 +37,8 @@ primary.on("error", () => undefined);
 tracking.on("error", () => undefined);
 try {
   const type: ReplicableTypeSchemaConfig = { name: "cool_widget", statesLayout: "keyed-by-model-id", source: { table: "cool_widgets" }, deletionPolicy: "Delete" };
-  await primary.query(`CREATE TABLE cool_widgets (id bigint PRIMARY KEY)`);
-  const filter = args.gaps ? "WHERE g % 3 <> 0" : "";
-  await primary.query(`INSERT INTO cool_widgets (id) SELECT g FROM generate_series(1, $1::integer) AS g ${filter}`, [ROWS]);
-  await primary.query(`VACUUM ANALYZE cool_widgets`);
+  await setUpBenchType(primary, tracking, type, ROWS, args.gaps ? "g % 3 <> 0" : "true");
   const ids = Number((await primary.query<{ n: string }>(`SELECT count(*)::text AS n FROM cool_widgets`)).rows[0]!.n);
-  for (const [pool, role] of [[primary, "primary"], [tracking, "secondary"]] as const) {
-    const client = await pool.connect();
-    try {
-      await applySchema(client, type, role);
-    } finally {
-      client.release();
-    }
-  }
   await ensureTrackingSideTables(tracking);
   const { registry } = tableRefs(type);
   const variants: Record<string, () => Promise<void>> = {
