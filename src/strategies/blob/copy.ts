@@ -110,14 +110,15 @@ export async function writeObject(
   }
   const what = opts.what ?? `${dst.bucket}/${dstKey}`;
   const headers = contentRequestHeaders(opts.headers ?? {});
+  const multipartAbove = Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT);
   try {
-    if (length <= Math.min(BUFFERED_PUT_MAX, opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD)) {
+    if (length <= Math.min(BUFFERED_PUT_MAX, multipartAbove)) {
       const data = await readWhole(body, length, what, opts.signal);
       const checksum = createHash("sha256").update(data).digest();
       await putChecksummed(dst, dstKey, data, headers, checksum, opts.signal);
       return { checksum, bytes: length, multipart: false };
     }
-    if (length <= Math.min(opts.multipartThreshold ?? DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT)) {
+    if (length <= multipartAbove) {
       // The SHA-256 goes to the store as the body's trailer; the lean path hashes, counts and
       // frames each chunk as it arrives.
       return { ...(await dst.lean.putStream(dstKey, body, length, headers, what, opts.signal)), multipart: false };
