@@ -54,6 +54,32 @@ describe("FileStore round trip", () => {
     expect(tree(root)).toEqual(["uploads", "uploads/2026", "uploads/2026/a b ü.bin"]);
   });
 
+  it("writes bodies in chunks of any size, smaller and larger than a write, whole and in order", async () => {
+    const store = new FileStore(root);
+    const MiB = 1024 * 1024;
+    const sizes = [1, MiB - 1, 3, MiB, 2 * MiB + 5, 16 * 1024, MiB - 16 * 1024, 7];
+    const parts = sizes.map((n) => randomBytes(n));
+    const data = Buffer.concat(parts);
+
+    const written = await store.write("mixed/blob", Readable.from(parts), data.length);
+
+    expect(written).toEqual({ checksum: sha256(data), bytes: data.length });
+    expect(sha256(readFileSync(join(root, "mixed/blob")))).toEqual(sha256(data));
+  });
+
+  it("reads a file in 1 MiB chunks, not the stream default of 64 KiB", async () => {
+    const store = new FileStore(root);
+    const data = randomBytes(3 * 1024 * 1024 + 1);
+    writeFileSync(join(root, "big"), data);
+
+    const opened = await store.open("big");
+    const received = (await opened.body.toArray()) as Buffer[];
+
+    expect(sha256(Buffer.concat(received))).toEqual(sha256(data));
+    expect(Math.max(...received.map((c) => c.length))).toBe(1024 * 1024);
+    expect(received.length).toBe(4);
+  });
+
   it("replaces an existing file and writes an empty one", async () => {
     const store = new FileStore(root);
     await store.write("f", Readable.from([Buffer.from("old")]), 3);

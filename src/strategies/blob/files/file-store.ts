@@ -15,8 +15,49 @@ import { isAbsolute, join, resolve, sep } from "node:path";
 import { type Readable, addAbortSignal, pipeline as pipelineCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { InvalidBlobKeyError, TEMP_PREFIX, blobKeySegments } from "./keys.ts";
-import { Sha256Meter, sha256OfFile } from "../../../util/sha256-meter.ts";
+import { FILE_READ_CHUNK, Sha256Meter, sha256OfFile } from "../../../util/sha256-meter.ts";
 import { BlobMissingError, type BlobChecksum, type BlobReadStream, type BlobSource, type BlobTarget } from "./store.ts";
+
+/**
+ * Bytes per write to a file. A socket delivers 64 KiB at a time and each write is a round trip
+ * through libuv's thread pool: 1 GiB written in 64 KiB writes took 1.7-2.6 s of CPU here, in 1 MiB
+ * writes 0.4 s.
+ */
+export const FILE_WRITE_CHUNK = 1024 * 1024;
+
+/**
+ * Writes everything `source` yields to `file` at its current position, gathered into writes of
+ * `chunkSize` bytes (a chunk at least that large, arriving with nothing gathered, goes as it is).
+ * Each write completes before the next chunk is read, so memory stays at one staging buffer.
+ */
+export async function writeCoalesced(file: FileHandle, source: AsyncIterable<Buffer>, chunkSize: number): Promise<void> {
+  const staging = Buffer.allocUnsafe(Math.max(1, chunkSize));
+  let filled = 0;
+  for await (const chunk of source) {
+    if (filled === 0 && chunk.length >= staging.length) {
+      await writeAll(file, chunk);
+      continue;
+    }
+    for (let offset = 0; offset < chunk.length; ) {
+      const copied = chunk.copy(staging, filled, offset);
+      filled += copied;
+      offset += copied;
+      if (filled === staging.length) {
+        await writeAll(file, staging);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) await writeAll(file, staging.subarray(0, filled));
+}
+
+/** FileHandle.write may write less than asked; this writes all of `data`. */
+async function writeAll(file: FileHandle, data: Buffer): Promise<void> {
+  for (let offset = 0; offset < data.length; ) {
+    const { bytesWritten } = await file.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
 
 /** An open regular file inside the root; the caller closes `handle`. */
 export interface OpenedBlobFile {
@@ -49,7 +90,9 @@ export class FileSource implements BlobSource {
 
   async open(key: string, signal?: AbortSignal): Promise<BlobReadStream> {
     const { handle, size } = await this.openFile(key, signal);
-    const file = handle.createReadStream();
+    // 1 MiB reads, not the stream default of 64 KiB: every read is a round trip through libuv's
+    // thread pool, measured at ~3 s of CPU per GiB in 64 KiB reads against ~1 s in 1 MiB ones.
+    const file = handle.createReadStream({ highWaterMark: FILE_READ_CHUNK });
     if (signal) addAbortSignal(signal, file);
     // The file may be truncated or appended to while it streams; the meter turns that into an error.
     const meter = new Sha256Meter(size, `${key} in ${this.describe()}`, { hash: false });
@@ -158,9 +201,7 @@ export class FileStore extends FileSource implements BlobTarget {
       await pipeline(
         body,
         meter,
-        async (source: AsyncIterable<Buffer>) => {
-          for await (const chunk of source) await file.write(chunk);
-        },
+        (source: AsyncIterable<Buffer>) => writeCoalesced(file, source, Math.min(FILE_WRITE_CHUNK, length)),
         signal ? { signal } : {},
       );
       await file.sync();

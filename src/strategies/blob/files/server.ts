@@ -24,6 +24,7 @@ import { FILES_PATH_PREFIX, HEALTH_PATH, MISSING_HEADER, REFUSED_KEY_HEADER } fr
 import { parseRange } from "./ranges.ts";
 import { AUTH_SCHEME, DEFAULT_MAX_SKEW_SECONDS, verifyAuthorization } from "./signing.ts";
 import { BlobMissingError } from "./store.ts";
+import { FILE_READ_CHUNK } from "../../../util/sha256-meter.ts";
 
 
 export interface ServeFilesOptions {
@@ -190,7 +191,8 @@ export async function serveFiles(options: ServeFilesOptions): Promise<FilesServe
         res.end();
         return;
       }
-      const stream = handle.createReadStream({ start, end, autoClose: false });
+      // 1 MiB reads (the stream default is 64 KiB): each read is a trip through libuv's thread pool.
+      const stream = handle.createReadStream({ start, end, autoClose: false, highWaterMark: FILE_READ_CHUNK });
       try {
         await pipeline(stream, res);
       } finally {
