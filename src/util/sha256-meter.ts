@@ -74,24 +74,38 @@ export class Sha256Meter extends Transform {
 export const FILE_READ_CHUNK = 1024 * 1024;
 
 /**
- * SHA-256 of an open file read from its start, in FILE_READ_CHUNK reads into one buffer (no stream,
- * no buffer per chunk): what a stream pipeline costs on top of OpenSSL is most of its time. Fails
- * with ObjectLengthMismatchError when the file holds fewer or more than `expectedBytes` bytes (it
- * was truncated or appended to), and with the signal's reason when aborted. The caller closes
- * `handle`.
+ * SHA-256 of an open file read from its start, in FILE_READ_CHUNK reads into two buffers (no
+ * stream, no buffer per chunk): what a stream pipeline costs on top of OpenSSL is most of its
+ * time. The next read runs on libuv's thread pool while this thread hashes the current buffer, so
+ * reading from the page cache overlaps the hashing instead of adding to it. Fails with
+ * ObjectLengthMismatchError when the file holds fewer or more than `expectedBytes` bytes (it was
+ * truncated or appended to), and with the signal's reason when aborted. The caller closes
+ * `handle` (FileHandle.close waits for a read still in flight).
  */
 export async function sha256OfFile(handle: FileHandle, expectedBytes: number, object: string, signal?: AbortSignal): Promise<StreamChecksum> {
   const hash = createHash("sha256");
   // One byte more than expected, so that a file that grew shows in the last read.
-  const buffer = Buffer.allocUnsafe(Math.min(FILE_READ_CHUNK, expectedBytes + 1));
+  const size = Math.min(FILE_READ_CHUNK, expectedBytes + 1);
+  const buffers = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const;
+  let turn = 0;
   let bytes = 0;
-  for (;;) {
-    signal?.throwIfAborted();
-    const { bytesRead } = await handle.read(buffer, 0, buffer.length, bytes);
-    if (bytesRead === 0) break;
-    bytes += bytesRead;
-    if (bytes > expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
-    hash.update(buffer.subarray(0, bytesRead));
+  let next: Promise<{ bytesRead: number }> | undefined = handle.read(buffers[0], 0, size, 0);
+  try {
+    for (;;) {
+      const { bytesRead } = await next;
+      next = undefined;
+      signal?.throwIfAborted();
+      if (bytesRead === 0) break;
+      const current = buffers[turn]!;
+      bytes += bytesRead;
+      if (bytes > expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
+      turn ^= 1;
+      next = handle.read(buffers[turn]!, 0, size, bytes);
+      hash.update(current.subarray(0, bytesRead));
+    }
+  } finally {
+    // Leaving early with a read in flight: its outcome no longer matters.
+    next?.catch(() => undefined);
   }
   if (bytes !== expectedBytes) throw new ObjectLengthMismatchError(object, expectedBytes, bytes);
   return { checksum: hash.digest(), bytes };
