@@ -83,6 +83,7 @@ export const FILE_READ_CHUNK = 1024 * 1024;
  * `handle` (FileHandle.close waits for a read still in flight).
  */
 export async function sha256OfFile(handle: FileHandle, expectedBytes: number, object: string, signal?: AbortSignal): Promise<StreamChecksum> {
+  signal?.throwIfAborted();
   const hash = createHash("sha256");
   // One byte more than expected, so that a file that grew shows in the last read.
   const size = Math.min(FILE_READ_CHUNK, expectedBytes + 1);
