@@ -14,8 +14,8 @@ export interface BenchOptions {
   large: { count: number; bytes: number };
   /** Profile our phases (node:inspector) and print where the CPU went. */
   profile: boolean;
-  /** Measurements to run: sets of objects and the SHA-256 comparison. */
-  only: ("small" | "large" | "hash")[];
+  /** Measurements to run: sets of objects, copies between a bucket and a volume, the SHA-256 comparison. */
+  only: ("small" | "large" | "volume" | "hash")[];
 }
 
 const KiB = 1024;
@@ -27,8 +27,9 @@ const USAGE = `node bench/blob/run.ts [options]
   --concurrency N      objects at once for us and for rclone (default 10, GitLab's blob capacity)
   --small N×KiB        small objects (default 4000x64)
   --large N×MiB        large objects (default 16x64)
-  --only small,large,hash
-                       run only these parts (default all)
+  --only small,large,volume,hash
+                       run only these parts (default all); volume copies the large
+                       objects between a bucket and a directory, both ways
   --profile            CPU profile of our sync and verification (node:inspector), summarised
   --help`;
 
@@ -57,8 +58,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick;
-  const only = (values.only ?? "small,large,hash").split(",").map((s) => s.trim());
-  for (const o of only) if (!["small", "large", "hash"].includes(o)) throw new Error(`--only: unknown part ${o}`);
+  const only = (values.only ?? "small,large,volume,hash").split(",").map((s) => s.trim());
+  for (const o of only) if (!["small", "large", "volume", "hash"].includes(o)) throw new Error(`--only: unknown part ${o}`);
   return {
     quick,
     concurrency: Number(values.concurrency ?? 10),

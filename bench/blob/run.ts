@@ -28,7 +28,8 @@ import { join } from "node:path";
 import { finished, pipeline } from "node:stream/promises";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { startMinio, type S3Endpoint } from "../../hack/localenv/minio.ts";
-import { FileStore } from "../../src/strategies/blob/files/file-store.ts";
+import { FileSource, FileStore } from "../../src/strategies/blob/files/file-store.ts";
+import { S3BlobStore } from "../../src/strategies/blob/s3-store.ts";
 import { copyObject } from "../../src/strategies/blob/copy.ts";
 import { createObjectStore, type ObjectStore } from "../../src/strategies/blob/object-store.ts";
 import { sha256Object, storedSha256 } from "../../src/strategies/blob/s3-read.ts";
@@ -120,10 +121,13 @@ async function measure(opts: BenchOptions, primary: S3Endpoint, secondary: S3End
   const large = objectSet("large", opts.large.count, opts.large.bytes);
   try {
     for (const set of [small, large]) {
-      if (set.keys.length === 0 || !opts.only.includes(set.name as "small" | "large")) continue;
+      const measured = opts.only.includes(set.name as "small" | "large");
+      const volume = set === large && opts.only.includes("volume");
+      if (set.keys.length === 0 || !(measured || volume)) continue;
       log(`seeding ${label(set)}`);
       log(`  seeded in ${(await timed(() => seedSet(seeder, SRC_BUCKET, set, 32))).toFixed(1)} s`);
-      rows.push(...(await measureSet(ctx, set)));
+      if (measured) rows.push(...(await measureSet(ctx, set)));
+      if (volume) rows.push(...(await measureVolumes(ctx, set, dir)));
     }
     if (opts.only.includes("hash")) {
       // MinIO keeps deleting the emptied buckets' objects for a while; hashing competes with nothing.
@@ -260,6 +264,83 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
       baselineName: "rclone sync --checksum + hashsum",
       target: Number.NaN,
     },
+  ];
+}
+
+/**
+ * Blobs on volumes (issue 12's file storage) against rclone with a local directory on the same
+ * side: a copy from the primary's bucket onto a secondary's volume (S3BlobStore.open into
+ * FileStore.write, as the sync worker does: temporary file, fsync, rename, directory fsync) against
+ * `rclone copy` into a directory (rclone does not fsync), and from a primary's volume into a
+ * secondary's bucket (FileSource.open into S3BlobStore.write) against `rclone copy` from one.
+ */
+async function measureVolumes(ctx: Context, set: ObjectSet, dir: string): Promise<Row[]> {
+  const { opts } = ctx;
+  const c = String(opts.concurrency);
+  const target = join(dir, "volume-target");
+  const source = join(dir, "volume-source");
+  const seconds = new Map<string, number[]>();
+  const record = (m: string, s: number) => {
+    seconds.set(m, [...(seconds.get(m) ?? []), s]);
+    log(`  ${m}: ${s.toFixed(2)} s`);
+  };
+  const freshTarget = () => {
+    rmSync(target, { recursive: true, force: true });
+    mkdirSync(target);
+  };
+  const expectFiles = (root: string) => {
+    const sizes = set.keys.map((key) => statSync(join(root, key), { throwIfNoEntry: false })?.size);
+    if (sizes.some((size) => size !== set.size)) throw new Error(`${root}: expected ${set.keys.length} files of ${set.size} bytes`);
+  };
+  const bucket = new S3BlobStore(ctx.src);
+  const secondaryBucket = new S3BlobStore(ctx.dst);
+  const oursToVolume = async () => {
+    const volume = new FileStore(target);
+    await pool(set.keys, opts.concurrency, async (key) => {
+      const blob = await bucket.open(key);
+      await volume.write(key, blob.body, blob.length);
+    });
+  };
+  // The volume the copies to a bucket read from: the objects, written once.
+  mkdirSync(source);
+  const seedVolume = new FileStore(source);
+  for (const key of set.keys) {
+    const blob = await bucket.open(key);
+    await seedVolume.write(key, blob.body, blob.length);
+  }
+  const volumeSource = new FileSource(source);
+  const copiers: [string, () => void | Promise<void>, () => Promise<void>][] = [
+    ["ours bucket → volume", freshTarget, oursToVolume],
+    ["rclone bucket → directory", freshTarget, async () => void (await run("rclone", ["copy", "--transfers", c, "--checkers", c, `geosrc:${SRC_BUCKET}/${set.name}`, join(target, set.name)], { env: ctx.env }))],
+    ["ours volume → bucket", () => emptyBucket(ctx.cleaner, DST_BUCKET), () => pool(set.keys, opts.concurrency, async (key) => {
+      const blob = await volumeSource.open(key);
+      await secondaryBucket.write(key, blob.body, blob.length);
+    })],
+    ["rclone directory → bucket", () => emptyBucket(ctx.cleaner, DST_BUCKET), async () => void (await run("rclone", ["copy", "--transfers", c, "--checkers", c, join(source, set.name), `geodst:${DST_BUCKET}/${set.name}`], { env: ctx.env }))],
+  ];
+  for (let round = 0; round < opts.rounds; round++) {
+    log(`volumes, ${label(set)}: round ${round + 1} of ${opts.rounds} (load ${load()})`);
+    for (let i = 0; i < copiers.length; i++) {
+      const [name, prepare, copy] = copiers[(i + round) % copiers.length]!;
+      await prepare();
+      const cpu = process.cpuUsage();
+      const children = childrenCpuSeconds();
+      record(name, await timed(copy));
+      const used = process.cpuUsage(cpu);
+      log(`    CPU: ours ${((used.user + used.system) / 1e6).toFixed(2)} s, rclone's ${(childrenCpuSeconds() - children).toFixed(2)} s`);
+      if (name.endsWith("bucket")) await expectCopied(ctx, set);
+      else expectFiles(target);
+    }
+  }
+  rmSync(target, { recursive: true, force: true });
+  rmSync(source, { recursive: true, force: true });
+  await emptyBucket(ctx.cleaner, DST_BUCKET);
+  const mib = (set.keys.length * set.size) / MiB;
+  const rate = (m: string) => mib / median(seconds.get(m)!);
+  const name = label(set);
+  return [
+    { scenario: `sync ${name} from a bucket onto a volume (fsync per file)`, unit: "MiB/s", ours: rate("ours bucket → volume"), baseline: rate("rclone bucket → directory"), baselineName: "rclone copy to a directory", target: Number.NaN },
+    { scenario: `sync ${name} from a volume into a bucket`, unit: "MiB/s", ours: rate("ours volume → bucket"), baseline: rate("rclone directory → bucket"), baselineName: "rclone copy from a directory", target: Number.NaN },
   ];
 }
 
