@@ -9,8 +9,8 @@
  * which bounds what any change to our own code could gain against rclone.
  */
 import { Agent, request, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
-import { createHash, createHmac, type Hash, type Hmac } from "node:crypto";
 import { SignatureV4 } from "@smithy/signature-v4";
+import { cachedKeySha256 } from "../../src/strategies/blob/s3-lean.ts";
 
 export interface BareEndpoint {
   endpoint: string;
@@ -63,24 +63,6 @@ export class BarePipe {
   }
 }
 
-/** SHA-256 / HMAC-SHA256 for the signer, on node:crypto. */
-class Sha256 {
-  private readonly hash: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    const key = secret === undefined ? undefined : typeof secret === "string" ? secret : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret);
-    this.hash = key === undefined ? createHash("sha256") : createHmac("sha256", key);
-  }
-  update(data: string | Uint8Array): void {
-    this.hash.update(data);
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(new Uint8Array(this.hash.digest()));
-  }
-  reset(): void {
-    throw new Error("not used by the signer");
-  }
-}
-
 interface Side {
   url: URL;
   bucket: string;
@@ -89,5 +71,5 @@ interface Side {
 
 function side(e: BareEndpoint & { bucket: string }): Side {
   const credentials = { accessKeyId: e.accessKeyId, secretAccessKey: e.secretAccessKey };
-  return { url: new URL(e.endpoint), bucket: e.bucket, signer: new SignatureV4({ service: "s3", region: "us-east-1", credentials, sha256: Sha256, uriEscapePath: false }) };
+  return { url: new URL(e.endpoint), bucket: e.bucket, signer: new SignatureV4({ service: "s3", region: "us-east-1", credentials, sha256: cachedKeySha256(), uriEscapePath: false }) };
 }

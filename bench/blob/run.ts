@@ -149,54 +149,44 @@ type Measure = "bare pipe" | "ours sync" | "ours verify" | "ours first verify (s
 
 async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
   const { opts } = ctx;
-  const seconds = new Map<Measure, number[]>();
-  const record = (m: Measure, s: number) => {
-    seconds.set(m, [...(seconds.get(m) ?? []), s]);
-    log(`  ${m}: ${s.toFixed(2)} s`);
-  };
+  const { record, m, count } = recorder<Measure>();
   const c = String(opts.concurrency);
   const rcloneArgs = ["--transfers", c, "--checkers", c, `geosrc:${SRC_BUCKET}/${set.name}`, `geodst:${DST_BUCKET}/${set.name}`];
   const copiers: (() => Promise<void>)[] = [
     async () => {
       const checksums = new Map<string, Buffer>();
-      const cpu = process.cpuUsage();
-      const minio = minioCpu(ctx);
+      const cpu = cpuMeter(ctx);
       record("ours sync", await timed(() => oursSync(ctx, set, checksums)));
-      const used = process.cpuUsage(cpu);
-      log(`    process CPU ${((used.user + used.system) / 1e6).toFixed(2)} s (kernel ${(used.system / 1e6).toFixed(2)} s); MinIO's ${minio()}`);
+      log(`    ${cpu()}`);
       await expectCopied(ctx, set);
       // Both verifications read the same copies; which goes first alternates with the rounds.
       const verifiers = [
         async () => {
-          const before = process.cpuUsage();
+          const cpu = cpuMeter(ctx);
           record("ours verify", await timed(() => oursVerify(ctx, set, checksums)));
-          const spent = process.cpuUsage(before);
-          log(`    process CPU ${((spent.user + spent.system) / 1e6).toFixed(2)} s (kernel ${(spent.system / 1e6).toFixed(2)} s)`);
+          log(`    ${cpu()}`);
         },
         async () => {
-          const cpu = childrenCpuSeconds();
+          const cpu = cpuMeter(ctx);
           record("rclone hashsum", await timed(() => rcloneHashsum(ctx, set, checksums)));
-          log(`    rclone's CPU ${(childrenCpuSeconds() - cpu).toFixed(2)} s`);
+          log(`    ${cpu()}`);
         },
       ];
       // What a first verification after the copy does by default (spec.blob.firstVerification).
       record("ours first verify (store checksum)", await timed(() => oursFirstVerify(ctx, set, checksums)));
-      if (seconds.get("ours sync")!.length % 2 === 0) verifiers.reverse();
+      if (count("ours sync") % 2 === 0) verifiers.reverse();
       for (const v of verifiers) await v();
     },
     async () => {
-      const cpu = childrenCpuSeconds();
-      const minio = minioCpu(ctx);
+      const cpu = cpuMeter(ctx);
       record("rclone copy", await timed(async () => void (await run("rclone", ["copy", ...rcloneArgs], { env: ctx.env }))));
-      log(`    rclone's CPU ${(childrenCpuSeconds() - cpu).toFixed(2)} s; MinIO's ${minio()}`);
+      log(`    ${cpu()}`);
       await expectCopied(ctx, set);
     },
     async () => {
-      const cpu = process.cpuUsage();
-      const minio = minioCpu(ctx);
+      const cpu = cpuMeter(ctx);
       record("bare pipe", await timed(() => pool(set.keys, opts.concurrency, (key) => ctx.bare.copy(key))));
-      const used = process.cpuUsage(cpu);
-      log(`    process CPU ${((used.user + used.system) / 1e6).toFixed(2)} s (kernel ${(used.system / 1e6).toFixed(2)} s); MinIO's ${minio()}`);
+      log(`    ${cpu()}`);
       await expectCopied(ctx, set);
     },
     async () => {
@@ -221,7 +211,6 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
   }
   await emptyBucket(ctx.cleaner, DST_BUCKET);
 
-  const m = (k: Measure) => median(seconds.get(k)!);
   const bySmall = set.size < MiB;
   const unit = bySmall ? "obj/s" : "MiB/s";
   const amount = bySmall ? set.keys.length : (set.keys.length * set.size) / MiB;
@@ -279,11 +268,7 @@ async function measureVolumes(ctx: Context, set: ObjectSet, dir: string): Promis
   const c = String(opts.concurrency);
   const target = join(dir, "volume-target");
   const source = join(dir, "volume-source");
-  const seconds = new Map<string, number[]>();
-  const record = (m: string, s: number) => {
-    seconds.set(m, [...(seconds.get(m) ?? []), s]);
-    log(`  ${m}: ${s.toFixed(2)} s`);
-  };
+  const { record, m } = recorder<string>();
   const freshTarget = () => {
     rmSync(target, { recursive: true, force: true });
     mkdirSync(target);
@@ -323,11 +308,9 @@ async function measureVolumes(ctx: Context, set: ObjectSet, dir: string): Promis
     for (let i = 0; i < copiers.length; i++) {
       const [name, prepare, copy] = copiers[(i + round) % copiers.length]!;
       await prepare();
-      const cpu = process.cpuUsage();
-      const children = childrenCpuSeconds();
+      const cpu = cpuMeter(ctx);
       record(name, await timed(copy));
-      const used = process.cpuUsage(cpu);
-      log(`    CPU: ours ${((used.user + used.system) / 1e6).toFixed(2)} s, rclone's ${(childrenCpuSeconds() - children).toFixed(2)} s`);
+      log(`    ${cpu()}`);
       if (name.endsWith("bucket")) await expectCopied(ctx, set);
       else expectFiles(target);
     }
@@ -336,7 +319,7 @@ async function measureVolumes(ctx: Context, set: ObjectSet, dir: string): Promis
   rmSync(source, { recursive: true, force: true });
   await emptyBucket(ctx.cleaner, DST_BUCKET);
   const mib = (set.keys.length * set.size) / MiB;
-  const rate = (m: string) => mib / median(seconds.get(m)!);
+  const rate = (k: string) => mib / m(k);
   const name = label(set);
   return [
     { scenario: `sync ${name} from a bucket onto a volume (fsync per file)`, unit: "MiB/s", ours: rate("ours bucket → volume"), baseline: rate("rclone bucket → directory"), baselineName: "rclone copy to a directory", target: Number.NaN },
@@ -355,12 +338,32 @@ async function quiesce(pids: number[]): Promise<number> {
   return (performance.now() - started) / 1000;
 }
 
-/** Starts counting the MinIO servers' CPU; the function returned says how much they used since, source + destination. */
-function minioCpu(ctx: Context): () => string {
-  const before = ctx.minioPids.map(processCpuSeconds);
+/** Seconds per measurement, logged as they come; `m` is a measurement's median, `count` how many it has. */
+function recorder<K extends string>(): { record: (k: K, s: number) => void; m: (k: K) => number; count: (k: K) => number } {
+  const seconds = new Map<K, number[]>();
+  return {
+    record(k, s) {
+      seconds.set(k, [...(seconds.get(k) ?? []), s]);
+      log(`  ${k}: ${s.toFixed(2)} s`);
+    },
+    m: (k) => median(seconds.get(k)!),
+    count: (k) => seconds.get(k)?.length ?? 0,
+  };
+}
+
+/**
+ * Starts counting CPU: this process's (ours), its children's (rclone) and the MinIO servers'
+ * (source + destination); the function returned says what each used since.
+ */
+function cpuMeter(ctx: Context): () => string {
+  const ours = process.cpuUsage();
+  const children = childrenCpuSeconds();
+  const minio = ctx.minioPids.map(processCpuSeconds);
   return () => {
-    const used = ctx.minioPids.map((pid, i) => processCpuSeconds(pid) - before[i]!);
-    return `${used.map((s) => s.toFixed(2)).join(" + ")} s`;
+    const used = process.cpuUsage(ours);
+    const servers = ctx.minioPids.map((pid, i) => (processCpuSeconds(pid) - minio[i]!).toFixed(2)).join(" + ");
+    const rclone = (childrenCpuSeconds() - children).toFixed(2);
+    return `CPU: ours ${((used.user + used.system) / 1e6).toFixed(2)} s (kernel ${(used.system / 1e6).toFixed(2)} s), rclone's ${rclone} s, MinIO's ${servers} s`;
   };
 }
 

@@ -94,7 +94,7 @@ function encodeKeyPath(key: string): string {
  * key) on every request, and Node prepares a raw key anew for each. Measured: signing went from
  * ~24 % of a small-object sync's profile to ~7 %, the sync's process CPU down by a fifth.
  */
-function cachedKeySha256(): new (secret?: string | ArrayBuffer | ArrayBufferView) => { update(data: string | Uint8Array): void; digest(): Promise<Uint8Array>; reset(): void } {
+export function cachedKeySha256(): new (secret?: string | ArrayBuffer | ArrayBufferView) => { update(data: string | Uint8Array): void; digest(): Promise<Uint8Array>; reset(): void } {
   const keys = new Map<string, KeyObject>();
   const keyFor = (secret: string | ArrayBuffer | ArrayBufferView): KeyObject => {
     const bytes = typeof secret === "string" ? Buffer.from(secret) : ArrayBuffer.isView(secret) ? Buffer.from(secret.buffer, secret.byteOffset, secret.byteLength) : Buffer.from(secret);
