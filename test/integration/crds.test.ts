@@ -98,6 +98,7 @@ describe("invalid manifests are rejected with a readable message", () => {
     ["selective sync on a primary", () => withSpec(primary(), "primary-selective", (s) => (s.selectiveSync = { type: "shards", shards: ["default"] })), /selectiveSync applies to secondary sites only/],
     ["secondary without a way to read the primary DB", () => withSpec(secondary(), "no-replica", (s) => delete s.database.primaryReplicaSecretRef), /a secondary site needs database\.primaryReplicaSecretRef/],
     ["invalid bucket name", () => withSpec(primary(), "bad-bucket", (s) => (s.objectStorage.bucket = "My_Bucket")), /bucket must be a valid S3 bucket name/],
+    ["unknown upload checksum", () => withSpec(secondary(), "bad-checksum", (s) => (s.objectStorage.uploadChecksum = "MD5")), /Unsupported value: "MD5": supported values: "SHA256", "None"/],
     ["object prefix escaping upwards", () => withSpec(primary(), "bad-prefix", (s) => (s.objectStorage.prefix = "uploads/../")), /prefix must not contain '\.' or '\.\.' segments/],
     ["secondary git without mirrorRoot", () => withSpec(secondary(), "no-mirror-root", (s) => (s.git = { persistentVolumeClaim: { claimName: "x" } })), /a secondary site's git section needs mirrorRoot/],
     ["namespaces selective sync without namespaces", () => withSpec(secondary(), "empty-selection", (s) => (s.selectiveSync = { type: "namespaces" })), /selectiveSync\.type 'namespaces' needs at least one entry/],

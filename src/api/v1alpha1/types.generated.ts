@@ -142,6 +142,10 @@ export interface GeoSiteSpec {
      */
     forcePathStyle?: boolean;
     /**
+     * What a copy written to this store carries for the store to check before it commits it. SHA256: the copy's SHA-256 (x-amz-checksum-sha256; objects over 8 MiB send it as an aws-chunked trailer), which the store verifies and keeps, so a corrupt write is refused and a first verification can use the store's checksum. None: for S3-compatible stores that refuse those headers (older Ceph RGW and some hosted services answer NotImplemented or InvalidArgument); copies up to 8 MiB carry Content-MD5 instead, larger ones only their length, and every first verification reads the copy back.
+     */
+    uploadChecksum?: "SHA256" | "None";
+    /**
      * Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
      */
     credentialsSecretRef: {

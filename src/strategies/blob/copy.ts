@@ -8,7 +8,10 @@
  * holds exactly the bytes we hashed. Larger objects, up to the multipart threshold, stream from
  * the GetObject body into a PutObject on the lean path (LeanS3.putStream), which hashes each chunk
  * as it passes and sends the SHA-256 after the bytes as an aws-chunked trailer that the store
- * checks likewise; above the threshold a multipart upload (the SDK's Upload) takes the bytes
+ * checks likewise. A store whose GeoSite says `uploadChecksum: None` (one that refuses S3's
+ * additional checksums) gets Content-MD5 on a buffered PUT and only the length on a streamed one;
+ * the checksum returned is still ours, and a first verification then reads the copy back. Above
+ * the threshold a multipart upload (the SDK's Upload) takes the bytes
  * through a SHA-256 meter, without a store-checked checksum. The checksum returned is of exactly
  * what was sent. The destination only ever holds the previous object or the complete new one: a
  * single PUT is committed by S3 only when its announced Content-Length (streamed: the final chunk
@@ -24,6 +27,7 @@ import { pipeline } from "node:stream/promises";
 import { ObjectLengthMismatchError, Sha256Meter } from "../../util/sha256-meter.ts";
 import { openObject, type ContentHeaders, type ObjectChecksum } from "./s3-read.ts";
 import { fullObjectKey } from "./object-keys.ts";
+import { S3ResponseError } from "./s3-lean.ts";
 import type { ObjectStore } from "./object-store.ts";
 
 const MiB = 1024 * 1024;
@@ -115,13 +119,15 @@ export async function writeObject(
     if (length <= Math.min(BUFFERED_PUT_MAX, multipartAbove)) {
       const data = await readWhole(body, length, what, opts.signal);
       const checksum = createHash("sha256").update(data).digest();
-      await putChecksummed(dst, dstKey, data, headers, checksum, opts.signal);
+      await withUploadChecksumHint(dst, () => putChecksummed(dst, dstKey, data, headers, checksum, opts.signal));
       return { checksum, bytes: length, multipart: false };
     }
     if (length <= multipartAbove) {
-      // The SHA-256 goes to the store as the body's trailer; the lean path hashes, counts and
-      // frames each chunk as it arrives.
-      return { ...(await dst.lean.putStream(dstKey, body, length, headers, what, opts.signal)), multipart: false };
+      // The SHA-256 goes to the store as the body's trailer (unless the store cannot take one); the
+      // lean path hashes, counts and frames each chunk as it arrives.
+      const trailer = dst.uploadChecksum === "SHA256";
+      const sent = await withUploadChecksumHint(dst, () => dst.lean.putStream(dstKey, body, length, headers, what, opts.signal, { trailer }));
+      return { ...sent, multipart: false };
     }
     return { ...(await uploadParts(dst, dstKey, body, length, what, opts)), multipart: true };
   } catch (err) {
@@ -177,7 +183,40 @@ function contentRequestHeaders(content: ContentHeaders): Record<string, string> 
  * buffer, so a retried attempt sends the same bytes.
  */
 async function putChecksummed(dst: ObjectStore, fullKey: string, data: Buffer, headers: Record<string, string>, checksum: Buffer, signal: AbortSignal | undefined): Promise<void> {
-  await dst.lean.put(fullKey, data, { ...headers, "x-amz-checksum-sha256": checksum.toString("base64") }, signal);
+  // A store that takes no SHA-256 still checks Content-MD5, which every S3-compatible store knows.
+  const integrity: Record<string, string> = dst.uploadChecksum === "SHA256" ? { "x-amz-checksum-sha256": checksum.toString("base64") } : { "content-md5": createHash("md5").update(data).digest("base64") };
+  await dst.lean.put(fullKey, data, { ...headers, ...integrity }, signal);
+}
+
+/**
+ * What S3-compatible stores that do not implement S3's additional checksums answer to a PutObject
+ * carrying one (x-amz-checksum-sha256, or an aws-chunked body with a trailer): Cloudflare R2 and
+ * older Ceph RGW NotImplemented, Backblaze B2 InvalidArgument ("Unsupported header"), others
+ * InvalidRequest. A plain PutObject gets none of these from a store that works at all.
+ */
+const CHECKSUM_REFUSALS = new Set(["NotImplemented", "InvalidArgument", "InvalidRequest"]);
+
+/**
+ * Runs a PUT that carries our SHA-256 and, when the store refuses it in a way that points at the
+ * checksum, says so and what to change: the store's own message alone ("Unsupported header") does
+ * not tell an operator that geo-operator has a setting for it. The error keeps its name and status,
+ * so it is classified as before.
+ */
+async function withUploadChecksumHint<T>(dst: ObjectStore, put: () => Promise<T>): Promise<T> {
+  try {
+    return await put();
+  } catch (err) {
+    if (dst.uploadChecksum !== "SHA256" || !(err instanceof S3ResponseError) || !CHECKSUM_REFUSALS.has(err.name)) throw err;
+    const { httpStatusCode, requestId, attempts } = err.$metadata;
+    throw new S3ResponseError(
+      httpStatusCode,
+      err.name,
+      `${err.message} (the store may not accept the SHA-256 checksum sent with uploads, x-amz-checksum-sha256; ` +
+        `if it is an S3-compatible store without it, set objectStorage.uploadChecksum: None on the secondary GeoSite)`,
+      requestId,
+      attempts,
+    );
+  }
 }
 
 /**

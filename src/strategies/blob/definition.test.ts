@@ -106,6 +106,14 @@ describe("blob endpoints from env", () => {
     expect(toBucket.secondary!.ObjectStorage!.bucket).toBe("sb");
   });
 
+  it("takes each store's uploadChecksum from its GeoSite, SHA256 unless it says None", () => {
+    const env = { GEO_PRIMARY_S3_ACCESS_KEY_ID: "pk", GEO_PRIMARY_S3_SECRET_ACCESS_KEY: "ps", GEO_SECONDARY_S3_ACCESS_KEY_ID: "sk", GEO_SECONDARY_S3_SECRET_ACCESS_KEY: "ss" };
+    const older = { ...secondary, objectStorage: { ...secondary.objectStorage!, uploadChecksum: "None" as const } };
+    const endpoints = blobStrategy.endpointsFromEnv(env, older, primary, settings(), "tokyo");
+    expect(endpoints.secondary!.ObjectStorage).toMatchObject({ bucket: "sb", uploadChecksum: "None" });
+    expect(endpoints.primary.ObjectStorage).toMatchObject({ bucket: "pb", uploadChecksum: "SHA256" });
+  });
+
   it("says what is missing and why the type needs it", () => {
     expect(() => blobStrategy.endpointsFromEnv({}, secondary, { ...primary, fileStorage: undefined }, files, "tokyo")).toThrow("the primary GeoSite has no fileStorage.root, which this type needs (blob.primaryStore is FileStorage)");
     expect(() => blobStrategy.endpointsFromEnv({}, { ...secondary, fileStorage: undefined }, primary, files, "tokyo")).toThrow(

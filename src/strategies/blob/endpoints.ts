@@ -25,6 +25,7 @@ export interface S3StoreEndpoint {
   bucket: string;
   prefix: string;
   forcePathStyle: boolean;
+  uploadChecksum: "SHA256" | "None";
   accessKeyId: string;
   secretAccessKey: string;
 }
@@ -126,6 +127,7 @@ function s3Endpoint(storage: ObjectStorageSpec, env: Env, prefix: S3EnvPrefix): 
     bucket: storage.bucket,
     prefix: storage.prefix ?? "",
     forcePathStyle: storage.forcePathStyle ?? false,
+    uploadChecksum: storage.uploadChecksum ?? "SHA256",
     accessKeyId: requireSecret(env, `${prefix}_ACCESS_KEY_ID`, `credentials for bucket ${storage.bucket}`),
     secretAccessKey: requireSecret(env, `${prefix}_SECRET_ACCESS_KEY`, `credentials for bucket ${storage.bucket}`),
   };

@@ -26,7 +26,11 @@ export interface ObjectStore {
   /** "" or a prefix ending in "/"; every key this store touches starts with it. */
   prefix: string;
   role: SiteRole;
+  /** What a copy written here carries for the store to check (`objectStorage.uploadChecksum`). */
+  uploadChecksum: UploadChecksum;
 }
+
+export type UploadChecksum = NonNullable<ObjectStorageSpec["uploadChecksum"]>;
 
 /** Read by the caller from the Secret named in `credentialsSecretRef` (or from mounted files). */
 export interface S3Credentials {
@@ -61,7 +65,7 @@ export const DEFAULT_MAX_SOCKETS = 64;
  * which closes the keep-alive sockets of both the SDK client and the lean path (they share them).
  */
 export function createObjectStore(
-  spec: Pick<ObjectStorageSpec, "endpoint" | "region" | "bucket" | "prefix" | "forcePathStyle">,
+  spec: Pick<ObjectStorageSpec, "endpoint" | "region" | "bucket" | "prefix" | "forcePathStyle" | "uploadChecksum">,
   credentials: S3Credentials,
   role: SiteRole,
   options: ObjectStoreOptions = {},
@@ -108,7 +112,7 @@ export function createObjectStore(
     connectionTimeoutMs,
     socketTimeoutMs,
   });
-  return { client, lean, bucket: spec.bucket, prefix, role };
+  return { client, lean, bucket: spec.bucket, prefix, role, uploadChecksum: spec.uploadChecksum ?? "SHA256" };
 }
 
 /**

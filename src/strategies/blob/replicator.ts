@@ -41,7 +41,7 @@ type BlobContext = ReplicatorContext<BlobSettings, BlobEndpoints>;
 function s3Store(endpoint: S3StoreEndpoint, role: "primary" | "secondary", ctx: BlobContext): S3BlobStore {
   return new S3BlobStore(
     createObjectStore(
-      { endpoint: endpoint.endpoint, region: endpoint.region, bucket: endpoint.bucket, prefix: endpoint.prefix, forcePathStyle: endpoint.forcePathStyle },
+      { endpoint: endpoint.endpoint, region: endpoint.region, bucket: endpoint.bucket, prefix: endpoint.prefix, forcePathStyle: endpoint.forcePathStyle, uploadChecksum: endpoint.uploadChecksum },
       { accessKeyId: endpoint.accessKeyId, secretAccessKey: endpoint.secretAccessKey },
       role,
       { logger: ctx.log },

@@ -185,21 +185,39 @@ export class LeanS3 {
    * nothing, with ObjectLengthMismatchError (naming `what`) when the body holds fewer or more
    * bytes, the body's own error, the signal's reason, S3ResponseError for an error response
    * (a wrong checksum included), or Node's socket error.
+   *
+   * With `trailer: false`, for stores that refuse S3's additional checksums, the body goes out as
+   * it is, with only its Content-Length for the store to check; the SHA-256 returned is still of
+   * exactly what was sent.
    */
-  async putStream(key: string, body: Readable, length: number, headers: Record<string, string>, what: string, signal?: AbortSignal): Promise<StreamChecksum> {
+  async putStream(
+    key: string,
+    body: Readable,
+    length: number,
+    headers: Record<string, string>,
+    what: string,
+    signal?: AbortSignal,
+    { trailer = true }: { trailer?: boolean } = {},
+  ): Promise<StreamChecksum> {
     const path = `${this.basePath}/${encodeKeyPath(key)}`;
-    const encoder = new AwsChunkedEncoder(length);
+    const encoder = trailer ? new AwsChunkedEncoder(length) : undefined;
     let signed: OutgoingHttpHeaders;
     try {
       signal?.throwIfAborted();
       const contentEncoding = headers["content-encoding"];
-      signed = await this.sign("PUT", path, {
-        ...headers,
-        ...awsChunkedHeaders(length),
-        // S3 drops aws-chunked from what it stores; an encoding of the content itself stays.
-        ...(contentEncoding ? { "content-encoding": `aws-chunked,${contentEncoding}` } : {}),
-        "content-length": String(encoder.encodedLength),
-      });
+      signed = await this.sign(
+        "PUT",
+        path,
+        encoder
+          ? {
+              ...headers,
+              ...awsChunkedHeaders(length),
+              // S3 drops aws-chunked from what it stores; an encoding of the content itself stays.
+              ...(contentEncoding ? { "content-encoding": `aws-chunked,${contentEncoding}` } : {}),
+              "content-length": String(encoder.encodedLength),
+            }
+          : { ...headers, "content-length": String(length), "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
+      );
       signal?.throwIfAborted();
     } catch (err) {
       body.destroy();
@@ -216,12 +234,13 @@ export class LeanS3 {
         bytes += chunk.length;
         if (bytes > length) return finish(new ObjectLengthMismatchError(what, length, bytes));
         hash.update(chunk);
-        if (!encoder.write(chunk, req)) body.pause();
+        if (!(encoder ? encoder.write(chunk, req) : req.write(chunk))) body.pause();
       };
       const onEnd = () => {
         if (bytes !== length) return finish(new ObjectLengthMismatchError(what, length, bytes));
         sent = { checksum: hash.digest(), bytes };
-        req.end(encoder.end(sent.checksum));
+        if (encoder) req.end(encoder.end(sent.checksum));
+        else req.end();
       };
       // A source socket closed before the end ends some bodies with 'close' and no 'end'.
       const onClose = () => {

@@ -1,9 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { PrimaryWriteRefusedError, copyObject, deleteObject } from "../../../src/strategies/blob/copy.ts";
 import { InvalidObjectKeyError } from "../../../src/strategies/blob/object-keys.ts";
 import { classifyS3Error } from "../../../src/strategies/blob/s3-errors.ts";
+import { S3ResponseError } from "../../../src/strategies/blob/s3-lean.ts";
 import { sha256Object } from "../../../src/strategies/blob/s3-read.ts";
 import { startS3Proxy } from "./s3-proxy.ts";
 import { countRequests, listKeys, pendingUploads, randomBody, read, s3Env, seed, storeOn, testStores, watchRequests } from "./stores.ts";
@@ -234,6 +235,92 @@ describe("copyObject", () => {
 
     expect(srcRequests.size + dstRequests.size).toBe(0);
     expect(await listKeys(dst)).toEqual([]);
+  });
+});
+
+describe("a store that refuses S3's additional checksums (objectStorage.uploadChecksum)", () => {
+  const md5 = (data: Buffer) => createHash("md5").update(data).digest("base64");
+
+  async function refusingStore(prefix: string, uploadChecksum: "SHA256" | "None") {
+    const proxy = await startS3Proxy(s3Env().secondary.endpoint);
+    proxy.refuseChecksums = true;
+    const store = { ...storeOn({ ...s3Env().secondary, endpoint: proxy.endpoint }, "secondary", prefix), uploadChecksum };
+    onTestFinished(async () => {
+      store.client.destroy();
+      await proxy.close();
+    });
+    return { proxy, store };
+  }
+
+  it.each([
+    ["buffered", 300 * 1024],
+    ["streamed", 9 * MiB],
+  ])("by default a %s copy fails with the store's refusal and what to set, and the old copy stays", async (_, size) => {
+    stores = testStores();
+    const { src, dst, prefix } = stores;
+    await seed(src, "k", randomBody(size));
+    await seed(dst, "k", "old copy");
+    const refusing = await refusingStore(prefix, "SHA256");
+
+    const err = await copyObject(src, refusing.store, "k").then(
+      () => new Error("the copy succeeded"),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(S3ResponseError);
+    expect(err).toMatchObject({ name: "InvalidArgument", $metadata: { httpStatusCode: 400 } });
+    expect((err as Error).message).toMatch(/Unsupported header .*uploadChecksum: None/);
+    expect(classifyS3Error(err)).toBe("other");
+    expect(refusing.proxy.requests).toEqual(["PUT"]);
+    expect((await read(dst, "k"))?.toString()).toBe("old copy");
+  });
+
+  it("with None a buffered copy carries Content-MD5 instead, and no checksum header", async () => {
+    stores = testStores();
+    const { src, dst, prefix } = stores;
+    const data = randomBody(300 * 1024);
+    await seed(src, "small.bin", data);
+    const refusing = await refusingStore(prefix, "None");
+
+    expect(await copyObject(src, refusing.store, "small.bin")).toEqual({ checksum: sha256(data), bytes: data.length, multipart: false });
+
+    const [put] = refusing.proxy.putHeaders;
+    expect(put).toMatchObject({ "content-md5": md5(data), "content-length": String(data.length) });
+    expect(Object.keys(put!).filter((h) => h.startsWith("x-amz-checksum"))).toEqual([]);
+    expect(await read(dst, "small.bin")).toEqual(data);
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "small.bin", ChecksumMode: "ENABLED" }));
+    expect(head.ChecksumSHA256).toBeUndefined();
+  });
+
+  it("with None the store still refuses a buffered copy whose bytes changed on the way (Content-MD5)", async () => {
+    stores = testStores();
+    const { src, dst, prefix } = stores;
+    await seed(src, "k", randomBody(100 * 1024));
+    await seed(dst, "k", "old copy");
+    const refusing = await refusingStore(prefix, "None");
+    refusing.proxy.corruptPutByte = 0;
+
+    await expect(copyObject(src, refusing.store, "k")).rejects.toMatchObject({ name: "BadDigest", $metadata: { httpStatusCode: 400 } });
+    expect((await read(dst, "k"))?.toString()).toBe("old copy");
+  });
+
+  it("with None a streamed copy goes out plain with its length, content headers kept, and returns the SHA-256 of what was sent", async () => {
+    stores = testStores();
+    const { src, dst, prefix } = stores;
+    const data = randomBody(9 * MiB + 5);
+    await src.client.send(new PutObjectCommand({ Bucket: src.bucket, Key: src.prefix + "big.bin", Body: data, ContentType: "application/x-tar", ContentEncoding: "gzip" }));
+    const refusing = await refusingStore(prefix, "None");
+
+    expect(await copyObject(src, refusing.store, "big.bin")).toEqual({ checksum: sha256(data), bytes: data.length, multipart: false });
+
+    expect(refusing.proxy.requests).toEqual(["PUT"]);
+    const [put] = refusing.proxy.putHeaders;
+    expect(put).toMatchObject({ "content-length": String(data.length), "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "content-encoding": "gzip" });
+    expect(put!["x-amz-trailer"]).toBeUndefined();
+    expect(refusing.proxy.putBytes).toBe(data.length);
+    const head = await dst.client.send(new HeadObjectCommand({ Bucket: dst.bucket, Key: dst.prefix + "big.bin", ChecksumMode: "ENABLED" }));
+    expect(head).toMatchObject({ ContentType: "application/x-tar", ContentEncoding: "gzip", ContentLength: data.length });
+    expect(head.ChecksumSHA256).toBeUndefined();
+    expect(await sha256Object(dst, "big.bin")).toEqual({ checksum: sha256(data), bytes: data.length });
   });
 });
 

@@ -24,19 +24,23 @@ afterEach(async () => {
   replicator = undefined;
 });
 
-const endpoint = (info: S3Info, prefix: string) => ({
+const endpoint = (info: S3Info, prefix: string, uploadChecksum: "SHA256" | "None" = "SHA256") => ({
   kind: "s3" as const,
   endpoint: info.endpoint,
   region: info.region,
   bucket: info.bucket,
   prefix,
   forcePathStyle: true,
+  uploadChecksum,
   accessKeyId: info.accessKeyId,
   secretAccessKey: info.secretAccessKey,
 });
 
 /** A secondary's Replicator under a fresh prefix, and a counter of its requests to the secondary's bucket. */
-function secondaryReplicator(firstVerification: BlobSettings["firstVerification"]): { replicator: BlobReplicator; prefix: string; requests: Map<string, number> } {
+function secondaryReplicator(
+  firstVerification: BlobSettings["firstVerification"],
+  uploadChecksum: "SHA256" | "None" = "SHA256",
+): { replicator: BlobReplicator; prefix: string; requests: Map<string, number> } {
   const { primary, secondary } = s3Env();
   const prefix = `blob-test/${randomUUID()}/`;
   const settings: BlobSettings = { objectKey: { column: "key" }, primaryStore: "ObjectStorage", secondaryStore: "SameAsPrimary", firstVerification };
@@ -44,7 +48,7 @@ function secondaryReplicator(firstVerification: BlobSettings["firstVerification"
     type: { settings } as TypeRuntimeConfig<BlobSettings>,
     siteName: "tokyo",
     role: "secondary",
-    endpoints: { primary: { ObjectStorage: endpoint(primary, prefix) }, secondary: { ObjectStorage: endpoint(secondary, prefix) } },
+    endpoints: { primary: { ObjectStorage: endpoint(primary, prefix) }, secondary: { ObjectStorage: endpoint(secondary, prefix, uploadChecksum) } },
     log: createLogger({ name: "first-verification-test", level: "silent" }),
   });
   // The Replicator builds its own stores; count what the secondary's sends.
@@ -104,5 +108,20 @@ describe("first verification of a copy in a bucket", () => {
 
     expect(await replicator.checksumSecondary(record("big.bin"), NEVER, { firstSinceWrite: true })).toEqual({ checksum: sha256(data), bytes: data.length });
     expect(Object.fromEntries(requests)).toEqual({ HEAD: 1 });
+  });
+
+  it.each([
+    ["buffered", 256 * 1024],
+    ["streamed", 9 * MiB],
+  ])("reads a %s copy back when the secondary's store takes no upload checksum (uploadChecksum: None)", async (_, size) => {
+    const { replicator, prefix, requests } = secondaryReplicator("StoreChecksum", "None");
+    const data = randomBody(size);
+    await seed(storeOn(s3Env().primary, "primary", prefix), "a.bin", data);
+    expect(await replicator.sync(record("a.bin"), NEVER)).toMatchObject({ bytes: data.length });
+    expect(requests.get("PUT")).toBe(1);
+    requests.clear();
+
+    expect(await replicator.checksumSecondary(record("a.bin"), NEVER, { firstSinceWrite: true })).toEqual({ checksum: sha256(data), bytes: data.length });
+    expect(Object.fromEntries(requests)).toEqual({ HEAD: 1, GET: 1 });
   });
 });

@@ -1,10 +1,11 @@
 /**
  * An HTTP proxy on 127.0.0.1 in front of a MinIO server, for what a healthy server will not do on
  * demand: answer with an error (503 SlowDown) before forwarding, flip a byte of a request body on
- * the way, or hold a request without answering; and it counts the PUT body bytes it forwarded. Requests are forwarded unchanged, Host header
- * included, so their signatures still verify.
+ * the way, hold a request without answering, or refuse S3's additional checksums as some
+ * S3-compatible stores do; and it counts the PUT body bytes it forwarded and keeps each PUT's
+ * headers. Requests are forwarded unchanged, Host header included, so their signatures still verify.
  */
-import { createServer, request, type IncomingMessage, type Server } from "node:http";
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Transform } from "node:stream";
 
@@ -23,12 +24,19 @@ export interface S3Proxy {
   putBytes: number;
   /** Leave PUT requests unanswered from now on (the client sees no response). */
   holdPuts: boolean;
+  /**
+   * Answer like a store without S3's additional checksums (Backblaze B2's wording): a request with
+   * an x-amz-checksum-* or x-amz-trailer header, or an aws-chunked body, gets 400 InvalidArgument.
+   */
+  refuseChecksums: boolean;
+  /** The headers of every PUT received, in order. */
+  putHeaders: IncomingHttpHeaders[];
   close(): Promise<void>;
 }
 
 export async function startS3Proxy(target: string): Promise<S3Proxy> {
   const upstream = new URL(target);
-  const failures: { status: number; code: string }[] = [];
+  const failures: { status: number; code: string; message?: string }[] = [];
   const held: IncomingMessage[] = [];
   const proxy: S3Proxy = {
     endpoint: "",
@@ -37,6 +45,8 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
     corruptPutByte: undefined,
     putBytes: 0,
     holdPuts: false,
+    refuseChecksums: false,
+    putHeaders: [],
     close: () =>
       new Promise<void>((resolve) => {
         for (const req of held) req.socket.destroy();
@@ -46,11 +56,17 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
   };
   const server: Server = createServer((req, res) => {
     proxy.requests.push(req.method!);
-    const failure = failures.shift();
+    if (req.method === "PUT") proxy.putHeaders.push(req.headers);
+    const unsupported = Object.keys(req.headers).find((name) => name.startsWith("x-amz-checksum-") || name === "x-amz-trailer");
+    const failure =
+      failures.shift() ??
+      (proxy.refuseChecksums && (unsupported || /aws-chunked/.test(req.headers["content-encoding"] ?? ""))
+        ? { status: 400, code: "InvalidArgument", message: `Unsupported header '${unsupported ?? "content-encoding"}' received for this API call.` }
+        : undefined);
     if (failure) {
       req.resume();
       res.writeHead(failure.status, { "content-type": "application/xml" });
-      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${failure.code}</Code><Message>injected by the test proxy</Message><RequestId>proxy</RequestId></Error>`);
+      res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${failure.code}</Code><Message>${failure.message ?? "injected by the test proxy"}</Message><RequestId>proxy</RequestId></Error>`);
       return;
     }
     if (req.method === "PUT" && proxy.holdPuts) {
