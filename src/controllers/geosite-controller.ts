@@ -17,7 +17,7 @@
  * failover maxStatusAge) so that lastStatusTime shows the operator is alive.
  */
 import type { CustomObjectsApi } from "@kubernetes/client-node";
-import { PLURALS, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
+import { ACCEPT_PRIMARY_IDENTITY_ANNOTATION, PLURALS, setCondition, type Condition, type GeoSite, type ReplicableType } from "../api/v1alpha1/resources.ts";
 import { parseDuration } from "../api/v1alpha1/duration.ts";
 import { selectiveSyncOf } from "../api/v1alpha1/runtime.ts";
 import { strategyFor } from "../strategies/catalog.ts";
@@ -29,7 +29,7 @@ import { describeError } from "../k8s/api-errors.ts";
 import type { Informer } from "../k8s/informer.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { oldestUnsyncedAgeSeconds, primaryStatus, secondaryStatus, type ReplicableStatus } from "../registry/status.ts";
-import { readReplicaProof, writeHeartbeat } from "../registry/heartbeat.ts";
+import { acceptPrimaryIdentity, proveReplica, writeHeartbeat } from "../registry/heartbeat.ts";
 import { deletionHold } from "../registry/deletions.ts";
 import { cursorMaxLagSecondsOf, eventLogRetentionSecondsOf, maxReplicationLagSecondsOf } from "../api/v1alpha1/runtime.ts";
 import { capturesChanges, cursorWanted } from "../cursor/site-server.ts";
@@ -42,6 +42,7 @@ import type { ReconcileResult } from "./controller-loop.ts";
 import { ConditionType, Reason } from "./reasons.ts";
 import { failoverCondition, failoverReadiness, statusRewriteSeconds } from "./failover-readiness.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
+import { replicaIdentityChange } from "../workers/deletion-policy.ts";
 import { checkTopology } from "./validation.ts";
 import { desiredSiteServers, type SiteServerExecutor } from "./site-servers.ts";
 import { observePrimaryEventLog, observeSecondaryEventLog, primaryEventLogStatus, secondaryEventLogStatus, type EventLogStatus } from "./event-log-status.ts";
@@ -242,7 +243,7 @@ export class GeoSiteController {
       if (primary) {
         await writeHeartbeat(main, site.metadata.name);
       } else {
-        replicationLagSeconds = await this.replicaLag(site, main, reasons);
+        replicationLagSeconds = await this.replicaLag(site, main, tracking!, reasons);
       }
     } catch (err) {
       reasons.push(`${Reason.DatabaseUnreachable}: heartbeat: ${(err as Error).message}`);
@@ -321,10 +322,23 @@ export class GeoSiteController {
   }
 
   /** The primary's heartbeat read through the replica: its age, or a reason why it proves nothing. */
-  private async replicaLag(site: GeoSite, replica: Queryable, reasons: string[]): Promise<number | undefined> {
+  private async replicaLag(site: GeoSite, replica: Queryable, tracking: Queryable, reasons: string[]): Promise<number | undefined> {
     const primary = checkTopology(this.d.sites.list(site.metadata.namespace)).primary;
     if (!primary) return undefined;
-    const proof = await readReplicaProof(replica, primary.metadata.name);
+    let proof = await proveReplica(replica, tracking, primary.metadata.name);
+    const accepted = site.metadata.annotations?.[ACCEPT_PRIMARY_IDENTITY_ANNOTATION];
+    if (proof.state === "other-identity" && accepted === proof.identity) {
+      // Only the identity the replica shows now is accepted: a value naming any other changes nothing.
+      const previous = await acceptPrimaryIdentity(tracking, primary.metadata.name, proof.identity);
+      const message = `accepted the primary database identity ${proof.identity} of ${primary.metadata.name} (was ${previous ?? proof.pinnedIdentity}) as annotated`;
+      this.d.log.warn({ site: site.metadata.name, primary: primary.metadata.name, identity: proof.identity, previous: previous ?? proof.pinnedIdentity }, message);
+      await this.d.events.record(site, "Normal", Reason.PrimaryIdentityAccepted, message);
+      proof = await proveReplica(replica, tracking, primary.metadata.name);
+    }
+    if (proof.state === "other-identity") {
+      reasons.push(`${Reason.ReplicaUnproven}: ${replicaIdentityChange(primary.metadata.name, proof).replace("<this secondary>", site.metadata.name)}; deletions are held meanwhile`);
+      return undefined;
+    }
     if (proof.state === "no-heartbeat") {
       reasons.push(`${Reason.ReplicaUnproven}: the primary's read replica has no heartbeat of primary ${primary.metadata.name}; check database.primaryReplicaSecretRef (deletions are held meanwhile)`);
       return undefined;

@@ -56,6 +56,8 @@ export const Reason = {
   RegistryBehind: "RegistryBehind",
   ReplicaUnproven: "ReplicaUnproven",
   ReplicaLagging: "ReplicaLagging",
+  /** Event: a secondary now replicates from the primary database identity its GeoSite's annotation named. */
+  PrimaryIdentityAccepted: "PrimaryIdentityAccepted",
   /** A secondary's log cursor is behind the primary's event log by more than eventLog.cursor.maxLag, or stuck. */
   EventCursorBehind: "EventCursorBehind",
   PrimaryEmpty: "PrimaryEmpty",

@@ -26,7 +26,7 @@ import {
   registryRowCount,
   selectedModelIds,
 } from "../registry/event-targets.ts";
-import { readReplicaProof } from "../registry/heartbeat.ts";
+import { proveReplica } from "../registry/heartbeat.ts";
 import { requestResync } from "../registry/sync-state.ts";
 import { claimVerificationWork, readPrimaryChecksums } from "../registry/verification-state.ts";
 import type { CursorMetrics } from "../metrics/cursor-metrics.ts";
@@ -202,7 +202,7 @@ class TypeFollower {
       outcome: { goneThisPass: confirmed.length, confirmed: confirmed.length, registryRows: await registryRowCount(tracking, type.schema) },
       // Not a walk of the whole table: the "primary returned no rows" rule belongs to passes.
       passScanned: 1,
-      replica: await readReplicaProof(this.ctx.primaryDb, this.ctx.primarySiteName),
+      replica: await proveReplica(this.ctx.primaryDb, tracking, this.ctx.primarySiteName),
       settings: { ...settings, maxReplicationLagSeconds: this.ctx.maxReplicationLagSeconds },
       hold,
     });

@@ -12,6 +12,8 @@
  * are written the same way, so re-applying one whose record was lost changes nothing. A released
  * version is never edited; later changes are new versions. Version 3 (both roles) adds the exact
  * row counters of row-counts.ts, which each type's schema version 2 then wires to its table.
+ * Tracking version 4 pins the identity of the primary's database a secondary replicates from
+ * (heartbeat.ts).
  */
 import pg from "pg";
 import type { SchemaRole } from "./config.ts";
@@ -30,6 +32,7 @@ export const CONSISTENCY_PASSES_TABLE = "geo_operator_consistency_passes";
 export const DELETION_CANDIDATES_TABLE = "geo_operator_deletion_candidates";
 export const DELETION_HOLDS_TABLE = "geo_operator_deletion_holds";
 export const HEARTBEAT_TABLE = "geo_operator_primary_heartbeat";
+export const PRIMARY_IDENTITIES_TABLE = "geo_operator_primary_identities";
 export const BACKFILL_WALKS_TABLE = "geo_operator_backfill_walks";
 export const EVENTS_TABLE = "geo_operator_events";
 export const CAPTURE_TYPES_TABLE = "geo_operator_capture_types";
@@ -148,6 +151,18 @@ const TRACKING_MIGRATIONS: readonly SchemaMigration[] = [
     version: 3,
     description: `create ${ROW_COUNTS_TABLE} and the registry's counting trigger function (row-counts.ts)`,
     statements: trackingRowCountsStatements(),
+  },
+  {
+    version: 4,
+    description: `create ${PRIMARY_IDENTITIES_TABLE}`,
+    statements: [
+      `CREATE TABLE IF NOT EXISTS public.${PRIMARY_IDENTITIES_TABLE} (
+  primary_site_name text PRIMARY KEY,
+  identity uuid NOT NULL,
+  pinned_at timestamptz NOT NULL DEFAULT now(),
+  accepted_from uuid
+)`,
+    ],
   },
 ];
 

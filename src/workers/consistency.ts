@@ -27,7 +27,7 @@ import {
   walkConsistencyPass,
   type GoneInBatch,
 } from "../registry/deletions.ts";
-import { readReplicaProof } from "../registry/heartbeat.ts";
+import { proveReplica } from "../registry/heartbeat.ts";
 import { forgetReplicas, locationsOf, locationsStillUsed } from "../registry/replicas.ts";
 import { tableRefs } from "../registry/tables.ts";
 import { requireTracking, type WorkerContext } from "./context.ts";
@@ -72,7 +72,7 @@ async function settleDeletions(ctx: WorkerContext, pass: { startedAt: string }, 
     primarySiteName: ctx.primarySiteName,
     outcome,
     passScanned: scanned,
-    replica: await readReplicaProof(ctx.primaryDb, ctx.primarySiteName),
+    replica: await proveReplica(ctx.primaryDb, tracking, ctx.primarySiteName),
     settings: { ...settings, maxReplicationLagSeconds: ctx.maxReplicationLagSeconds },
     hold: await deletionHold(tracking, type.name),
   });

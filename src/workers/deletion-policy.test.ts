@@ -54,6 +54,18 @@ describe("decideDeletions", () => {
     expect(decideDeletions(input({ replica: { state: "other-site", siteNames: [] } }))).toMatchObject({ message: expect.stringMatching(/heartbeat of no site/) });
   });
 
+  it("holds with ReplicaUnproven when the replica shows the primary's name from another database than the pinned one", () => {
+    const other = "5d0c2a77-0000-4000-8000-000000000000";
+    const d = decideDeletions(
+      input({ replica: { state: "other-identity", identity: other, pinnedIdentity: proven.identity, pinnedAt: new Date("2026-11-01T00:00:00Z"), databaseName: "gitlabhq_staging" } }),
+    );
+    expect(d).toMatchObject({ action: "hold", reason: HoldReason.ReplicaUnproven });
+    if (d.action !== "hold") throw new Error("not held");
+    expect(d.message).toContain(`heartbeat of london from another database (identity ${other}, database gitlabhq_staging)`);
+    expect(d.message).toContain(`replicated from since 2026-11-01T00:00:00.000Z (identity ${proven.identity})`);
+    expect(d.message).toContain(`kubectl annotate geosite <this secondary> geo.replication.dev/accept-primary-identity=${other} --overwrite`);
+  });
+
   it("holds with ReplicaLagging only above maxReplicationLag", () => {
     expect(reasonOf(input({ replica: { ...proven, lagSeconds: 601 } }))).toBe(HoldReason.ReplicaLagging);
     expect(decideDeletions(input({ replica: { ...proven, lagSeconds: 3600 } }))).toMatchObject({ message: expect.stringMatching(/3600 s behind \(limit 600 s\)/) });

@@ -4,6 +4,7 @@
  * nothing to do. The evidence rule itself (two passes, the grace period apart) is applied in SQL
  * (registry/deletions.ts); this decides whether the picture as a whole can be believed.
  */
+import { ACCEPT_PRIMARY_IDENTITY_ANNOTATION } from "../api/v1alpha1/resources.ts";
 import type { ReplicaProof } from "../registry/heartbeat.ts";
 import type { DeletionHold, PassOutcome } from "../registry/deletions.ts";
 
@@ -62,6 +63,12 @@ function problem(input: DeletionInput): { reason: HoldReasonValue; message: stri
       message: `${what}, but the primary's read replica carries the heartbeat of ${replica.siteNames.join(", ") || "no site"}, not of primary ${primarySiteName}: check database.primaryReplicaSecretRef`,
     };
   }
+  if (replica.state === "other-identity") {
+    return {
+      reason: HoldReason.ReplicaUnproven,
+      message: `${what}, but ${replicaIdentityChange(primarySiteName, replica)}`,
+    };
+  }
   if (replica.lagSeconds > settings.maxReplicationLagSeconds) {
     return {
       reason: HoldReason.ReplicaLagging,
@@ -83,6 +90,19 @@ function problem(input: DeletionInput): { reason: HoldReasonValue; message: stri
     };
   }
   return undefined;
+}
+
+/**
+ * What a changed primary identity means and how to accept it, for hold messages and the GeoSite's
+ * condition. Accepting is per site (the annotation goes on this secondary's GeoSite, not on a type).
+ */
+export function replicaIdentityChange(primarySiteName: string, replica: Extract<ReplicaProof, { state: "other-identity" }>): string {
+  return (
+    `the primary's read replica carries a heartbeat of ${primarySiteName} from another database (identity ${replica.identity}, database ${replica.databaseName}) ` +
+    `than the one this site has replicated from since ${replica.pinnedAt.toISOString()} (identity ${replica.pinnedIdentity}): ` +
+    `check database.primaryReplicaSecretRef (another environment's database with the same site names?). ` +
+    `If the primary's database was rebuilt on purpose, accept it: kubectl annotate geosite <this secondary> ${ACCEPT_PRIMARY_IDENTITY_ANNOTATION}=${replica.identity} --overwrite`
+  );
 }
 
 /**

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { afterEach, describe, expect, inject, it } from "vitest";
 import { releaseDeletionHold } from "../../src/registry/deletions.ts";
-import { writeHeartbeat } from "../../src/registry/heartbeat.ts";
+import { acceptPrimaryIdentity, HEARTBEAT_TABLE, writeHeartbeat } from "../../src/registry/heartbeat.ts";
 import type { World } from "../support/worker-world.ts";
 import { expectInvariants } from "./invariants.ts";
 import { scenario } from "./report.ts";
@@ -27,7 +27,11 @@ async function world(): Promise<World> {
 }
 
 /** A second database on the primary's server, e.g. a wrong or empty "replica". */
-async function otherDatabase(tables: string[], opts: { heartbeat?: boolean } = {}): Promise<{ url: string; pool: pg.Pool }> {
+/**
+ * `heartbeat`: "own" gives the database a heartbeat of site london under an identity of its own
+ * (another environment's database); an identity gives it that one (a real replica of the primary).
+ */
+async function otherDatabase(tables: string[], opts: { heartbeat?: "own" | { identity: string } } = {}): Promise<{ url: string; pool: pg.Pool; identity?: string }> {
   const server = process.env.GEO_TEST_PRIMARY_DB_URL!;
   const name = `geo_fault_${randomBytes(5).toString("hex")}`;
   const admin = new pg.Client({ connectionString: server });
@@ -38,7 +42,14 @@ async function otherDatabase(tables: string[], opts: { heartbeat?: boolean } = {
   u.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: u.toString(), max: 2 });
   for (const t of tables) await pool.query(t);
-  if (opts.heartbeat) await writeHeartbeat(pool, "london");
+  let identity: string | undefined;
+  if (opts.heartbeat) {
+    identity = await writeHeartbeat(pool, "london");
+    if (opts.heartbeat !== "own") {
+      identity = opts.heartbeat.identity;
+      await pool.query(`UPDATE ${HEARTBEAT_TABLE} SET identity = $1::uuid`, [identity]);
+    }
+  }
   cleanups.push(async () => {
     await pool.end();
     const c = new pg.Client({ connectionString: server });
@@ -46,7 +57,7 @@ async function otherDatabase(tables: string[], opts: { heartbeat?: boolean } = {
     await c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     await c.end();
   });
-  return { url: u.toString(), pool };
+  return { url: u.toString(), pool, identity };
 }
 
 const MODEL_TABLE = `CREATE TABLE cool_widgets (id bigserial PRIMARY KEY, namespace_id bigint, file_name text NOT NULL)`;
@@ -63,14 +74,14 @@ describe("fault suite: deletions", () => {
     scenario(
       "01 empty replica",
       {
-        done: "12 objects replicated and verified; GEO_PRIMARY_DB_URL → a database with the same, empty cool_widgets table (heartbeat present); two consistency passes",
+        done: "12 objects replicated and verified; GEO_PRIMARY_DB_URL → a database with the same, empty cool_widgets table and the primary's heartbeat identity (a real replica whose table was emptied); two consistency passes",
         expected: "held=12 (PrimaryEmpty), deleted=0, all copies kept",
       },
       async (o) => {
         const w = await world();
         await addBlobs(w, 12);
         await round(w);
-        const empty = await otherDatabase([MODEL_TABLE], { heartbeat: true });
+        const empty = await otherDatabase([MODEL_TABLE], { heartbeat: { identity: await writeHeartbeat(w.dbs.primary, "london") } });
         const r = await twoPasses(w, { GEO_PRIMARY_DB_URL: empty.url });
         const hold = await holdOf(w);
         o.note(`deleted=${r.deleted} held=${r.held} hold=${hold?.reason ?? "none"}`);
@@ -176,6 +187,37 @@ describe("fault suite: deletions", () => {
         expect(hold?.reason).toBe("TooManyDeletions");
         w.type = { ...w.type, source: { ...w.type.source, table: "cool_widgets" } };
         await expectInvariants(env, w, o);
+      },
+    ));
+
+  it("17 another environment's database under the same site name", () =>
+    scenario(
+      "17 another environment's database under the same site name",
+      {
+        done: "12 replicated and verified (the secondary pinned the primary's database identity); GEO_PRIMARY_DB_URL → another environment's database: cool_widgets with 11 of the 12 rows and a heartbeat of site london under its own identity; two passes; then that identity accepted (what the GeoSite annotation does); two passes",
+        expected: "held (ReplicaUnproven, naming both identities and the annotation), deleted=0; once accepted: the missing record's copy goes, the other 11 stay",
+      },
+      async (o) => {
+        const w = await world();
+        const blobs = await addBlobs(w, 12);
+        await round(w);
+        const staging = await otherDatabase([MODEL_TABLE], { heartbeat: "own" });
+        const { rows } = await w.dbs.primary.query<{ id: string; namespace_id: string | null; file_name: string }>(`SELECT id, namespace_id, file_name FROM cool_widgets WHERE id <> $1 ORDER BY id`, [blobs[0]!.id]);
+        for (const r of rows) await staging.pool.query(`INSERT INTO cool_widgets (id, namespace_id, file_name) VALUES ($1, $2, $3)`, [r.id, r.namespace_id, r.file_name]);
+
+        const wrong = await twoPasses(w, { GEO_PRIMARY_DB_URL: staging.url });
+        const hold = await holdOf(w);
+        o.note(`other identity: deleted=${wrong.deleted} held=${wrong.held} hold=${hold?.reason ?? "none"}`);
+        expect(wrong.deleted).toBe(0);
+        expect(hold?.reason).toBe("ReplicaUnproven");
+        expect(hold?.message).toContain(`identity ${staging.identity}`);
+        expect(hold?.message).toContain(`geo.replication.dev/accept-primary-identity=${staging.identity}`);
+
+        expect(await acceptPrimaryIdentity(w.dbs.tracking, "london", staging.identity!)).toBe(await writeHeartbeat(w.dbs.primary, "london"));
+        const accepted = await twoPasses(w, { GEO_PRIMARY_DB_URL: staging.url });
+        o.note(`accepted: deleted=${accepted.deleted}, hold=${(await holdOf(w))?.reason ?? "none"}`);
+        expect(accepted.deleted).toBe(1);
+        await expectInvariants(env, w, o, { mustHave: blobs.slice(1).map((b) => b.id) });
       },
     ));
 });

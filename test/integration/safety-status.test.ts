@@ -85,6 +85,33 @@ describe("safety rails in status", () => {
     expect(await until("the lag metric", () => metricLine("geo_db_replication_lag_seconds", 'site="tokyo"'))).toMatch(/ \d/);
   });
 
+  it("distrusts a replica that shows the primary's name from another database until that identity is accepted on the GeoSite", async () => {
+    // What a replica URL pointed at another environment's database (same GeoSite names) looks like.
+    const { rows } = await world.dbs.primary.query<{ identity: string }>(
+      `UPDATE geo_operator_primary_heartbeat SET identity = gen_random_uuid() WHERE site_name = 'london' RETURNING identity::text`,
+    );
+    const other = rows[0]!.identity;
+    const unproven = await until("tokyo unhealthy with ReplicaUnproven", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return (t.status?.healthReasons ?? []).find((r: string) => r.startsWith("ReplicaUnproven"));
+    });
+    expect(unproven).toContain(`identity ${other}`);
+    expect(unproven).toContain(`kubectl annotate geosite tokyo geo.replication.dev/accept-primary-identity=${other} --overwrite`);
+
+    // An identity other than the one shown accepts nothing.
+    await kubectlOk(["annotate", "geosite", "tokyo", "-n", ns, "geo.replication.dev/accept-primary-identity=00000000-0000-4000-8000-000000000000", "--overwrite"]);
+    await new Promise((r) => setTimeout(r, 5000));
+    expect(((await getJSON("geosite", "tokyo")).status?.healthReasons ?? []).some((r: string) => r.startsWith("ReplicaUnproven"))).toBe(true);
+
+    await kubectlOk(["annotate", "geosite", "tokyo", "-n", ns, `geo.replication.dev/accept-primary-identity=${other}`, "--overwrite"]);
+    await until("tokyo healthy again", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return t.status?.health === "Healthy" || undefined;
+    });
+    const events = JSON.parse(await kubectlOk(["get", "events", "-n", ns, "--field-selector", "reason=PrimaryIdentityAccepted", "-o", "json"]));
+    expect(events.items.map((e: any) => e.message)).toContainEqual(expect.stringContaining(`accepted the primary database identity ${other} of london`));
+  });
+
   it("holds the deletions of an empty primary, shows them everywhere, and deletes them once released", async () => {
     await world.dbs.primary.query(`DELETE FROM cool_widgets`);
     const rt = await until("DeletionsHeld on the type", async () => {

@@ -26,6 +26,11 @@ export const FINALIZER = "geo.replication.dev/finalizer";
 export const TRIGGER_ANNOTATION = "geo.replication.dev/trigger";
 /** A new value lets deletions held on this type's secondaries go ahead once (see docs/reliability.md). */
 export const RELEASE_DELETIONS_ANNOTATION = "geo.replication.dev/release-deletions";
+/**
+ * On a secondary GeoSite: the primary database identity (a UUID from the heartbeat) this site is to
+ * replicate from from now on, after the primary's database was rebuilt on purpose (heartbeat.ts).
+ */
+export const ACCEPT_PRIMARY_IDENTITY_ANNOTATION = "geo.replication.dev/accept-primary-identity";
 /** "true": a type being deleted releases its finalizer without waiting for unreachable sites. */
 export const FORCE_DELETE_ANNOTATION = "geo.replication.dev/force-delete";
 

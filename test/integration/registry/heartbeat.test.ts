@@ -1,6 +1,7 @@
 /** The primary's heartbeat, read through a replica: whose database it is and how far behind. */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { HEARTBEAT_TABLE, readReplicaProof, writeHeartbeat } from "../../../src/registry/heartbeat.ts";
+import { acceptPrimaryIdentity, HEARTBEAT_TABLE, proveReplica, readReplicaProof, writeHeartbeat } from "../../../src/registry/heartbeat.ts";
+import { OPERATOR_MIGRATION_SET, PRIMARY_IDENTITIES_TABLE } from "../../../src/registry/side-tables.ts";
 import { createTestDatabases, dropHeartbeat } from "./databases.ts";
 import type { TestDatabases } from "./databases.ts";
 
@@ -14,6 +15,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await dropHeartbeat(dbs.primary);
+  await dbs.tracking.query(`DROP TABLE IF EXISTS public.${PRIMARY_IDENTITIES_TABLE}`);
+  await dbs.tracking.query(`DELETE FROM public.geo_operator_schema_migrations WHERE type_name = $1::text AND role = 'secondary' AND version = 4`, [OPERATOR_MIGRATION_SET]).catch(() => undefined);
 });
 
 describe("primary heartbeat", () => {
@@ -45,5 +48,41 @@ describe("primary heartbeat", () => {
     if (proof.state !== "proven") throw new Error("not proven");
     expect(proof.lagSeconds).toBeGreaterThanOrEqual(3600);
     expect(proof.lagSeconds).toBeLessThan(3700);
+  });
+});
+
+describe("the primary's identity, pinned by a secondary", () => {
+  it("pins the identity it first proves (creating its table in a tracking database migrated before it) and keeps proving it", async () => {
+    const identity = await writeHeartbeat(dbs.primary, "london");
+    expect(await proveReplica(dbs.primary, dbs.tracking, "london")).toMatchObject({ state: "proven", identity });
+    expect(await proveReplica(dbs.primary, dbs.tracking, "london")).toMatchObject({ state: "proven", identity });
+    const { rows } = await dbs.tracking.query(`SELECT primary_site_name, identity::text FROM ${PRIMARY_IDENTITIES_TABLE}`);
+    expect(rows).toEqual([{ primary_site_name: "london", identity }]);
+  });
+
+  it("a heartbeat of the same site name from another database proves nothing until that identity is accepted", async () => {
+    const original = await writeHeartbeat(dbs.primary, "london");
+    await proveReplica(dbs.primary, dbs.tracking, "london");
+    // Another environment's database, or one rebuilt from scratch: same site name, new identity.
+    await dropHeartbeat(dbs.primary);
+    const other = await writeHeartbeat(dbs.primary, "london");
+    expect(other).not.toBe(original);
+
+    const proof = await proveReplica(dbs.primary, dbs.tracking, "london");
+    expect(proof).toMatchObject({ state: "other-identity", identity: other, pinnedIdentity: original });
+    expect(await proveReplica(dbs.primary, dbs.tracking, "london")).toMatchObject({ state: "other-identity" });
+
+    expect(await acceptPrimaryIdentity(dbs.tracking, "london", other)).toBe(original);
+    expect(await acceptPrimaryIdentity(dbs.tracking, "london", other)).toBeUndefined();
+    expect(await proveReplica(dbs.primary, dbs.tracking, "london")).toMatchObject({ state: "proven", identity: other });
+    const { rows } = await dbs.tracking.query(`SELECT identity::text, accepted_from::text FROM ${PRIMARY_IDENTITIES_TABLE} WHERE primary_site_name = 'london'`);
+    expect(rows).toEqual([{ identity: other, accepted_from: original }]);
+  });
+
+  it("pins per primary site name: after a failover the new primary's identity is pinned on first sight", async () => {
+    await writeHeartbeat(dbs.primary, "london");
+    await proveReplica(dbs.primary, dbs.tracking, "london");
+    const tokyo = await writeHeartbeat(dbs.primary, "tokyo");
+    expect(await proveReplica(dbs.primary, dbs.tracking, "tokyo")).toMatchObject({ state: "proven", identity: tokyo });
   });
 });

@@ -23,6 +23,7 @@ const TRACKING_TABLES = [
   "geo_operator_deletion_candidates",
   "geo_operator_deletion_holds",
   "geo_operator_event_cursors",
+  "geo_operator_primary_identities",
   "geo_operator_replicas",
   "geo_operator_row_counts",
   "geo_operator_worker_runs",
@@ -98,11 +99,11 @@ async function createTablesTheOldWay(tracking: pg.Pool, primary: pg.Pool): Promi
 describe("the operator's own tables as numbered migrations", () => {
   it("a fresh database gets the tables and every version recorded; a second call applies nothing", async () => {
     const dbs = await freshDatabases();
-    expect(await ensureTrackingSideTables(dbs.tracking)).toEqual({ applied: [1, 2, 3] });
+    expect(await ensureTrackingSideTables(dbs.tracking)).toEqual({ applied: [1, 2, 3, 4] });
     expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1, 2, 3] });
     expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
     expect(await operatorTables(dbs.primary)).toEqual(PRIMARY_TABLES);
-    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2, 3]);
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2, 3, 4]);
     expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1, 2, 3]);
     expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [] });
     expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [] });
@@ -114,7 +115,7 @@ describe("the operator's own tables as numbered migrations", () => {
     expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1, 2, 3]);
   });
 
-  it("a database where the earlier code created the tables records version 1 (and applies 2) and keeps its rows", async () => {
+  it("a database where the earlier code created the tables records version 1 (and applies the later ones) and keeps its rows", async () => {
     const dbs = await freshDatabases();
     // A type's schema was applied too (its first version, as the earlier code did), so the versions
     // table exists without any operator row.
@@ -123,9 +124,9 @@ describe("the operator's own tables as numbered migrations", () => {
     await recordLocation(dbs.tracking, "cool_widget", 7, "bucket/key-7");
     await dbs.primary.query(`INSERT INTO geo_operator_primary_heartbeat (site_name, beat_at) VALUES ('london', now())`);
 
-    expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [1, 2, 3] });
+    expect(await withClient(dbs.tracking, (c) => ensureTrackingSideTables(c))).toEqual({ applied: [1, 2, 3, 4] });
     expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [1, 2, 3] });
-    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2, 3]);
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2, 3, 4]);
     expect(await appliedVersions(dbs.tracking, "cool_widget", "secondary")).toEqual([1]);
     expect(await locationsOf(dbs.tracking, "cool_widget", [7])).toEqual(new Map([[7, "bucket/key-7"]]));
     expect((await dbs.primary.query(`SELECT site_name FROM geo_operator_primary_heartbeat`)).rows).toEqual([{ site_name: "london" }]);
@@ -139,8 +140,8 @@ describe("the operator's own tables as numbered migrations", () => {
       ...Array.from({ length: 2 }, () => withClient(dbs.tracking, (c) => applySchema(c, widgetType(), "secondary"))),
     ]);
     // applySchema brings the operator's tables up to date first, so it may be the one that applies them.
-    expect([[], [1, 2, 3]]).toContainEqual(results.slice(0, 6).flatMap((r) => r.applied));
-    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2, 3]);
+    expect([[], [1, 2, 3, 4]]).toContainEqual(results.slice(0, 6).flatMap((r) => r.applied));
+    expect(await appliedVersions(dbs.tracking, OPERATOR_MIGRATION_SET, "secondary")).toEqual([1, 2, 3, 4]);
     expect(await operatorTables(dbs.tracking)).toEqual(TRACKING_TABLES);
     const beats = await Promise.all(["london", "london", "paris", "paris"].map((site) => writeHeartbeat(dbs.primary, site)));
     expect(new Set(beats).size).toBe(2);
