@@ -233,7 +233,7 @@ export function failoverReadiness(inputs: FailoverInputs): FailoverReadiness {
   const lagLimit = t.maxReplicationLagSeconds + allowance;
   const lag = status.replicationLagSeconds;
   if (lag === undefined) {
-    fail("replicationLag", Reason.ReplicaUnproven, "replication lag unknown: no heartbeat of the primary read through database.primaryReplicaSecretRef (see the site's health reasons)");
+    fail("replicationLag", Reason.ReplicaUnproven, "replication lag unknown: the database read through database.primaryReplicaSecretRef is not proven to be the primary's (no heartbeat of it, or one from another database; see the site's health reasons)");
   } else if (lag > lagLimit) {
     fail("replicationLag", Reason.ReplicaLagging, `the primary's database replica is ${secs(lag)} behind (limit ${secs(t.maxReplicationLagSeconds)} + ${secs(allowance)} heartbeat interval)`, { seconds: lag, limitSeconds: lagLimit });
   } else pass("replicationLag", `replication lag ${secs(lag)} (limit ${secs(t.maxReplicationLagSeconds)} + ${secs(allowance)} heartbeat interval)`, { seconds: lag, limitSeconds: lagLimit });
