@@ -62,8 +62,8 @@ describe("blob endpoints and worker storage", () => {
 
   it("builds S3 endpoints per role, credentials only from secrets", () => {
     expect(blobStrategy.endpointsFromEnv(env, secondary, primary, s3Only, "tokyo")).toEqual({
-      primary: { ObjectStorage: { kind: "s3", endpoint: "http://p", region: "us-east-1", bucket: "pb", prefix: "", forcePathStyle: false, accessKeyId: "pk", secretAccessKey: "psecret" } },
-      secondary: { ObjectStorage: { kind: "s3", endpoint: "http://s", region: "us-east-1", bucket: "sb", prefix: "x/", forcePathStyle: false, accessKeyId: "sk", secretAccessKey: "ssecret" } },
+      primary: { ObjectStorage: { kind: "s3", endpoint: "http://p", region: "us-east-1", bucket: "pb", prefix: "", forcePathStyle: false, uploadChecksum: "SHA256", accessKeyId: "pk", secretAccessKey: "psecret" } },
+      secondary: { ObjectStorage: { kind: "s3", endpoint: "http://s", region: "us-east-1", bucket: "sb", prefix: "x/", forcePathStyle: false, uploadChecksum: "SHA256", accessKeyId: "sk", secretAccessKey: "ssecret" } },
     });
     expect(blobStrategy.endpointsFromEnv(env, primary, primary, s3Only, "london").secondary).toBeUndefined();
     expect(() => blobStrategy.endpointsFromEnv({}, secondary, primary, s3Only, "tokyo")).toThrow(/GEO_PRIMARY_S3_ACCESS_KEY_ID .* is required: credentials for bucket pb/);
