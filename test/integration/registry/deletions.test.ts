@@ -20,7 +20,7 @@ import {
 } from "../../../src/registry/deletions.ts";
 import { HEARTBEAT_TABLE, writeHeartbeat } from "../../../src/registry/heartbeat.ts";
 import { recordLocation, REPLICAS_TABLE } from "../../../src/registry/replicas.ts";
-import { ensureTrackingSideTables } from "../../../src/registry/side-tables.ts";
+import { ensureTrackingSideTables, PRIMARY_IDENTITIES_TABLE } from "../../../src/registry/side-tables.ts";
 import type { Replicator } from "../../../src/strategies/replicator.ts";
 import { createLogger } from "../../../src/util/log.ts";
 import type { WorkerContext } from "../../../src/workers/context.ts";
@@ -102,6 +102,9 @@ beforeEach(async () => {
   removed = [];
   await dbs.tracking.query(`TRUNCATE cool_widget_registry, ${REPLICAS_TABLE}, ${CONSISTENCY_PASSES_TABLE}, ${DELETION_CANDIDATES_TABLE}, ${DELETION_HOLDS_TABLE}`);
   await dbs.primary.query("TRUNCATE cool_widgets, cool_widget_states");
+  // Each test starts a new primary database identity, so the pin the secondary took from the
+  // previous test's identity goes too; otherwise every pass would hold as ReplicaUnproven.
+  await dbs.tracking.query(`TRUNCATE ${PRIMARY_IDENTITIES_TABLE}`);
   await dropHeartbeat(dbs.primary);
   await writeHeartbeat(dbs.primary, PRIMARY);
 });
