@@ -450,7 +450,7 @@ describe("geo-operator on a real node", () => {
     }, 240_000);
   });
 
-  it(`killing the leader Pod hands over to the other replica within the Lease duration (${LEASE_SECONDS} s)`, async () => {
+  it(`killing the leader Pod hands over to a live replica within the Lease duration (${LEASE_SECONDS} s)`, async () => {
     const lease = () => json(["get", "lease", "geo-operator-leader", "-n", NS]).then((l) => l.spec.holderIdentity as string | undefined);
     const before = await lease();
     const managers = (await podsOf(`app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=manager`)).map((p) => p.metadata.name as string);
@@ -465,13 +465,19 @@ describe("geo-operator on a real node", () => {
       return h && h !== before ? h : undefined;
     }, 60_000);
     const seconds = (Date.now() - killed) / 1000;
-    expect(holds(holder, follower!), `new holder ${holder}, follower ${follower}`).toBe(true);
+    // The killed leader releases the Lease as it stops, so whichever live replica asks next takes
+    // it: usually the follower, but the ReplicaSet's replacement Pod can start and ask first (seen
+    // in CI, 2.3 s after the kill). Either is a handover; the killed Pod keeping it is not.
+    const live = (await podsOf(`app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=manager`))
+      .filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name as string);
+    expect(holds(holder, leader!), `new holder ${holder}, killed ${leader}`).toBe(false);
+    expect(live.filter((n) => holds(holder, n)), `new holder ${holder}, live replicas ${live.join(", ")}, follower ${follower}`).toHaveLength(1);
     expect(seconds).toBeLessThan(LEASE_SECONDS);
     // The new leader acts: a trigger is handled.
     const trigger = `after-handover-${Date.now()}`;
     await kubectlAsyncOk(["annotate", "--overwrite", "rtype", "design-repository", "-n", NS, `geo.replication.dev/trigger=${trigger}`]);
     await until("the trigger handled by the new leader", async () => ((await json(["get", "rtype", "design-repository", "-n", NS])).status.lastTrigger === trigger ? true : undefined), 60_000);
-    console.log(`[e2e] leader ${leader} killed; ${holder} took over after ${seconds.toFixed(1)} s`);
+    console.log(`[e2e] leader ${leader} killed; ${holder} (${holds(holder, follower!) ? "the follower" : "the replacement Pod"}) took over after ${seconds.toFixed(1)} s`);
   });
 
   it("runs a log cursor per site as a Deployment owned by its GeoSite; the Pods are Ready under the restricted profile", async () => {
