@@ -16,6 +16,10 @@
  * strategy does (same attempts, jittered exponential backoff) — only before a response body is
  * handed over, and only with a body that can be sent again (a Buffer: no stream is ever retried).
  * The abort signal destroys the request, and the response body until it has ended.
+ *
+ * GetObject on a plain-HTTP endpoint goes over PlainHttpGet (plain-http-get.ts), whose socket
+ * reads grow to 1 MiB instead of node:http's 64 KiB: measured, it halves the CPU our process
+ * spends per GiB read (copies and verifications of large objects).
  */
 import type { Agent as HttpAgent, ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, RequestOptions } from "node:http";
 import { request as httpRequest } from "node:http";
@@ -27,6 +31,7 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import type { Readable } from "node:stream";
 import { ObjectLengthMismatchError, type StreamChecksum } from "../../util/sha256-meter.ts";
 import { AwsChunkedEncoder, awsChunkedHeaders } from "./aws-chunked.ts";
+import { PlainHttpGet } from "./plain-http-get.ts";
 
 export interface LeanS3Config {
   /** The bucket's URL as the SDK's endpoint resolver gives it: `http://host/bucket` or `http://bucket.host/`. */
@@ -52,6 +57,17 @@ export class S3ResponseError extends Error {
     this.$metadata = { httpStatusCode: status, requestId, attempts };
     this.$fault = status >= 500 ? "server" : "client";
   }
+}
+
+/** A response as the lean path hands it on: node:http's or PlainHttpGet's. */
+interface LeanResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+}
+
+function fromIncoming(res: IncomingMessage): LeanResponse {
+  return { status: res.statusCode!, headers: res.headers, body: res };
 }
 
 /** What the SDK's standard retry strategy retries, and with which backoff base (ms). */
@@ -137,6 +153,8 @@ export class LeanS3 {
   private readonly send: (options: RequestOptions) => ClientRequest;
   private readonly basePath: string;
   private readonly target: { hostname: string; port: number; host: string };
+  /** GetObject's transport on a plain-HTTP endpoint; node:http (the agent) otherwise. */
+  readonly plainGet: PlainHttpGet | undefined;
 
   constructor(config: LeanS3Config) {
     this.config = config;
@@ -148,29 +166,44 @@ export class LeanS3 {
     this.basePath = url.pathname.replace(/\/$/, "");
     const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
     this.target = { hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"), port, host: url.host };
+    this.plainGet =
+      url.protocol === "http:"
+        ? new PlainHttpGet({
+            hostname: this.target.hostname,
+            port,
+            maxIdle: Number.isFinite(config.agent.maxSockets) ? config.agent.maxSockets : 64,
+            connectionTimeoutMs: config.connectionTimeoutMs,
+            socketTimeoutMs: config.socketTimeoutMs,
+          })
+        : undefined;
+  }
+
+  /** Closes the idle connections of GetObject's plain-HTTP pool (idle ones close by themselves after 15 s and never hold the process open). */
+  close(): void {
+    this.plainGet?.close();
   }
 
   /**
    * GetObject of `key` (the full key, prefix included): the response headers and the body, which
    * the caller must read to the end or destroy. Raises S3ResponseError for an error response.
    */
-  async get(key: string, signal?: AbortSignal): Promise<{ headers: IncomingHttpHeaders; body: IncomingMessage }> {
-    const body = await this.request("GET", key, {}, undefined, signal);
-    return { headers: body.headers, body };
+  async get(key: string, signal?: AbortSignal): Promise<{ headers: IncomingHttpHeaders; body: Readable }> {
+    const res = await this.request("GET", key, {}, undefined, signal);
+    return { headers: res.headers, body: res.body };
   }
 
   /** HeadObject of `key` with extra request `headers`; the response headers. */
   async head(key: string, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingHttpHeaders> {
     const res = await this.request("HEAD", key, headers, undefined, signal);
     // A HEAD response has no body; its socket goes back to the pool when it is read as ended.
-    res.on("error", () => undefined).resume();
+    res.body.on("error", () => undefined).resume();
     return res.headers;
   }
 
   /** PutObject of `body` at `key` with request `headers` (content headers, checksums); retried as a whole. */
   async put(key: string, body: Buffer, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingHttpHeaders> {
     const res = await this.request("PUT", key, { ...headers, "content-length": String(body.length) }, body, signal);
-    await drain(res);
+    await drain(res.body);
     return res.headers;
   }
 
@@ -271,7 +304,7 @@ export class LeanS3 {
           // Stop sending, but keep the socket until S3's error has been read.
           detach();
           body.destroy();
-          responseError(res, `PUT ${path}`, 1).then(finish, finish);
+          responseError(fromIncoming(res), `PUT ${path}`, 1).then(finish, finish);
           return;
         }
         drain(res).then(() => (sent ? finish(undefined, sent) : finish(new Error(`PUT ${path}: answered ${res.statusCode} before the body was sent`))), finish);
@@ -286,14 +319,14 @@ export class LeanS3 {
   }
 
   /** Sends the request until it gets a 2xx response, an error that is not retried, or the last attempt. */
-  private async request(method: string, key: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+  private async request(method: string, key: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<LeanResponse> {
     const path = `${this.basePath}/${encodeKeyPath(key)}`;
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
       let error: unknown;
       try {
         const res = await this.attempt(method, path, headers, body, signal);
-        if (res.statusCode! < 300) return res;
+        if (res.status < 300) return res;
         error = await responseError(res, `${method} ${path}`, attempt);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
@@ -309,12 +342,13 @@ export class LeanS3 {
     }
   }
 
-  private async attempt(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<IncomingMessage> {
+  private async attempt(method: string, path: string, headers: Record<string, string>, body: Buffer | undefined, signal?: AbortSignal): Promise<LeanResponse> {
     // The PUT's bytes are covered by its x-amz-checksum-sha256, which the store checks; GET and
     // HEAD have none. Hashing the body again for the signature would double the work.
     const signed = await this.sign(method, path, { ...headers, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" });
     signal?.throwIfAborted();
-    return new Promise<IncomingMessage>((resolve, reject) => {
+    if (method === "GET" && this.plainGet && body === undefined) return this.plainGet.get(path, signed, signal);
+    return new Promise<LeanResponse>((resolve, reject) => {
       const req = this.send({ agent: this.agent, method, hostname: this.target.hostname, port: this.target.port, path, headers: signed });
       let res: IncomingMessage | undefined;
       // Until the response body has ended, the signal (or a stalled socket) ends the request and,
@@ -331,7 +365,7 @@ export class LeanS3 {
       req.once("response", (response) => {
         res = response;
         response.once("close", release);
-        resolve(response);
+        resolve(fromIncoming(response));
       });
       req.end(body);
     });
@@ -357,22 +391,22 @@ export class LeanS3 {
 }
 
 /** Reads an error response's XML body (S3's `<Code>`) into an S3ResponseError. */
-async function responseError(res: IncomingMessage, what: string, attempts: number): Promise<S3ResponseError> {
+async function responseError(res: LeanResponse, what: string, attempts: number): Promise<S3ResponseError> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
     if (size < MAX_ERROR_BODY) chunks.push(chunk);
     size += chunk.length;
   }
   const xml = Buffer.concat(chunks).toString("utf8");
   const element = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(xml)?.[1];
-  const status = res.statusCode!;
+  const status = res.status;
   const requestId = element("RequestId") ?? (res.headers["x-amz-request-id"] as string | undefined);
   return new S3ResponseError(status, element("Code"), element("Message") ?? `${what}: HTTP ${status}`, requestId, attempts);
 }
 
 /** Reads a response body to its end (so its socket returns to the pool), or fails with its error. */
-function drain(res: IncomingMessage): Promise<void> {
+function drain(res: Readable): Promise<void> {
   return new Promise((resolve, reject) => {
     res.once("end", resolve);
     res.once("error", reject);

@@ -9,6 +9,7 @@ import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, Pu
 import { inject, onTestFinished } from "vitest";
 import type { LocalEnvironmentInfo } from "../../../hack/localenv/index.ts";
 import { createObjectStore, type ObjectStore, type ObjectStoreOptions } from "../../../src/strategies/blob/object-store.ts";
+import { requestStartChannel } from "../../../src/strategies/blob/plain-http-get.ts";
 
 export type S3Info = NonNullable<LocalEnvironmentInfo["s3"]>["primary"];
 
@@ -91,14 +92,25 @@ export async function pendingUploads(store: ObjectStore, key: string): Promise<s
  * sockets. Retried attempts count each. Node reports every request it starts on a diagnostics
  * channel; this keeps those on the store's agent.
  */
+const PLAIN_GET_START = requestStartChannel.name as string;
+
 export function countRequests(store: ObjectStore): Map<string, number> {
   const counts = new Map<string, number>();
   const onStart = (message: unknown) => {
     const request = (message as { request: ClientRequest & { agent?: unknown } }).request;
     if (request.agent === store.lean.agent) counts.set(request.method, (counts.get(request.method) ?? 0) + 1);
   };
+  // GetObject on a plain-HTTP endpoint goes over PlainHttpGet's own connections.
+  const onPlainStart = (message: unknown) => {
+    const { client, method } = message as { client: unknown; method: string };
+    if (client === store.lean.plainGet) counts.set(method, (counts.get(method) ?? 0) + 1);
+  };
   subscribe("http.client.request.start", onStart);
-  onTestFinished(() => void unsubscribe("http.client.request.start", onStart));
+  subscribe(PLAIN_GET_START, onPlainStart);
+  onTestFinished(() => {
+    unsubscribe("http.client.request.start", onStart);
+    unsubscribe(PLAIN_GET_START, onPlainStart);
+  });
   return counts;
 }
 
@@ -114,7 +126,15 @@ export function watchRequests(store: ObjectStore): { method: string; headers: Re
     const request = (message as { request: ClientRequest & { agent?: unknown } }).request;
     if (request.agent === store.lean.agent) seen.push({ method: request.method, headers: request.getHeaders() });
   };
+  const onPlainStart = (message: unknown) => {
+    const { client, method, headers } = message as { client: unknown; method: string; headers: Record<string, unknown> };
+    if (client === store.lean.plainGet) seen.push({ method, headers });
+  };
   subscribe("http.client.request.start", onStart);
-  onTestFinished(() => void unsubscribe("http.client.request.start", onStart));
+  subscribe(PLAIN_GET_START, onPlainStart);
+  onTestFinished(() => {
+    unsubscribe("http.client.request.start", onStart);
+    unsubscribe(PLAIN_GET_START, onPlainStart);
+  });
   return seen;
 }
