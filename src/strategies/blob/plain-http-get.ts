@@ -65,6 +65,8 @@ export const requestStartChannel = channel("geo-operator.plain-http-get.request.
 
 export class PlainHttpGet {
   private readonly idle = new Set<Connection>();
+  /** Every connection not yet closed, idle or carrying a response. */
+  private readonly live = new Set<Connection>();
   private readonly opts: PlainHttpGetOptions;
 
   constructor(opts: PlainHttpGetOptions) {
@@ -92,6 +94,11 @@ export class PlainHttpGet {
     }
   }
 
+  /** Connections open now, and how many of them wait idle in the pool. */
+  connections(): { open: number; idle: number } {
+    return { open: this.live.size, idle: this.idle.size };
+  }
+
   /** Closes the idle connections; responses still being read finish first. */
   close(): void {
     for (const connection of this.idle) connection.destroy();
@@ -109,7 +116,11 @@ export class PlainHttpGet {
   private open(signal: AbortSignal | undefined): Promise<Connection> {
     const { hostname, port, connectionTimeoutMs, socketTimeoutMs } = this.opts;
     return new Promise((resolve, reject) => {
-      const connection = new Connection(hostname, port, socketTimeoutMs, this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, (c) => this.release(c), (c) => this.idle.delete(c));
+      const connection = new Connection(hostname, port, socketTimeoutMs, this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, (c) => this.release(c), (c) => {
+        this.idle.delete(c);
+        this.live.delete(c);
+      });
+      this.live.add(connection);
       const timer = setTimeout(() => fail(timeoutError(`connecting to ${hostname}:${port} took more than ${connectionTimeoutMs} ms`)), connectionTimeoutMs);
       const onAbort = () => fail(signal!.reason);
       signal?.addEventListener("abort", onAbort, { once: true });

@@ -381,5 +381,9 @@ describe("the lean path's aborts and sockets", () => {
     await expect.poll(() => sockets(s).inUse).toBe(0);
     expect(sockets(s).free).toBeGreaterThan(0);
     expect(sockets(s).free).toBeLessThanOrEqual(concurrency);
+    // GETs go over PlainHttpGet's own connections on this plain-HTTP endpoint: none left in use.
+    await expect.poll(() => s.lean.plainGet!.connections().open - s.lean.plainGet!.connections().idle).toBe(0);
+    expect(s.lean.plainGet!.connections().idle).toBeGreaterThan(0);
+    expect(s.lean.plainGet!.connections().idle).toBeLessThanOrEqual(concurrency);
   });
 });
