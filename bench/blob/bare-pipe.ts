@@ -1,16 +1,20 @@
 /**
- * The floor of a copy in Node: a GetObject's body piped into a PutObject with plain `node:http`,
- * nothing hashed in the process, no aws-chunked framing, no checksum of ours. The store still
- * checks the write the way rclone's does: `Content-MD5` is the source's ETag (an MD5 for the
- * benchmark's single-part objects), so a corrupt write is refused and nothing comes for free.
+ * The floor of a copy on our transport: a GetObject's body, read as the product reads it on a
+ * plain-HTTP endpoint (PlainHttpGet, socket reads up to 1 MiB), piped into a PutObject with plain
+ * `node:http`, nothing hashed in the process, no aws-chunked framing, no checksum of ours. The
+ * store still checks the write the way rclone's does: `Content-MD5` is the source's ETag (an MD5
+ * for the benchmark's single-part objects), so a corrupt write is refused and nothing comes for
+ * free.
  *
  * Not the product (the sync keeps a store-checked SHA-256 of every copy so a first verification
- * reads no bytes): it measures what moving the bytes through Node's HTTP client costs by itself,
- * which bounds what any change to our own code could gain against rclone.
+ * reads no bytes): it measures what moving the bytes costs by itself, which bounds what any change
+ * to the rest of our code could gain against rclone.
  */
 import { Agent, request, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { cachedKeySha256 } from "../../src/strategies/blob/s3-lean.ts";
+import { PlainHttpGet } from "../../src/strategies/blob/plain-http-get.ts";
+import type { Readable } from "node:stream";
 
 export interface BareEndpoint {
   endpoint: string;
@@ -29,22 +33,27 @@ export class BarePipe {
   }
 
   async copy(key: string): Promise<void> {
-    const res = await this.send(this.src, "GET", key, {});
-    if (res.statusCode !== 200) throw new Error(`bare GET ${key}: HTTP ${res.statusCode}`);
+    const path = `/${this.src.bucket}/${key}`;
+    const res = await this.src.get.get(path, await this.signed(this.src, "GET", path, {}));
+    if (res.status !== 200) {
+      res.body.destroy();
+      throw new Error(`bare GET ${key}: HTTP ${res.status}`);
+    }
     const etag = String(res.headers.etag ?? "").replace(/"/g, "");
     if (!/^[0-9a-f]{32}$/.test(etag)) throw new Error(`bare GET ${key}: ETag ${etag} is not an MD5`);
     const headers = { "content-length": String(res.headers["content-length"]), "content-md5": Buffer.from(etag, "hex").toString("base64") };
-    const put = await this.send(this.dst, "PUT", key, headers, res);
+    const put = await this.send(this.dst, "PUT", key, headers, res.body);
     put.resume();
     if (put.statusCode !== 200) throw new Error(`bare PUT ${key}: HTTP ${put.statusCode}`);
   }
 
   close(): void {
     this.agent.destroy();
+    this.src.get.close();
+    this.dst.get.close();
   }
 
-  private async send(to: Side, method: string, key: string, headers: Record<string, string>, body?: IncomingMessage): Promise<IncomingMessage> {
-    const path = `/${to.bucket}/${key}`;
+  private async signed(to: Side, method: string, path: string, headers: Record<string, string>): Promise<OutgoingHttpHeaders> {
     const signed = await to.signer.sign({
       method,
       protocol: "http:",
@@ -54,11 +63,16 @@ export class BarePipe {
       query: {},
       headers: { ...headers, host: to.url.host, "x-amz-content-sha256": "UNSIGNED-PAYLOAD" },
     });
+    return signed.headers as OutgoingHttpHeaders;
+  }
+
+  private async send(to: Side, method: string, key: string, headers: Record<string, string>, body: Readable): Promise<IncomingMessage> {
+    const path = `/${to.bucket}/${key}`;
+    const signed = await this.signed(to, method, path, headers);
     return new Promise((resolve, reject) => {
-      const req = request({ agent: this.agent, method, hostname: to.url.hostname, port: to.url.port, path, headers: signed.headers as OutgoingHttpHeaders });
+      const req = request({ agent: this.agent, method, hostname: to.url.hostname, port: to.url.port, path, headers: signed });
       req.once("error", reject).once("response", resolve);
-      if (body) body.once("error", reject).pipe(req);
-      else req.end();
+      body.once("error", reject).pipe(req);
     });
   }
 }
@@ -67,9 +81,12 @@ interface Side {
   url: URL;
   bucket: string;
   signer: SignatureV4;
+  get: PlainHttpGet;
 }
 
 function side(e: BareEndpoint & { bucket: string }): Side {
   const credentials = { accessKeyId: e.accessKeyId, secretAccessKey: e.secretAccessKey };
-  return { url: new URL(e.endpoint), bucket: e.bucket, signer: new SignatureV4({ service: "s3", region: "us-east-1", credentials, sha256: cachedKeySha256(), uriEscapePath: false }) };
+  const url = new URL(e.endpoint);
+  const get = new PlainHttpGet({ hostname: url.hostname, port: Number(url.port), maxIdle: 64, connectionTimeoutMs: 10_000, socketTimeoutMs: 60_000 });
+  return { url, bucket: e.bucket, get, signer: new SignatureV4({ service: "s3", region: "us-east-1", credentials, sha256: cachedKeySha256(), uriEscapePath: false }) };
 }

@@ -14,8 +14,8 @@
  *     the same objects (their digests are compared with ours);
  *     then the default first verification (the SHA-256 the bucket checked at upload, a HEAD);
  *   - `rclone copy` and `rclone sync --checksum`, both with --transfers and --checkers 10;
- *   - as a breakdown, the floor of any copy in Node: the bytes piped from GET to PUT through
- *     node:http with nothing hashed (bare-pipe.ts), what our sync's own code cannot go below.
+ *   - as a breakdown, the floor of a copy on our transport: the bytes piped from GET (PlainHttpGet)
+ *     to PUT (node:http) with nothing hashed (bare-pipe.ts), what our sync's own code cannot go below.
  * The order of the copiers rotates between rounds; the table shows medians. rclone and openssl
  * are the system's (`bash hack/tools/ensure-system.sh --bench`). Load averages are printed so a
  * busy machine shows in the output; wrap final runs in `flock /tmp/geo-bench.lock`.
@@ -220,7 +220,7 @@ async function measureSet(ctx: Context, set: ObjectSet): Promise<Row[]> {
     { scenario: `sync ${name}`, unit, ours: rate(m("ours sync")), baseline: rate(m("rclone copy")), baselineName: "rclone copy", target: 1 },
     { scenario: `sync ${name}`, unit, ours: rate(m("ours sync")), baseline: rate(m("rclone sync --checksum")), baselineName: "rclone sync --checksum", target: 1 },
     {
-      scenario: `… floor: the bytes piped through node:http, nothing hashed (bare-pipe.ts), ${name}`,
+      scenario: `… floor: the bytes piped GET → PUT on our transport, nothing hashed (bare-pipe.ts), ${name}`,
       unit,
       ours: rate(m("bare pipe")),
       baseline: rate(m("rclone copy")),
