@@ -119,6 +119,20 @@ describe("PlainHttpGet", () => {
     expect(server.requests[0]!.head).toMatch(/^GET \/bucket\/key HTTP\/1\.1\r\nhost: 127\.0\.0\.1:\d+\r\nx-test: 1$/);
   });
 
+  it("after a large body, a small one on the same connection is read into buffers no larger than it needs", async () => {
+    const large = randomBytes(8 * MiB);
+    const small = randomBytes(64 * 1024);
+    const server = await scripted((socket, { index }) => socket.write(ok(index === 0 ? large : small)));
+    const get = client(server.port);
+    await readAll((await get.get("/large", headers(server.port))).body);
+    const backing: number[] = [];
+    const res = await get.get("/small", headers(server.port));
+    for await (const chunk of res.body as AsyncIterable<Buffer>) backing.push(chunk.buffer.byteLength);
+    expect(server.connections).toHaveLength(1);
+    // Each read's buffer is its own allocation (> 4 KiB: not from Node's shared pool).
+    expect(Math.max(...backing)).toBeLessThanOrEqual(64 * 1024);
+  });
+
   it("decodes a chunked body, skips a 100 Continue, and reuses the connection after both", async () => {
     const server = await scripted((socket, { index }) =>
       socket.write(index === 0 ? "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 4\r\n\r\nnope"),
