@@ -26,15 +26,18 @@ export class BarePipe {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 64 });
   private readonly src: Side;
   private readonly dst: Side;
+  /** The source's GETs, as the product reads a plain-HTTP endpoint. */
+  private readonly getter: PlainHttpGet;
 
   constructor(src: BareEndpoint & { bucket: string }, dst: BareEndpoint & { bucket: string }) {
     this.src = side(src);
     this.dst = side(dst);
+    this.getter = new PlainHttpGet({ hostname: this.src.url.hostname, port: Number(this.src.url.port), maxIdle: 64, connectionTimeoutMs: 10_000, socketTimeoutMs: 60_000 });
   }
 
   async copy(key: string): Promise<void> {
     const path = `/${this.src.bucket}/${key}`;
-    const res = await this.src.get.get(path, await this.signed(this.src, "GET", path, {}));
+    const res = await this.getter.get(path, await this.signed(this.src, "GET", path, {}));
     if (res.status !== 200) {
       res.body.destroy();
       throw new Error(`bare GET ${key}: HTTP ${res.status}`);
@@ -49,8 +52,7 @@ export class BarePipe {
 
   close(): void {
     this.agent.destroy();
-    this.src.get.close();
-    this.dst.get.close();
+    this.getter.close();
   }
 
   private async signed(to: Side, method: string, path: string, headers: Record<string, string>): Promise<OutgoingHttpHeaders> {
@@ -81,12 +83,9 @@ interface Side {
   url: URL;
   bucket: string;
   signer: SignatureV4;
-  get: PlainHttpGet;
 }
 
 function side(e: BareEndpoint & { bucket: string }): Side {
   const credentials = { accessKeyId: e.accessKeyId, secretAccessKey: e.secretAccessKey };
-  const url = new URL(e.endpoint);
-  const get = new PlainHttpGet({ hostname: url.hostname, port: Number(url.port), maxIdle: 64, connectionTimeoutMs: 10_000, socketTimeoutMs: 60_000 });
-  return { url, bucket: e.bucket, get, signer: new SignatureV4({ service: "s3", region: "us-east-1", credentials, sha256: cachedKeySha256(), uriEscapePath: false }) };
+  return { url: new URL(e.endpoint), bucket: e.bucket, signer: new SignatureV4({ service: "s3", region: "us-east-1", credentials, sha256: cachedKeySha256(), uriEscapePath: false }) };
 }

@@ -30,6 +30,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { channel } from "node:diagnostics_channel";
 import { connect, type Socket } from "node:net";
 import { Readable } from "node:stream";
+import { timeoutError } from "./s3-errors.ts";
 
 export interface PlainHttpResponse {
   status: number;
@@ -64,7 +65,8 @@ const DEFAULT_IDLE_TIMEOUT_MS = 15_000;
 export const requestStartChannel = channel("geo-operator.plain-http-get.request.start");
 
 export class PlainHttpGet {
-  private readonly idle = new Set<Connection>();
+  /** Idle connections, the most recently used last: it is the least likely to have been closed. */
+  private readonly idle: Connection[] = [];
   /** Every connection not yet closed, idle or carrying a response. */
   private readonly live = new Set<Connection>();
   private readonly opts: PlainHttpGetOptions;
@@ -81,7 +83,7 @@ export class PlainHttpGet {
     const head = requestHead(path, headers);
     for (;;) {
       signal?.throwIfAborted();
-      const reused = this.takeIdle();
+      const reused = this.idle.pop();
       const connection = reused ?? (await this.open(signal));
       if (requestStartChannel.hasSubscribers) requestStartChannel.publish({ client: this, method: "GET", path, headers });
       try {
@@ -96,28 +98,20 @@ export class PlainHttpGet {
 
   /** Connections open now, and how many of them wait idle in the pool. */
   connections(): { open: number; idle: number } {
-    return { open: this.live.size, idle: this.idle.size };
+    return { open: this.live.size, idle: this.idle.length };
   }
 
   /** Closes the idle connections; responses still being read finish first. */
   close(): void {
-    for (const connection of this.idle) connection.destroy();
-    this.idle.clear();
-  }
-
-  private takeIdle(): Connection | undefined {
-    // The most recently used connection first: it is the least likely to have been closed.
-    const all = [...this.idle];
-    const connection = all.at(-1);
-    if (connection) this.idle.delete(connection);
-    return connection;
+    for (const connection of this.idle.splice(0)) connection.destroy();
   }
 
   private open(signal: AbortSignal | undefined): Promise<Connection> {
     const { hostname, port, connectionTimeoutMs, socketTimeoutMs } = this.opts;
     return new Promise((resolve, reject) => {
       const connection = new Connection(hostname, port, socketTimeoutMs, this.opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, (c) => this.release(c), (c) => {
-        this.idle.delete(c);
+        const index = this.idle.indexOf(c);
+        if (index >= 0) this.idle.splice(index, 1);
         this.live.delete(c);
       });
       this.live.add(connection);
@@ -143,8 +137,8 @@ export class PlainHttpGet {
   }
 
   private release(connection: Connection): void {
-    if (this.idle.size >= this.opts.maxIdle) connection.destroy();
-    else this.idle.add(connection);
+    if (this.idle.length >= this.opts.maxIdle) connection.destroy();
+    else this.idle.push(connection);
   }
 }
 
@@ -190,7 +184,7 @@ class Connection {
       onread: {
         // A new buffer per read: the body's consumer holds on to what it was given.
         buffer: () => Buffer.allocUnsafe(this.nextReadSize()),
-        callback: (n: number, buffer: Uint8Array) => this.onBytes(Buffer.from(buffer.buffer, buffer.byteOffset, n)),
+        callback: (n: number, buffer: Uint8Array) => this.onBytes((buffer as Buffer).subarray(0, n)),
       },
     });
     this.socket.on("error", (err) => this.onGone(err));
@@ -439,8 +433,8 @@ class Exchange {
   }
 
   private protocolError(what: string): void {
-    const err = Object.assign(new Error(`HTTP protocol error: ${what}`), { code: "HPE_INVALID" });
     if (this.ended) return;
+    const err = Object.assign(new Error(`HTTP protocol error: ${what}`), { code: "HPE_INVALID" });
     this.end();
     if (this.body) this.body.destroy(err);
     else this.reject(err);
@@ -540,18 +534,15 @@ export class ChunkedDecoder {
 }
 
 function requestHead(path: string, headers: OutgoingHttpHeaders): Buffer {
+  if (/\s/.test(path)) throw new Error(`refusing a request path with white space or a line break: ${JSON.stringify(path)}`);
   let head = `GET ${path} HTTP/1.1\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) {
-      const text = String(v);
-      if (/[\r\n]/.test(name) || /[\r\n]/.test(text) || /[\s\r\n]/.test(path)) throw new Error(`refusing a request header or path with a line break: ${name}`);
-      head += `${name}: ${text}\r\n`;
+      const line = `${name}: ${String(v)}`;
+      if (/[\r\n]/.test(line)) throw new Error(`refusing a request header with a line break: ${name}`);
+      head += `${line}\r\n`;
     }
   }
   return Buffer.from(`${head}\r\n`, "latin1");
-}
-
-function timeoutError(message: string): Error {
-  return Object.assign(new Error(message), { name: "TimeoutError" });
 }

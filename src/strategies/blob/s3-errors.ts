@@ -47,6 +47,11 @@ const UNREACHABLE_CODES = new Set([
 ]);
 const UNREACHABLE_NAMES = new Set(["TimeoutError", "RequestTimeout", "ServiceUnavailable", "SlowDown"]);
 
+/** The error our own S3 transports raise for a connect or a silence that took too long: named as the SDK names its own, so it is classified alike. */
+export function timeoutError(message: string): Error {
+  return Object.assign(new Error(message), { name: "TimeoutError" });
+}
+
 interface ErrorShape {
   name?: unknown;
   code?: unknown;

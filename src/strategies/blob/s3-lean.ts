@@ -32,6 +32,7 @@ import type { Readable } from "node:stream";
 import { ObjectLengthMismatchError, type StreamChecksum } from "../../util/sha256-meter.ts";
 import { AwsChunkedEncoder, awsChunkedHeaders } from "./aws-chunked.ts";
 import { PlainHttpGet } from "./plain-http-get.ts";
+import { timeoutError } from "./s3-errors.ts";
 
 export interface LeanS3Config {
   /** The bucket's URL as the SDK's endpoint resolver gives it: `http://host/bucket` or `http://bucket.host/`. */
@@ -93,10 +94,6 @@ function retryDelayBase(err: unknown): number | undefined {
     return TRANSIENT_DELAY_BASE;
   }
   return undefined;
-}
-
-function timeoutError(message: string): Error {
-  return Object.assign(new Error(message), { name: "TimeoutError" });
 }
 
 /** The SDK's encoding of a key in a path (`{Key+}`): each segment URI-encoded, `!'()*` too. */
@@ -176,11 +173,6 @@ export class LeanS3 {
             socketTimeoutMs: config.socketTimeoutMs,
           })
         : undefined;
-  }
-
-  /** Closes the idle connections of GetObject's plain-HTTP pool (idle ones close by themselves after 15 s and never hold the process open). */
-  close(): void {
-    this.plainGet?.close();
   }
 
   /**

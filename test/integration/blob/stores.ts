@@ -86,24 +86,22 @@ export async function pendingUploads(store: ObjectStore, key: string): Promise<s
   return (r.Uploads ?? []).map((u) => u.UploadId!);
 }
 
-/**
- * Counts the HTTP requests the store sends from now until the end of the test, by method (GET,
- * HEAD, PUT...), whichever of its clients sends them: the SDK and the lean path share the store's
- * sockets. Retried attempts count each. Node reports every request it starts on a diagnostics
- * channel; this keeps those on the store's agent.
- */
 const PLAIN_GET_START = requestStartChannel.name as string;
 
-export function countRequests(store: ObjectStore): Map<string, number> {
-  const counts = new Map<string, number>();
+/**
+ * Calls `onRequest` for every HTTP request the store sends from now until the end of the test,
+ * whichever of its clients sends it: the SDK and the lean path share the store's agent, and
+ * GetObject on a plain-HTTP endpoint goes over the lean path's PlainHttpGet. Both report each
+ * request they start on a diagnostics channel; this keeps those of this store.
+ */
+function onStoreRequests(store: ObjectStore, onRequest: (method: string, headers: Record<string, unknown>) => void): void {
   const onStart = (message: unknown) => {
     const request = (message as { request: ClientRequest & { agent?: unknown } }).request;
-    if (request.agent === store.lean.agent) counts.set(request.method, (counts.get(request.method) ?? 0) + 1);
+    if (request.agent === store.lean.agent) onRequest(request.method, request.getHeaders());
   };
-  // GetObject on a plain-HTTP endpoint goes over PlainHttpGet's own connections.
   const onPlainStart = (message: unknown) => {
-    const { client, method } = message as { client: unknown; method: string };
-    if (client === store.lean.plainGet) counts.set(method, (counts.get(method) ?? 0) + 1);
+    const { client, method, headers } = message as { client: unknown; method: string; headers: Record<string, unknown> };
+    if (client === store.lean.plainGet) onRequest(method, headers);
   };
   subscribe("http.client.request.start", onStart);
   subscribe(PLAIN_GET_START, onPlainStart);
@@ -111,6 +109,15 @@ export function countRequests(store: ObjectStore): Map<string, number> {
     unsubscribe("http.client.request.start", onStart);
     unsubscribe(PLAIN_GET_START, onPlainStart);
   });
+}
+
+/**
+ * Counts the HTTP requests the store sends from now until the end of the test, by method (GET,
+ * HEAD, PUT...), whichever of its clients sends them. Retried attempts count each.
+ */
+export function countRequests(store: ObjectStore): Map<string, number> {
+  const counts = new Map<string, number>();
+  onStoreRequests(store, (method) => counts.set(method, (counts.get(method) ?? 0) + 1));
   return counts;
 }
 
@@ -122,19 +129,6 @@ export function countRequests(store: ObjectStore): Map<string, number> {
  */
 export function watchRequests(store: ObjectStore): { method: string; headers: Record<string, unknown> }[] {
   const seen: { method: string; headers: Record<string, unknown> }[] = [];
-  const onStart = (message: unknown) => {
-    const request = (message as { request: ClientRequest & { agent?: unknown } }).request;
-    if (request.agent === store.lean.agent) seen.push({ method: request.method, headers: request.getHeaders() });
-  };
-  const onPlainStart = (message: unknown) => {
-    const { client, method, headers } = message as { client: unknown; method: string; headers: Record<string, unknown> };
-    if (client === store.lean.plainGet) seen.push({ method, headers });
-  };
-  subscribe("http.client.request.start", onStart);
-  subscribe(PLAIN_GET_START, onPlainStart);
-  onTestFinished(() => {
-    unsubscribe("http.client.request.start", onStart);
-    unsubscribe(PLAIN_GET_START, onPlainStart);
-  });
+  onStoreRequests(store, (method, headers) => seen.push({ method, headers }));
   return seen;
 }
