@@ -17,6 +17,7 @@ import { JobExecutor, MANAGED_JOBS_SELECTOR } from "./controllers/job-executor.t
 import type { JobSettings } from "./controllers/job-spec.ts";
 import { ReplicableTypeController } from "./controllers/replicabletype-controller.ts";
 import { SiteAccess } from "./controllers/site-access.ts";
+import type { ReasonValue } from "./controllers/reasons.ts";
 import { DeploymentSiteServers, InProcessSiteServers, type SiteServerExecutor } from "./controllers/site-servers.ts";
 import { createClients, type KubeClients } from "./k8s/client.ts";
 import { EventRecorder } from "./k8s/events.ts";
@@ -108,7 +109,7 @@ export class Manager {
     this.sites = crInformer<GeoSite>(PLURALS.GeoSite);
     this.types = crInformer<ReplicableType>(PLURALS.ReplicableType);
     this.access = new SiteAccess(core);
-    const events = new EventRecorder(core, "geo-operator", log);
+    const events = new EventRecorder<ReasonValue>(core, "geo-operator", log);
     if (opts.registryApi) {
       this.registryApi = new RegistryApiServer({
         sites: this.sites,

@@ -9,6 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type pg from "pg";
+import { SyncState, VerificationState } from "../../src/registry/states.ts";
 
 export interface EventDemoResult {
   createdSeconds: number;
@@ -45,7 +46,7 @@ export async function demonstrateEvents(p: {
   await p.main.query(`INSERT INTO cool_widgets (id, namespace_id, file_name) VALUES ($1, 1, 'event-demo.bin')`, [id]);
   p.say(`wrote cool_widget ${id} on london (an object and its row); the next consistency pass is up to 10 min away`);
   const createdSeconds = await timed("the new cool_widget synced and verified on tokyo", timeout, async () => {
-    const r = await p.tracking.query(`SELECT 1 FROM cool_widget_registry WHERE cool_widget_id = $1 AND state = 2 AND verification_state = 2 AND verification_checksum = decode($2, 'hex')`, [id, sha(body)]);
+    const r = await p.tracking.query(`SELECT 1 FROM cool_widget_registry WHERE cool_widget_id = $1 AND state = ${SyncState.synced} AND verification_state = ${VerificationState.succeeded} AND verification_checksum = decode($2, 'hex')`, [id, sha(body)]);
     return r.rowCount === 1;
   });
   p.say(`cool_widget ${id}: synced and verified on tokyo ${createdSeconds.toFixed(1)} s after the write (event log → tokyo's log cursor)`);
@@ -60,7 +61,7 @@ export async function demonstrateEvents(p: {
   p.say(`rewrote upload ${u.id} in place on london's volume and published it: SELECT geo_operator_publish_event('upload', ${u.id}, 'updated')`);
   const updatedSeconds = await timed("the rewritten upload copied and verified on tokyo", timeout, async () => {
     if (sha(readFileSync(join(p.tokyoFiles, rel))) !== sha(newer)) return false;
-    const r = await p.tracking.query(`SELECT 1 FROM upload_registry WHERE upload_id = $1 AND state = 2 AND verification_state = 2 AND verification_checksum = decode($2, 'hex')`, [u.id, sha(newer)]);
+    const r = await p.tracking.query(`SELECT 1 FROM upload_registry WHERE upload_id = $1 AND state = ${SyncState.synced} AND verification_state = ${VerificationState.succeeded} AND verification_checksum = decode($2, 'hex')`, [u.id, sha(newer)]);
     return r.rowCount === 1;
   });
   p.say(`upload ${u.id}: the new content is on tokyo and verified against london's new checksum ${updatedSeconds.toFixed(1)} s after the publish`);

@@ -39,7 +39,7 @@ import { ping, type Queryable } from "../registry/db.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import type { Logger } from "../util/log.ts";
 import type { ReconcileResult } from "./controller-loop.ts";
-import { ConditionType, Reason } from "./reasons.ts";
+import { ConditionType, knownReason, Reason, type ReasonValue } from "./reasons.ts";
 import { failoverCondition, failoverReadiness, statusRewriteSeconds } from "./failover-readiness.ts";
 import { failureReason, type SiteAccess } from "./site-access.ts";
 import { replicaIdentityChange } from "../workers/deletion-policy.ts";
@@ -56,7 +56,7 @@ export interface GeoSiteControllerDeps {
   sites: Informer<GeoSite>;
   types: Informer<ReplicableType>;
   access: SiteAccess;
-  events: EventRecorder;
+  events: EventRecorder<ReasonValue>;
   metrics: OperatorMetrics;
   /** Runs the servers strategies ask for on a site (e.g. file retrieval on a primary). */
   servers?: SiteServerExecutor;
@@ -91,7 +91,7 @@ export class GeoSiteController {
     const now = this.d.now?.() ?? new Date();
     const interval = parseDuration(site.spec.statusInterval ?? "1m");
     let conditions: Condition[] = site.status?.conditions ?? [];
-    const set = (type: string, status: "True" | "False", reason: string, message: string) => {
+    const set = (type: string, status: "True" | "False", reason: ReasonValue, message: string) => {
       conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: site.metadata.generation ?? 0 }, now);
     };
     const reasons: string[] = [];
@@ -185,7 +185,7 @@ export class GeoSiteController {
         ...(primary ? { primaryHeartbeatSeconds: parseDuration(primary.spec.statusInterval ?? "1m") / 1000 } : {}),
       });
       const c = failoverCondition(readiness);
-      set(ConditionType.FailoverReady, c.status, c.reason, c.message);
+      set(ConditionType.FailoverReady, c.status, knownReason(c.reason, Reason.Unhealthy), c.message);
       status.conditions = conditions;
       this.d.metrics.siteFailoverReady.set({ site: name }, readiness.ready ? 1 : 0);
     }

@@ -75,3 +75,14 @@ export const Reason = {
 } as const;
 
 export type ReasonValue = (typeof Reason)[keyof typeof Reason];
+
+const KNOWN_REASONS: ReadonlySet<string> = new Set(Object.values(Reason));
+
+/**
+ * A reason read back from somewhere typed as text (a status written earlier, a hold row in the
+ * tracking database) as one of ours; anything else becomes `fallback`, so no foreign reason reaches
+ * a condition or an Event.
+ */
+export function knownReason(value: string | undefined, fallback: ReasonValue): ReasonValue {
+  return value !== undefined && KNOWN_REASONS.has(value) ? (value as ReasonValue) : fallback;
+}

@@ -34,7 +34,7 @@ import type { ReconcileResult } from "./controller-loop.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { JobSettings } from "./job-spec.ts";
 import { buildWorkerRun } from "./worker-run.ts";
-import { Reason } from "./reasons.ts";
+import { Reason, type ReasonValue } from "./reasons.ts";
 import {
   planDeletion,
   planReconcile,
@@ -57,7 +57,7 @@ export interface ReplicableTypeControllerDeps {
   sites: Informer<GeoSite>;
   executor: RunExecutor;
   access: SiteAccess;
-  events: EventRecorder;
+  events: EventRecorder<ReasonValue>;
   jobSettings: JobSettings;
   metrics?: OperatorMetrics;
   /** How long a type being deleted waits for unreachable sites before it gives up on their tables. */

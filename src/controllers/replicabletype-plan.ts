@@ -24,7 +24,7 @@ import { describeError } from "../k8s/api-errors.ts";
 import type { DeletionHold } from "../registry/deletions.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import { PRIMARY_KINDS, SECONDARY_KINDS, type WorkerKind } from "../workers/kinds.ts";
-import { ConditionType, Reason, type ReasonValue } from "./reasons.ts";
+import { ConditionType, knownReason, Reason, type ReasonValue } from "./reasons.ts";
 import { decideRuns, latestRun, type RunRecord } from "./schedule.ts";
 import { failureReason } from "./site-access.ts";
 import type { Finding, TopologyCheck } from "./validation.ts";
@@ -70,7 +70,7 @@ export interface Observation {
 export interface SitePlan {
   site: GeoSite;
   /** Nothing is done on the site; its status says why. */
-  skipped?: { reason: string; message: string };
+  skipped?: { reason: ReasonValue; message: string };
   /** Bring the tables up to date first; nothing else happens on the site if that fails. */
   applySchema: boolean;
   /** Let the held deletions go ahead (a new release annotation value), then start runs. */
@@ -212,7 +212,7 @@ export function settleStatus(obs: Observation, plan: Plan, outcome: Outcome, now
   const { rt } = obs;
   const previous = rt.status;
   let conditions: Condition[] = previous?.conditions ?? [];
-  const set = (type: string, status: "True" | "False", reason: string, message: string) => {
+  const set = (type: string, status: "True" | "False", reason: ReasonValue, message: string) => {
     conditions = setCondition(conditions, { type, status, reason, message, observedGeneration: rt.metadata.generation ?? 0 }, now);
   };
   const previousCondition = (type: string) => previous?.conditions?.find((c) => c.type === type);
@@ -248,7 +248,7 @@ export function settleStatus(obs: Observation, plan: Plan, outcome: Outcome, now
     }
   }
 
-  const schemaFailures: { site: string; reason: string; message: string }[] = [];
+  const schemaFailures: { site: string; reason: ReasonValue; message: string }[] = [];
   for (const p of plan.sites) {
     const name = p.site.metadata.name;
     const base: SiteStatus = { name, role: p.site.spec.role, ready: false };
@@ -308,14 +308,14 @@ export function settleStatus(obs: Observation, plan: Plan, outcome: Outcome, now
     set(
       ConditionType.DeletionsHeld,
       held.length ? "True" : "False",
-      held.length ? (held[0]!.holdReason ?? Reason.DeletionsHeld) : Reason.NothingHeld,
+      held.length ? knownReason(held[0]!.holdReason, Reason.DeletionsHeld) : Reason.NothingHeld,
       held.length ? held.map((s) => `${s.name}: ${s.message}`).join("; ") : "no deletions are held",
     );
     const notReady = sites.filter((s) => !s.ready && s.reason !== Reason.SiteDisabled);
     set(
       ConditionType.Ready,
       notReady.length ? "False" : "True",
-      notReady[0]?.reason ?? Reason.Reconciled,
+      knownReason(notReady[0]?.reason, Reason.Reconciled),
       notReady.length ? notReady.map((s) => `${s.name}: ${s.message}`).join("; ") : `ready on ${sites.filter((s) => s.ready).length} site(s)`,
     );
     if (plan.triggered) events.push({ type: "Normal", reason: Reason.ManualTrigger, message: `trigger ${annotation(rt, TRIGGER_ANNOTATION)}: worker runs started now` });

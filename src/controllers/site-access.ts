@@ -14,12 +14,12 @@ import type { GeoSite } from "../api/v1alpha1/resources.ts";
 import { resolveEnv, SecretNotOptedInError } from "../k8s/env.ts";
 import type { SecretAccess } from "../strategies/definition.ts";
 import { createPool } from "../util/database.ts";
-import { Reason } from "./reasons.ts";
+import { Reason, type ReasonValue } from "./reasons.ts";
 
 export { SecretNotOptedInError };
 
 /** The condition reason for an error thrown here: SecretNotOptedIn for an unlabelled Secret, else `fallback`. */
-export function failureReason(err: unknown, fallback: string): string {
+export function failureReason(err: unknown, fallback: ReasonValue): ReasonValue {
   return err instanceof SecretNotOptedInError ? Reason.SecretNotOptedIn : fallback;
 }
 

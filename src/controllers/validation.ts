@@ -5,10 +5,10 @@
  */
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import { STRATEGIES } from "../strategies/catalog.ts";
-import { Reason } from "./reasons.ts";
+import { Reason, type ReasonValue } from "./reasons.ts";
 
 export interface Finding {
-  reason: string;
+  reason: ReasonValue;
   message: string;
 }
 

@@ -5,7 +5,8 @@
 import type { CoreV1Api, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "../util/log.ts";
 
-export class EventRecorder {
+/** `Reasons` narrows what a caller may pass as a reason (the controllers pass their `ReasonValue`). */
+export class EventRecorder<Reasons extends string = string> {
   private readonly core: CoreV1Api;
   private readonly component: string;
   private readonly log: Logger;
@@ -16,7 +17,7 @@ export class EventRecorder {
     this.log = log;
   }
 
-  async record(obj: KubernetesObject, type: "Normal" | "Warning", reason: string, message: string): Promise<void> {
+  async record(obj: KubernetesObject, type: "Normal" | "Warning", reason: Reasons, message: string): Promise<void> {
     const namespace = obj.metadata?.namespace ?? "default";
     const now = new Date();
     try {

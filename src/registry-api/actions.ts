@@ -5,7 +5,7 @@
  * the GeoSite naming the user the API server authenticated. `dryRun=All` only counts.
  */
 import { lookUpSite, lookUpType, type GeoSite, type Lookup, type ReplicableType } from "../api/v1alpha1/resources.ts";
-import { Reason } from "../controllers/reasons.ts";
+import { Reason, type ReasonValue } from "../controllers/reasons.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { requestChecksum } from "../registry/checksum-state.ts";
 import { deletionHold, releaseDeletionHold } from "../registry/deletions.ts";
@@ -23,7 +23,7 @@ export interface ActionContext {
   sites: { list(namespace?: string): GeoSite[] };
   types: { list(namespace?: string): ReplicableType[] };
   databases: SiteDatabases;
-  events: EventRecorder;
+  events: EventRecorder<ReasonValue>;
 }
 
 const invalid = (message: string) => new ApiError(422, "Invalid", message);

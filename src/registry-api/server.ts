@@ -15,6 +15,7 @@ import type { OperatorMetrics } from "../metrics/metrics.ts";
 import type { AuthorizationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import type { GeoSite, ReplicableType } from "../api/v1alpha1/resources.ts";
 import type { SiteAccess } from "../controllers/site-access.ts";
+import type { ReasonValue } from "../controllers/reasons.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import { mismatchDetails } from "../registry/replicas.ts";
 import { listRegistryRows } from "../registry/row-selection.ts";
@@ -44,7 +45,7 @@ export interface RegistryApiOptions {
   /** The operator's Secret reads and database pools, shared with its controllers. */
   access: SiteAccess;
   authorization: AuthorizationV1Api;
-  events: EventRecorder;
+  events: EventRecorder<ReasonValue>;
   log: Logger;
   /** PEM files of the serving certificate (SAN <service>.<namespace>.svc) and its key; re-read on each refresh. */
   certFile: string;

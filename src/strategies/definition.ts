@@ -51,6 +51,11 @@ export interface StrategyDefinition<Settings = unknown, Endpoints = unknown> {
    * the row); a blob changed without one is found as a checksum mismatch and copied again.
    */
   readonly primaryDataMayChange: boolean;
+  /**
+   * The settings to check when nearly every item of a run is not found on the primary (the run
+   * stops and names them): a wrong location or credentials look exactly like data that is gone.
+   */
+  readonly notFoundSuspects: string;
   /** Which GeoSite `capacities` entry bounds concurrent syncs, and its default. */
   readonly syncCapacity: { field: SyncCapacityField; default: number };
   /** The type's settings; throws an Error naming the missing field for a spec the CRD would refuse. */

@@ -27,6 +27,8 @@ export const blobStrategy: StrategyDefinition<BlobSettings, BlobEndpoints> = {
   crd: blobCrd,
   statesLayout: "keyed-by-model-id",
   primaryDataMayChange: false,
+  notFoundSuspects:
+    "the primary GeoSite's bucket, prefix or credentials, its fileStorage.root or retrieval settings, and the type's source.objectKey, source.storeColumn or blob store choice",
   syncCapacity: { field: "blobs", default: SYNC_CAPACITY },
 
   parseSettings: parseBlobSettings,

@@ -92,6 +92,7 @@ export const repositoryStrategy: StrategyDefinition<RepositorySettings, Reposito
   },
   statesLayout: "serial-id",
   primaryDataMayChange: true,
+  notFoundSuspects: "the primary GeoSite's git.baseURL or its token (a token that cannot see a repository gets \"not found\"), and the type's source.repositoryPath",
   syncCapacity: { field: "repositories", default: SYNC_CAPACITY },
 
   parseSettings(spec) {

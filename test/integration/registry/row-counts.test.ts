@@ -61,7 +61,9 @@ describe("exact row counters", () => {
     let nextId = ids[ids.length - 1]! + 1;
     const worker = async (n: number): Promise<number> => {
       let done = 0;
-      while (Date.now() < deadline) {
+      // Every worker goes once through all nine kinds of action, however slow a loaded machine is,
+      // then keeps going until the deadline.
+      while (done < 9 || Date.now() < deadline) {
         const action = (n + done) % 9;
         if (action <= 2) {
           const claimed = await claimSyncWork(tracking, type, { limit: 20 });
@@ -114,7 +116,7 @@ describe("exact row counters", () => {
     };
     try {
       const done = await Promise.all(Array.from({ length: WORKERS }, (_, n) => worker(n)));
-      expect(done.reduce((a, b) => a + b, 0)).toBeGreaterThan(WORKERS * 5);
+      expect(Math.min(...done)).toBeGreaterThanOrEqual(9);
     } finally {
       await Promise.all([tracking.end(), primary.end()]);
     }
