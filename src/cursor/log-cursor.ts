@@ -5,10 +5,10 @@
  * between the two repeats some events on restart; every handler action is idempotent.
  *
  * Reads go through the primary's read replica on secondaries, which delivers no NOTIFY: the poll
- * is adaptive instead, immediate while events keep coming, then doubling from `minPollMs` to
- * `maxPollMs` while the log is quiet. Where the connection is to the primary itself (the primary
- * site's own cursor, or a secondary configured with the primary's URL) it also LISTENs and wakes
- * as soon as a capture trigger signals.
+ * is adaptive instead (poll-delay.ts), immediate while events keep coming, then doubling from
+ * `minPollMs` to `maxPollMs` while the log is quiet. Where the connection is to the primary
+ * itself (the primary site's own cursor, or a secondary configured with the primary's URL) it
+ * also LISTENs and wakes as soon as a capture trigger signals.
  *
  * A cursor that has never run starts at the oldest event still in the log: applying an event
  * twice is harmless, skipping one costs a wait for the next consistency pass (records created
@@ -21,6 +21,7 @@ import type { Queryable } from "../registry/db.ts";
 import { eventLogBounds, listenForEvents, loadCursorPosition, readEvents, saveCursorPosition, type ChangeEvent, type CursorPosition } from "../registry/event-log.ts";
 import type { Logger } from "../util/log.ts";
 import { advance, DEFAULT_GAP_SETTINGS, type GapSettings } from "./gaps.ts";
+import { PollDelay } from "./poll-delay.ts";
 
 export interface LogCursorOptions {
   /** The position's key in `positionDb` (the site's name). */
@@ -52,14 +53,12 @@ export const DEFAULT_MAX_POLL_MS = 2_000;
 export async function runLogCursor(opts: LogCursorOptions): Promise<void> {
   const now = opts.now ?? Date.now;
   const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
-  const minPoll = opts.minPollMs ?? DEFAULT_MIN_POLL_MS;
-  const maxPoll = opts.maxPollMs ?? DEFAULT_MAX_POLL_MS;
   const wake = new Wakeup(opts.signal);
   const listener = opts.listen ? await listenFor(opts.listen, wake, opts.log) : undefined;
   try {
     let position = await startingPosition(opts);
     opts.onPosition?.(position, { applied: 0, abandoned: 0 });
-    let idle = minPoll;
+    const pollDelay = new PollDelay(opts.minPollMs ?? DEFAULT_MIN_POLL_MS, opts.maxPollMs ?? DEFAULT_MAX_POLL_MS);
     while (!opts.signal.aborted) {
       const previousLast = position.lastEventId;
       const events = await readEvents(opts.source, previousLast, batchSize, position.gaps.map((g) => g.id));
@@ -71,10 +70,12 @@ export async function runLogCursor(opts: LogCursorOptions): Promise<void> {
       }
       position = step.position;
       opts.onPosition?.(position, { applied: step.apply.length, abandoned: step.abandoned });
-      if (events.filter((e) => e.id > previousLast).length >= batchSize) continue; // more waiting: read on at once
-      idle = step.apply.length > 0 ? minPoll : Math.min(idle * 2, maxPoll);
-      // Gaps are looked at again soon: a late commit is usually milliseconds late.
-      await wake.sleep(position.gaps.length > 0 ? Math.min(idle, minPoll * 2) : idle);
+      const delay = pollDelay.after({
+        fullBatch: events.filter((e) => e.id > previousLast).length >= batchSize,
+        applied: step.apply.length,
+        openGaps: position.gaps.length,
+      });
+      if (delay > 0) await wake.sleep(delay);
     }
   } finally {
     await listener?.end().catch(() => undefined);

@@ -217,6 +217,9 @@ describe("the log cursors run by the operator", () => {
     }, 30_000);
     expect(metricValue(text, "geo_last_event_id", "london")).toBe(newest);
     expect(metricValue(text, "geo_last_event_timestamp", "london")).toBeGreaterThan(0);
+    // Read as the cursor reads it (a pg Date, so at millisecond precision) to compare exactly.
+    const applied = await dbs.primary.query<{ created_at: Date }>(`SELECT created_at FROM geo_operator_events WHERE id = $1`, [newest]);
+    expect(metricValue(text, "geo_cursor_last_event_timestamp", "tokyo")).toBe(applied.rows[0]!.created_at.getTime() / 1000);
     expect(metricValue(text, "geo_cursor_event_lag_seconds", "tokyo")).toBe(0);
     expect(metricValue(text, "geo_event_log_oldest_event_age_seconds", "london")).toBeGreaterThanOrEqual(0);
     // The in-process cursors measure themselves on the manager's registry.
@@ -281,6 +284,7 @@ describe("the log cursors run by the operator", () => {
     const text = await metrics();
     expect(metricValue(text, "geo_cursor_event_lag_seconds", "tokyo")).toBeUndefined();
     expect(metricValue(text, "geo_cursor_last_event_id", "tokyo")).toBeUndefined();
+    expect(metricValue(text, "geo_cursor_last_event_timestamp", "tokyo")).toBeUndefined();
     expect(await servers.url(ns, "geo-cursor-london")).toBeDefined();
   });
 });

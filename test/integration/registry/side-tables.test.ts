@@ -1,7 +1,11 @@
 /**
  * The operator's own tables as numbered migrations: recorded on a fresh database, adopted on a
- * database where the earlier IF NOT EXISTS code created them, and safe when callers race.
+ * database where the earlier IF NOT EXISTS code created them, safe when callers race, and
+ * printed by `schema print` exactly as they are run.
  */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import type pg from "pg";
 import { applyMigrations, applySchema, appliedVersions } from "../../../src/registry/schema-manager.ts";
@@ -15,6 +19,7 @@ import {
 } from "../../../src/registry/side-tables.ts";
 import { recordLocation, locationsOf } from "../../../src/registry/replicas.ts";
 import { writeHeartbeat } from "../../../src/registry/heartbeat.ts";
+import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
 import { createTestDatabases, withClient, type TestDatabases } from "./databases.ts";
 import { widgetType } from "./fixtures.ts";
 
@@ -53,6 +58,8 @@ function scriptStatements(script: string): string[] {
   }
   return statements.filter((s) => s !== "");
 }
+
+const run = promisify(execFile);
 
 const opened: TestDatabases[] = [];
 async function freshDatabases(): Promise<TestDatabases> {
@@ -147,10 +154,13 @@ describe("the operator's own tables as numbered migrations", () => {
     expect(new Set(beats).size).toBe(2);
   });
 
-  it("runs exactly the statements renderSideTablesDDL prints", async () => {
+  it.each([
+    { role: "secondary", database: "tracking", ensure: ensureTrackingSideTables },
+    { role: "primary", database: "primary", ensure: ensurePrimarySideTables },
+  ] as const)("runs exactly the statements renderSideTablesDDL prints for role $role", async ({ role, database, ensure }) => {
     const dbs = await freshDatabases();
     const executed: string[] = [];
-    await withClient(dbs.tracking, async (client) => {
+    await withClient(dbs[database], async (client) => {
       const original = client.query.bind(client) as (text: string, values?: unknown[]) => Promise<unknown>;
       const spy = client as unknown as { query: (text: string, values?: unknown[]) => Promise<unknown> };
       spy.query = (text, values) => {
@@ -158,14 +168,40 @@ describe("the operator's own tables as numbered migrations", () => {
         return original(text, values);
       };
       try {
-        await ensureTrackingSideTables(client);
+        await ensure(client);
       } finally {
         spy.query = original;
       }
     });
-    const rendered = scriptStatements(renderSideTablesDDL("secondary"));
+    const rendered = scriptStatements(renderSideTablesDDL(role));
     // The reads of which versions are recorded are not part of the script.
     const ran = executed.filter((s) => !s.startsWith("SELECT version FROM") && !s.startsWith("SELECT to_regclass"));
     expect(ran).toEqual(rendered);
+  });
+
+  it("`schema print --role primary` prints the primary's migrations, and a DBA running the script gets what the operator would apply", async () => {
+    const { stdout } = await run(process.execPath, [
+      join(REPO_ROOT, "bin/geo-operator.js"), "schema", "print", "-f", join(REPO_ROOT, "config/samples/replicabletype-cool-widget.yaml"), "--role", "primary",
+    ]);
+    // The operator's own tables first (the type's counting triggers call their functions), then the type's script.
+    expect(stdout.startsWith(renderSideTablesDDL("primary"))).toBe(true);
+    for (const created of [
+      "CREATE TABLE IF NOT EXISTS public.geo_operator_events (",
+      "CREATE TABLE IF NOT EXISTS public.geo_operator_capture_types (",
+      "CREATE TABLE IF NOT EXISTS public.geo_operator_event_cursors (",
+      "CREATE OR REPLACE FUNCTION public.geo_operator_publish_event(",
+    ]) {
+      expect(stdout).toContain(created);
+    }
+
+    const dbs = await freshDatabases();
+    await dbs.primary.query(`CREATE TABLE cool_widgets (id bigserial PRIMARY KEY, namespace_id bigint, file_name text NOT NULL)`);
+    await dbs.primary.query(stdout);
+    expect(await operatorTables(dbs.primary)).toEqual(PRIMARY_TABLES);
+    expect(await appliedVersions(dbs.primary, OPERATOR_MIGRATION_SET, "primary")).toEqual([1, 2, 3]);
+    const { rows } = await dbs.primary.query<{ fn: string | null }>(`SELECT to_regprocedure('public.geo_operator_publish_event(text, bigint, text)')::text AS fn`);
+    expect(rows[0]!.fn).toBe("geo_operator_publish_event(text,bigint,text)");
+    // The printed versions are the operator's: it finds nothing left to apply.
+    expect(await ensurePrimarySideTables(dbs.primary)).toEqual({ applied: [] });
   });
 });
