@@ -96,8 +96,8 @@ describe("failoverReadiness", () => {
   });
 
   const alone: [string, (s: GeoSiteStatus) => void, Partial<FailoverCheck>, RegExp][] = [
-    ["sync failures", (s) => (s.types![0] = done("cool_widget", 12, { syncedCount: 10, failedCount: 2, verifiedCount: 10 })), { check: "syncFailures", reason: "SyncFailures", type: "cool_widget", records: 2 }, /cool_widget: 2 records failed to sync/],
-    ["verification failures", (s) => (s.types![0] = done("cool_widget", 12, { verificationFailedCount: 1, verifiedCount: 11 })), { check: "verificationFailures", reason: "VerificationFailures", type: "cool_widget", records: 1 }, /cool_widget: 1 record failed verification \(checksum mismatches included\)/],
+    ["sync failures", (s) => (s.types![0] = done("cool_widget", 12, { syncedCount: 10, failedCount: 2, verifiedCount: 10 })), { check: "syncFailures", reason: "SyncFailures", type: "cool_widget", records: 2 }, /^cool_widget: 2 records failed to sync \(checksum mismatches included\)$/],
+    ["verification failures", (s) => (s.types![0] = done("cool_widget", 12, { verificationFailedCount: 1, verifiedCount: 11 })), { check: "verificationFailures", reason: "VerificationFailures", type: "cool_widget", records: 1 }, /^cool_widget: 1 record failed verification$/],
     ["unsynced rows", (s) => (s.types![0] = done("cool_widget", 12, { syncedCount: 7, verifiedCount: 7 })), { check: "synced", reason: "NotSynced", records: 5 }, /cool_widget: 5 records not synced, 7 of 12 done/],
     ["held deletions", (s) => (s.types![0] = done("cool_widget", 12, { heldDeletions: 4 })), { check: "deletionsHeld", reason: "DeletionsHeld", type: "cool_widget", records: 4 }, /cool_widget: 4 deletions held/],
     ["replication lag over the limit", (s) => (s.replicationLagSeconds = 200), { check: "replicationLag", reason: "ReplicaLagging", seconds: 200, limitSeconds: 120 }, /replica is 200 s behind \(limit 60 s \+ 60 s heartbeat interval\)/],
@@ -124,6 +124,22 @@ describe("failoverReadiness", () => {
       expect(failoverCondition(r).reason).toBe(failing(r)[0]!.reason);
     });
   }
+
+  it("says checksum mismatches are among the sync failures, where the status counts them, and not among the verification failures", () => {
+    // A mismatch fails the row's sync as well as its verification (markChecksumMismatch): the status
+    // counts it in failedCount only, as verificationFailedCount counts synced rows. It has no
+    // separate mismatch count, so the line cannot say how many of the failures are mismatches.
+    const status = readyStatus();
+    status.types![0] = done("cool_widget", 12, { syncedCount: 9, failedCount: 3, verifiedCount: 8, verificationFailedCount: 1 });
+    const r = evaluate(status);
+    expect(r.checks.find((c) => c.check === "syncFailures" && c.type === "cool_widget")).toMatchObject({
+      ok: false,
+      records: 3,
+      message: "cool_widget: 3 records failed to sync (checksum mismatches included)",
+    });
+    expect(r.checks.find((c) => c.check === "verificationFailures" && c.type === "cool_widget")).toMatchObject({ ok: false, records: 1, message: "cool_widget: 1 record failed verification" });
+    expect(failoverCondition(r).message).toMatch(/^SyncFailures: cool_widget: 3 records failed to sync \(checksum mismatches included\); VerificationFailures: cool_widget: 1 record failed verification; /);
+  });
 
   it("fails on a disabled site", () => {
     expect(failing(evaluate(readyStatus(), { spec: { enabled: false } }))).toEqual([expect.objectContaining({ check: "siteValid", reason: "SiteDisabled" })]);

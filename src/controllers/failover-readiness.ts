@@ -179,14 +179,18 @@ export function failoverReadiness(inputs: FailoverInputs): FailoverReadiness {
       if (s) f(type.spec.name, s);
     }
   };
+  // A checksum mismatch fails the row's sync (so the copy is fetched again), not only its
+  // verification: mismatches are in failedCount, and never in verificationFailedCount, which counts
+  // synced rows only. The status carries no separate mismatch count (kubectl geo registries
+  // --mismatch lists them).
   perType((type, s) => {
     const failed = s.failedCount ?? 0;
-    if (failed > 0) fail("syncFailures", Reason.SyncFailures, `${type}: ${plural(failed, "record")} failed to sync`, { type, records: failed });
+    if (failed > 0) fail("syncFailures", Reason.SyncFailures, `${type}: ${plural(failed, "record")} failed to sync (checksum mismatches included)`, { type, records: failed });
     else pass("syncFailures", `${type}: no failed syncs`, { type, records: 0 });
   });
   perType((type, s) => {
     const failed = s.verificationFailedCount ?? 0;
-    if (failed > 0) fail("verificationFailures", Reason.VerificationFailures, `${type}: ${plural(failed, "record")} failed verification (checksum mismatches included)`, { type, records: failed });
+    if (failed > 0) fail("verificationFailures", Reason.VerificationFailures, `${type}: ${plural(failed, "record")} failed verification`, { type, records: failed });
     else pass("verificationFailures", `${type}: no failed verifications`, { type, records: 0 });
   });
   for (const type of types) {

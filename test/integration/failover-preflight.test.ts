@@ -2,7 +2,8 @@
  * The failover preflight against the real API server, PostgreSQL and MinIO: the operator (in this
  * process, Jobs run by the test kubelet) keeps a secondary's FailoverReady condition False while a
  * record fails to sync and True once every record is synced and verified, a type with nothing to
- * replicate counting as done; `kubectl geo preflight` exits 4 or 0 accordingly, prints the
+ * replicate counting as done, and False again while a synced record failed verification or
+ * deletions are held; `kubectl geo preflight` exits 4 or 0 accordingly, prints the
  * checklist as JSON, refuses the primary, and catches a status the stopped operator no longer
  * writes, although the condition it last wrote still says True.
  */
@@ -82,7 +83,7 @@ describe("failover readiness", () => {
     }, 180_000);
     const c = conditionOf(tokyo, "FailoverReady");
     expect(c).toMatchObject({ status: "False", reason: "SyncFailures" });
-    expect(c.message).toContain("SyncFailures: cool_widget: 1 record failed to sync");
+    expect(c.message).toContain("SyncFailures: cool_widget: 1 record failed to sync (checksum mismatches included)");
     expect(c.message).toContain("NotSynced: cool_widget: 1 record not synced, 5 of 6 done");
     expect(c.message).not.toContain("empty_thing");
     expect(conditionOf(await getJSON("geosite", "london"), "FailoverReady")).toBeUndefined();
@@ -93,11 +94,11 @@ describe("failover readiness", () => {
   it("kubectl geo preflight exits 4 and says what blocks, as a table and as JSON", async () => {
     const table = await geo(["preflight", "--site", "tokyo"]);
     expect(table.code, table.stderr).toBe(4);
-    expect(table.stdout).toMatch(/^✗\s+syncFailures\s+cool_widget\s+cool_widget: 1 record failed to sync$/m);
+    expect(table.stdout).toMatch(/^✗\s+syncFailures\s+cool_widget\s+cool_widget: 1 record failed to sync \(checksum mismatches included\)$/m);
     expect(table.stdout).toMatch(/^✗\s+synced\s+cool_widget\s+cool_widget: 1 record not synced, 5 of 6 done$/m);
     expect(table.stdout).toMatch(/^✓\s+synced\s+empty_thing\s+empty_thing: nothing to replicate \(0 of 0\)$/m);
     expect(table.stdout).toMatch(/^✓\s+verificationFailures\s+cool_widget\s+/m);
-    expect(table.stderr).toMatch(/error: GeoSite tokyo is not ready for failover: 3 of \d+ checks fail; first: SyncFailures: cool_widget: 1 record failed to sync/);
+    expect(table.stderr).toMatch(/error: GeoSite tokyo is not ready for failover: 3 of \d+ checks fail; first: SyncFailures: cool_widget: 1 record failed to sync \(checksum mismatches included\)/);
 
     const json = await geo(["preflight", "--site", "tokyo", "-o", "json"]);
     expect(json.code).toBe(4);
@@ -139,6 +140,71 @@ describe("failover readiness", () => {
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ site: "tokyo", ready: true, condition: { status: "True" } });
     expect(await until("the gauge at 1", async () => ((await metricLine("geo_operator_site_failover_ready", 'site="tokyo"'))?.endsWith(" 1") ? true : undefined))).toBe(true);
+  });
+
+  it("is not ready while a synced record failed verification, naming the type and how many", { timeout: 240_000 }, async () => {
+    const [first] = (await world.dbs.tracking.query<{ id: string }>(`SELECT cool_widget_id AS id FROM cool_widget_registry ORDER BY cool_widget_id LIMIT 1`)).rows;
+    const modelId = Number(first!.id);
+    // What the verify worker records when it cannot checksum a synced copy (markVerificationFailed),
+    // with the retry an hour away so the failure stays while the test looks at it.
+    await world.dbs.tracking.query(
+      `UPDATE cool_widget_registry SET verification_state = 3, verification_failure = 'the copy could not be read', verification_retry_count = 1, verification_retry_at = now() + interval '1 hour'
+        WHERE cool_widget_id = $1 AND state = 2`,
+      [modelId],
+    );
+    const tokyo = await until("tokyo: 1 verification failure in status", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return t.status?.types?.find((x: any) => x.name === "cool_widget")?.verificationFailedCount === 1 && conditionOf(t, "FailoverReady")?.status === "False" ? t : undefined;
+    }, 180_000);
+    expect(tokyo.status.types.find((x: any) => x.name === "cool_widget")).toMatchObject({ syncedCount: 6, failedCount: 0, verifiedCount: 5, verificationFailedCount: 1 });
+    expect(conditionOf(tokyo, "FailoverReady")).toMatchObject({ reason: "VerificationFailures", message: expect.stringContaining("VerificationFailures: cool_widget: 1 record failed verification") });
+
+    const table = await geo(["preflight", "--site", "tokyo"]);
+    expect(table.code, table.stderr).toBe(4);
+    expect(table.stdout).toMatch(/^✗\s+verificationFailures\s+cool_widget\s+cool_widget: 1 record failed verification$/m);
+    expect(table.stdout).toMatch(/^✓\s+syncFailures\s+cool_widget\s+cool_widget: no failed syncs$/m);
+    expect(table.stderr).toMatch(/not ready for failover: 2 of \d+ checks fail; first: VerificationFailures: cool_widget: 1 record failed verification/);
+    const json = await geo(["preflight", "--site", "tokyo", "-o", "json"]);
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout).checks.filter((c: any) => !c.ok)).toEqual([
+      expect.objectContaining({ check: "verificationFailures", type: "cool_widget", reason: "VerificationFailures", records: 1 }),
+      expect.objectContaining({ check: "verified", type: "cool_widget", reason: "NotVerified", records: 1, done: 5, total: 6 }),
+    ]);
+
+    // The retry due: the worker verifies the intact copy and the site is ready again.
+    await retryNow(world.dbs.tracking);
+    await until("FailoverReady True again", async () => (conditionOf(await getJSON("geosite", "tokyo"), "FailoverReady")?.status === "True" ? true : undefined), 180_000);
+  });
+
+  it("is not ready while deletions are held, naming the type and how many, as GeoSite status counts them", { timeout: 240_000 }, async () => {
+    // An empty primary table is the implausible picture the consistency pass holds deletions for
+    // (PrimaryEmpty) rather than removing every copy. The rows come back afterwards with their ids.
+    const { rows: widgets } = await world.dbs.primary.query<{ id: string; namespace_id: string; file_name: string }>(`SELECT id, namespace_id, file_name FROM cool_widgets ORDER BY id`);
+    expect(widgets).toHaveLength(6);
+    await world.dbs.primary.query(`DELETE FROM cool_widgets`);
+    const tokyo = await until("tokyo: 6 deletions held in status", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return t.status?.types?.find((x: any) => x.name === "cool_widget")?.heldDeletions === 6 && conditionOf(t, "FailoverReady")?.reason === "DeletionsHeld" ? t : undefined;
+    }, 180_000);
+    expect(tokyo.status.types.find((x: any) => x.name === "empty_thing")?.heldDeletions).toBeUndefined();
+    expect(conditionOf(tokyo, "FailoverReady")).toMatchObject({ status: "False", message: expect.stringContaining("DeletionsHeld: cool_widget: 6 deletions held") });
+
+    const table = await geo(["preflight", "--site", "tokyo"]);
+    expect(table.code, table.stderr).toBe(4);
+    expect(table.stdout).toMatch(/^✗\s+deletionsHeld\s+cool_widget\s+cool_widget: 6 deletions held: check why \(kubectl geo status\), then release them or fix the cause$/m);
+    expect(table.stdout).toMatch(/^✓\s+deletionsHeld\s+empty_thing\s+empty_thing: no deletions held$/m);
+    expect(table.stderr).toMatch(/not ready for failover: 1 of \d+ checks fail; first: DeletionsHeld: cool_widget: 6 deletions held/);
+    const json = await geo(["preflight", "--site", "tokyo", "-o", "json"]);
+    expect(json.code).toBe(4);
+    expect(JSON.parse(json.stdout).checks.filter((c: any) => !c.ok)).toEqual([expect.objectContaining({ check: "deletionsHeld", type: "cool_widget", reason: "DeletionsHeld", records: 6 })]);
+
+    // The primary's rows back: the next pass finds nothing gone and lifts the hold.
+    for (const w of widgets) await world.dbs.primary.query(`INSERT INTO cool_widgets (id, namespace_id, file_name) VALUES ($1, $2, $3)`, [w.id, w.namespace_id, w.file_name]);
+    const ready = await until("FailoverReady True once nothing is held", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return conditionOf(t, "FailoverReady")?.status === "True" ? t : undefined;
+    }, 180_000);
+    expect(ready.status.types.find((x: any) => x.name === "cool_widget")).not.toHaveProperty("heldDeletions");
   });
 
   it("catches a status the operator stopped writing, though the last condition still says True", { timeout: 240_000 }, async () => {

@@ -20,8 +20,10 @@ Checks, each naming what blocks and how many records:
   siteValid             the site is enabled and the site topology accepts it
   statusFresh           status.lastStatusTime within spec.failover.maxStatusAge (default 3 statusIntervals, at least 5m)
   storageReachable      no database, storage or site-server failure in the site's health
-  syncFailures          no registry row of any type failed to sync
-  verificationFailures  no synced row failed verification (checksum mismatches included)
+  syncFailures          no registry row of any type failed to sync; a checksum mismatch fails the
+                        row's sync (it is fetched again), so mismatches are counted here
+  verificationFailures  no synced row failed verification for another reason (its copy could not
+                        be checksummed); mismatches are under syncFailures
   synced                every record of every enabled type synced (0 of 0 counts as done)
   verified              every record verified, unless the type's verification is off
   deletionsHeld         no deletions held on the site

@@ -4,9 +4,11 @@
  * without it are refused, geo-operator-admin may resync and the action is recorded with their
  * name; the server refuses anyone who does not come through the API server's front proxy.
  */
-import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
@@ -184,17 +186,39 @@ describe("geo-operator-admin", () => {
   });
 });
 
+/**
+ * A client certificate the front-proxy CA signed for `cn`, which is not the name the API server
+ * allows to assert identities (--requestheader-allowed-names=front-proxy-client): what a component
+ * holding a certificate from the same CA for another purpose could present.
+ */
+function frontProxySignedCert(cn: string): { cert: string; key: string } {
+  const { certDir } = inject("env").kube!;
+  const dir = mkdtempSync(join(tmpdir(), "geo-front-proxy-other-"));
+  const ssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
+  ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", `/CN=${cn}`);
+  writeFileSync(join(dir, "client.ext"), "extendedKeyUsage=clientAuth\n");
+  // -set_serial rather than -CAcreateserial: nothing is written next to the harness's CA.
+  ssl("x509", "-req", "-in", "client.csr", "-CA", join(certDir, "front-proxy-ca.crt"), "-CAkey", join(certDir, "front-proxy-ca.key"), "-set_serial", `0x${randomBytes(8).toString("hex")}`, "-out", "client.crt", "-days", "1", "-extfile", "client.ext");
+  return { cert: readFileSync(join(dir, "client.crt"), "utf8"), key: readFileSync(join(dir, "client.key"), "utf8") };
+}
+
 describe("the server behind the API server", () => {
-  const call = (opts: { cert?: string; key?: string; headers?: Record<string, string> }) =>
+  const rowsPath = () => `/apis/registry.geo.replication.dev/v1alpha1/namespaces/${world.ns}/${RESOURCE}?labelSelector=site%3Dtokyo`;
+  const call = (opts: { cert?: string; key?: string; headers?: Record<string, string>; method?: string; path?: string; body?: string }) =>
     new Promise<number>((resolve, reject) => {
       const url = inject("env").kube!.registryApiURL;
-      const req = request(`${url}/apis/registry.geo.replication.dev/v1alpha1/namespaces/${world.ns}/${RESOURCE}?labelSelector=site%3Dtokyo`, { rejectUnauthorized: false, ...opts }, (res) => {
+      const { path = rowsPath(), body, ...tls } = opts;
+      const req = request(`${url}${path}`, { rejectUnauthorized: false, ...tls }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
       req.on("error", reject);
-      req.end();
+      req.end(body);
     });
+  const frontProxyClientCert = () => {
+    const { certDir } = inject("env").kube!;
+    return { cert: readFileSync(join(certDir, "front-proxy-client.crt"), "utf8"), key: readFileSync(join(certDir, "front-proxy-client.key"), "utf8") };
+  };
 
   it("answers 401 to a caller without the front proxy's certificate, whatever headers it sends", async () => {
     const { certDir } = inject("env").kube!;
@@ -203,9 +227,35 @@ describe("the server behind the API server", () => {
     const userCert = { cert: readFileSync(join(certDir, "admin.crt"), "utf8"), key: readFileSync(join(certDir, "admin.key"), "utf8") };
     expect(await call({ ...userCert, headers: { "X-Remote-User": "system:admin", "X-Remote-Group": "system:masters" } })).toBe(401);
     // The front proxy's own certificate is accepted, and RBAC still decides for the user it names.
-    const proxyCert = { cert: readFileSync(join(certDir, "front-proxy-client.crt"), "utf8"), key: readFileSync(join(certDir, "front-proxy-client.key"), "utf8") };
+    const proxyCert = frontProxyClientCert();
     expect(await call({ ...proxyCert, headers: { "X-Remote-User": "sam" } })).toBe(403);
     expect(await call({ ...proxyCert, headers: { "X-Remote-User": "vera" } })).toBe(200);
+  });
+
+  it("answers 401 to a certificate the front-proxy CA signed for a name other than the allowed one", async () => {
+    const other = frontProxySignedCert("metrics-scraper");
+    expect(await call({ ...other, headers: { "X-Remote-User": "vera" } })).toBe(401);
+    expect(await call({ ...other, headers: { "X-Remote-User": "system:admin", "X-Remote-Group": "system:masters" } })).toBe(401);
+    // The same request with the allowed name's certificate is served: only the name differs.
+    expect(await call({ ...frontProxyClientCert(), headers: { "X-Remote-User": "vera" } })).toBe(200);
+  });
+
+  it("refuses (403) a RegistryAction from a user without geo-operator-admin, even from the front proxy", async () => {
+    // The API server authorizes before it proxies; this request does not pass through it, so only
+    // the server's own check stands between a viewer and a resync.
+    const before = await registry();
+    const action = { apiVersion: "registry.geo.replication.dev/v1alpha1", kind: "RegistryAction", metadata: { name: "viewer-resync" }, spec: { action: "resync", type: "cool_widget", site: "tokyo", all: true } };
+    const post = (user: string) =>
+      call({
+        ...frontProxyClientCert(),
+        method: "POST",
+        path: `/apis/registry.geo.replication.dev/v1alpha1/namespaces/${world.ns}/registryactions`,
+        headers: { "X-Remote-User": user, "Content-Type": "application/json" },
+        body: JSON.stringify(action),
+      });
+    expect(await post("vera")).toBe(403);
+    expect(await post("sam")).toBe(403);
+    expect(await registry()).toEqual(before);
   });
 
   it("counts its requests by verb and status code on /metrics", async () => {
@@ -215,8 +265,7 @@ describe("the server behind the API server", () => {
       return { list401: value("list", 401), list403: value("list", 403), list200: value("list", 200), durations: /^geo_operator_registry_api_request_duration_seconds_count\{verb="list"\} (\d+)$/m.exec(text)?.[1] };
     };
     const before = await counts();
-    const { certDir } = inject("env").kube!;
-    const proxyCert = { cert: readFileSync(join(certDir, "front-proxy-client.crt"), "utf8"), key: readFileSync(join(certDir, "front-proxy-client.key"), "utf8") };
+    const proxyCert = frontProxyClientCert();
     expect(await call({ headers: { "X-Remote-User": "vera" } })).toBe(401);
     expect(await call({ ...proxyCert, headers: { "X-Remote-User": "sam" } })).toBe(403);
     expect(await call({ ...proxyCert, headers: { "X-Remote-User": "vera" } })).toBe(200);
