@@ -28,7 +28,9 @@ export interface BenchOptions {
   profileCursors: boolean;
   modes: ("event" | "scan")[];
   event: RatePlan[];
+  /** Scan mode's plan; it runs once per rate of `scanRates` (each with a world of its own). */
   scan: ScanPlan;
+  scanRates: number[];
   /** Share of changes that go to repositories, and their ceiling in pushes per second. */
   repoShare: number;
   repoMaxRate: number;
@@ -57,7 +59,7 @@ const USAGE = `node bench/latency/run.ts [options]
                           (default, no NOTIFY: adaptive poll) or directly (the cursor LISTENs)
   --rates 10,30,100,500   event mode rates (changes/s)
   --seconds 60,60,60,20   how long each event mode rate writes
-  --scan-rate 10          scan mode's one rate
+  --scan-rates 10,100,500 scan mode's rates (each a run of --scan-minutes)
   --scan-minutes 12       scan mode's window from the first write (it writes for all but the last 2 minutes)
   --repo-share 0.1        share of changes that are repository pushes
   --repo-max-rate 10      at most this many pushes per second
@@ -81,7 +83,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       "secondary-reads": { type: "string", default: "replica" },
       rates: { type: "string" },
       seconds: { type: "string" },
-      "scan-rate": { type: "string" },
+      "scan-rates": { type: "string" },
       "scan-minutes": { type: "string" },
       "repo-share": { type: "string", default: "0.1" },
       "repo-max-rate": { type: "string", default: "10" },
@@ -105,7 +107,7 @@ export function parseOptions(argv: string[]): BenchOptions {
   const rates = numbers(values.rates ?? (quick ? "20" : "10,30,100,500"), "rates");
   const seconds = numbers(values.seconds ?? (quick ? "8" : "60,60,60,20"), "seconds");
   if (seconds.length !== rates.length) throw new Error(`--seconds needs one duration per rate (${rates.length})`);
-  const scanRate = numbers(values["scan-rate"] ?? "10", "scan-rate")[0]!;
+  const scanRates = numbers(values["scan-rates"] ?? (quick ? "10" : "10,100,500"), "scan-rates");
   const windowSeconds = quick ? 30 : numbers(values["scan-minutes"] ?? "12", "scan-minutes")[0]! * 60;
   return {
     quick,
@@ -114,8 +116,9 @@ export function parseOptions(argv: string[]): BenchOptions {
     profileCursors: values["profile-cursors"],
     modes: [...modes],
     event: rates.map((rate, i) => ({ rate, seconds: seconds[i]! })),
+    scanRates,
     scan: {
-      rate: scanRate,
+      rate: scanRates[0]!,
       // One consistency interval of writes, then the next pass and a sync run to pick them up.
       seconds: quick ? 15 : Math.max(60, windowSeconds - 120),
       windowSeconds,

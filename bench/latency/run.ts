@@ -5,7 +5,7 @@
  * in event mode (change capture triggers, the log cursors) and in scan mode (no capture, the
  * worker passes on the sample intervals).
  *
- *   node bench/latency/run.ts            event mode at 10, 30, 100, 500 changes/s, scan mode at 10/s for 12 min
+ *   node bench/latency/run.ts            event mode at 10, 30, 100, 500 changes/s, scan mode at 10, 100 and 500/s for 12 min each
  *   node bench/latency/run.ts --quick    a smoke run under two minutes
  *   node bench/latency/run.ts --help     every option
  *
@@ -54,9 +54,11 @@ async function main(): Promise<number> {
       readPath = r.readPath;
     }
     if (opts.modes.includes("scan")) {
-      const r = await scanMode(env, opts);
-      results.push(r.result);
-      readPath ||= r.readPath;
+      for (const rate of opts.scanRates) {
+        const r = await scanMode(env, { ...opts, scan: { ...opts.scan, rate } });
+        results.push(r.result);
+        readPath ||= r.readPath;
+      }
     }
     return print(results, opts, readPath);
   } finally {

@@ -70,7 +70,7 @@ export const Reason = {
   NotVerified: "NotVerified",
   /** Registry rows whose sync failed. */
   SyncFailures: "SyncFailures",
-  /** Synced rows whose verification failed, checksum mismatches included. */
+  /** Synced rows whose verification failed (a checksum mismatch sends the row back to sync: it counts under SyncFailures). */
   VerificationFailures: "VerificationFailures",
 } as const;
 

@@ -90,9 +90,20 @@ describe("decideDeletions", () => {
     expect(reasonOf(input({ outcome: { goneThisPass: 12, confirmed: 0, registryRows: 100 } }))).toBe(HoldReason.TooManyDeletions);
     expect(reasonOf(input({ outcome: { goneThisPass: 11, confirmed: 0, registryRows: 110 } }))).toBe("delete"); // exactly 10 %
     expect(reasonOf(input({ outcome: { goneThisPass: 11, confirmed: 0, registryRows: 109 } }))).toBe(HoldReason.TooManyDeletions);
-    // At or below the floor the share rule does not apply: 10 of 10 is not implausible by itself.
-    expect(reasonOf(input({ outcome: { goneThisPass: SHARE_RULE_FLOOR, confirmed: 0, registryRows: SHARE_RULE_FLOOR } }))).toBe("delete");
-    expect(reasonOf(input({ outcome: { goneThisPass: SHARE_RULE_FLOOR + 1, confirmed: 0, registryRows: SHARE_RULE_FLOOR + 1 } }))).toBe(HoldReason.TooManyDeletions);
+    // At or below the floor the 10 % rule does not apply: 10 of 50 (20 %) is not implausible by itself.
+    expect(reasonOf(input({ outcome: { goneThisPass: SHARE_RULE_FLOOR, confirmed: 0, registryRows: 50 } }))).toBe("delete");
+    expect(reasonOf(input({ outcome: { goneThisPass: SHARE_RULE_FLOOR + 1, confirmed: 0, registryRows: 55 } }))).toBe(HoldReason.TooManyDeletions);
+  });
+
+  it("holds a small registry losing more than half of its rows at once (two or more), whatever the 10 % rule says", () => {
+    expect(reasonOf(input({ outcome: { goneThisPass: SHARE_RULE_FLOOR, confirmed: 0, registryRows: SHARE_RULE_FLOOR } }))).toBe(HoldReason.TooManyDeletions);
+    expect(reasonOf(input({ outcome: { goneThisPass: 9, confirmed: 0, registryRows: 10 } }))).toBe(HoldReason.TooManyDeletions);
+    expect(reasonOf(input({ outcome: { goneThisPass: 2, confirmed: 0, registryRows: 3 } }))).toBe(HoldReason.TooManyDeletions);
+    expect(reasonOf(input({ outcome: { goneThisPass: 2, confirmed: 0, registryRows: 4 } }))).toBe("delete"); // half, not more
+    expect(reasonOf(input({ outcome: { goneThisPass: 1, confirmed: 0, registryRows: 1 } }))).toBe("delete"); // the one record of a type
+    expect(reasonOf(input({ outcome: { goneThisPass: 5, confirmed: 0, registryRows: 40 } }))).toBe("delete");
+    const held = decideDeletions(input({ outcome: { goneThisPass: 7, confirmed: 0, registryRows: 8 } }));
+    expect(held).toMatchObject({ action: "hold", reason: HoldReason.TooManyDeletions, message: expect.stringContaining("more than half of this site's 8 rows") });
   });
 
   it("checks the replica before the counts", () => {

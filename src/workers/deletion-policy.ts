@@ -17,7 +17,12 @@ export const HoldReason = {
 } as const;
 export type HoldReasonValue = (typeof HoldReason)[keyof typeof HoldReason];
 
-/** The share rule only applies above this many deletions: a handful is never implausible. */
+/**
+ * The share rule (maxPercentPerPass) applies above this many deletions: in a small registry a
+ * handful is a large share without being implausible. Below it, losing more than half of the
+ * registry at once (two records or more) still holds: a source.table edited to a small table, or
+ * a wrong but proven replica, must not empty a small type.
+ */
 export const SHARE_RULE_FLOOR = 10;
 
 export interface DeletionSettings {
@@ -83,10 +88,14 @@ function problem(input: DeletionInput): { reason: HoldReasonValue; message: stri
   }
   const overCount = outcome.goneThisPass > settings.maxPerPass;
   const overShare = outcome.goneThisPass > SHARE_RULE_FLOOR && outcome.goneThisPass * 100 > settings.maxPercentPerPass * outcome.registryRows;
-  if (overCount || overShare) {
+  const overHalfOfSmall = outcome.goneThisPass <= SHARE_RULE_FLOOR && outcome.goneThisPass >= 2 && outcome.goneThisPass * 2 > outcome.registryRows;
+  if (overCount || overShare || overHalfOfSmall) {
+    const limit = overHalfOfSmall
+      ? `more than half of this site's ${outcome.registryRows} rows`
+      : `above the limit of ${settings.maxPerPass} rows or ${settings.maxPercentPerPass}% per pass`;
     return {
       reason: HoldReason.TooManyDeletions,
-      message: `${what} at once, above the limit of ${settings.maxPerPass} rows or ${settings.maxPercentPerPass}% per pass: check recent changes to source.table, selective sync and the primary's data`,
+      message: `${what} at once, ${limit}: check recent changes to source.table, selective sync and the primary's data`,
     };
   }
   return undefined;

@@ -48,7 +48,7 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
     // No primary checksums to notice a change (a push) by: refresh the longest-unrefreshed mirrors instead
     // (a fetch of an unchanged repository is one ls-remote).
     const refreshed = await requestResyncOfOldest(tracking, type.schema, type.intervalsMs.verification / 1000, { limit: ctx.concurrency * 10, ...clockOption(ctx) });
-    if (refreshed) log.info({ rows: refreshed }, "verification is off: mirrors refreshed to follow pushes");
+    if (refreshed) log.info({ rows: refreshed }, "verification is off: copies refreshed to follow changes on the primary");
   }
 
   const outcome = { tried: 0, notFound: 0 };
@@ -60,7 +60,7 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
       summary.seconds = (Date.now() - started) / 1000;
       throw new SuspiciousRunError(
         `${outcome.notFound} of ${outcome.tried} items were not found on the primary: the configuration is probably wrong ` +
-          `(the primary's bucket, prefix or credentials, git.baseURL or its token, source.objectKey or source.repositoryPath); ` +
+          `(check ${strategyFor(type.strategy).notFoundSuspects}); ` +
           `stopping this run. The rows are failed with backoff, not deleted or marked synced.`,
       );
     }

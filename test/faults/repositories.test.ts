@@ -138,7 +138,7 @@ describe("fault suite: repositories", () => {
           const missing = after.filter((r) => r.missing_on_primary).length;
           o.note(`23 against 404: exit ${many.code} (${/configuration is probably wrong/.test(many.stderr) ? "says the configuration is probably wrong" : "no configuration message"}), missing_on_primary=${missing}`);
           expect(many.code).toBe(1);
-          expect(many.stderr).toMatch(/configuration is probably wrong/);
+          expect(many.stderr).toMatch(/configuration is probably wrong \(check the primary GeoSite.s git\.baseURL or its token/);
           expect(missing).toBe(0);
         } finally {
           server.close();
