@@ -206,7 +206,7 @@ async function eventRun(world: World, workload: Workload, opts: BenchOptions, pl
 }
 
 async function scanMode(env: LocalEnvironment, opts: BenchOptions): Promise<{ result: RunResult; readPath: string }> {
-  const world = await createWorld(env.info, "scan", opts.scan.intervals, opts.secondaryReads);
+  const world = await createWorld(env.info, "scan", opts.scan.intervals, opts.secondaryReads, `scan_${opts.scan.rate}`);
   const jobsStop = new AbortController();
   let jobs: Promise<void> | undefined;
   try {

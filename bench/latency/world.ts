@@ -104,9 +104,10 @@ export function benchTypes(mode: Mode, intervals: ScanPlan["intervals"]): { blob
   return { blobType: override(sample("replicabletype-cool-widget.yaml")), repoType: override(sample("replicabletype-design-repository.yaml")) };
 }
 
-export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, intervals: ScanPlan["intervals"], readPath: ReadPath): Promise<World> {
+/** `run` names this world's databases, prefix and directories apart from other runs of the same mode. */
+export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, intervals: ScanPlan["intervals"], readPath: ReadPath, run: string = mode): Promise<World> {
   const pgInfo = env.postgres!;
-  const database = `latency_${mode}`;
+  const database = `latency_${run}`;
   await createDatabaseOn(pgInfo.primaryURL, database);
   await createDatabaseOn(pgInfo.secondaryURL, database);
   // hack/localenv runs its servers with synchronous_commit=off (tests need no durability). Then a
@@ -143,12 +144,12 @@ export async function createWorld(env: LocalEnvironmentInfo, mode: Mode, interva
     }
   }
 
-  const prefix = `latency-${mode}/`;
+  const prefix = `latency-${run}/`;
   const s3 = env.s3!;
   const gitRoot = env.git!.root;
-  const repoDir = `latency-${mode}`;
+  const repoDir = `latency-${run}`;
   mkdirSync(join(gitRoot, repoDir), { recursive: true });
-  const mirrorRoot = join(env.dir, `mirrors-${mode}`);
+  const mirrorRoot = join(env.dir, `mirrors-${run}`);
   mkdirSync(mirrorRoot, { recursive: true });
   const primarySite: GeoSiteSpec = {
     role: "primary",
