@@ -304,6 +304,34 @@ describe("geo-operator on a real node", () => {
     expect((JSON.parse(plugin.stdout) as { items: unknown[] }).items.length).toBe(BLOBS);
   });
 
+  it("people bound to the built-in view or admin role get the chart's geo-viewer or geo-operator-admin through aggregation: view lists registries but may not resync, admin may", async () => {
+    // kube-controller-manager's clusterrole-aggregation controller folds the chart's labelled
+    // ClusterRoles into view and admin; nothing here binds geo-viewer or geo-operator-admin.
+    await kubectlAsyncOk(["create", "rolebinding", "e2e-view", "-n", NS, "--clusterrole=view", "--user=vic"]);
+    await kubectlAsyncOk(["create", "rolebinding", "e2e-admin", "-n", NS, "--clusterrole=admin", "--user=ada"]);
+    try {
+      const canI = async (user: string, verb: string, resource: string) =>
+        (await kubectlAsync(["auth", "can-i", verb, `${resource}.registry.geo.replication.dev`, "-n", NS, "--as", user])).stdout.trim();
+      await until("view and admin carry the aggregated rules", async () => ((await canI("vic", "list", "coolwidgetregistries")) === "yes" && (await canI("ada", "create", "registryactions")) === "yes") || undefined, 60_000);
+      expect(await canI("vic", "create", "registryactions")).toBe("no");
+
+      const listed = await kubectlAsync(["get", "coolwidgetregistries", "-n", NS, "-l", "site=tokyo", "--as", "vic", "-o", "json"]);
+      expect(listed.code, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as { items: unknown[] }).items.length).toBe(BLOBS);
+
+      // An id no record has: the request is authorised and carried out, and changes nothing.
+      const action = (name: string) => JSON.stringify({ apiVersion: "registry.geo.replication.dev/v1alpha1", kind: "RegistryAction", metadata: { name }, spec: { action: "reverify", type: "cool_widget", site: "tokyo", ids: [987654321] } });
+      const refused = await kubectlAsync(["create", "-f", "-", "-n", NS, "--as", "vic"], action("vic-reverify"));
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/forbidden: User "vic" cannot create resource "registryactions"/);
+      const done = await kubectlAsync(["create", "-f", "-", "-n", NS, "--as", "ada", "-o", "json"], action("ada-reverify"));
+      expect(done.code, done.stderr).toBe(0);
+      expect((JSON.parse(done.stdout) as { status: Record<string, unknown> }).status).toMatchObject({ requestedBy: "ada", selected: 0, changed: 0 });
+    } finally {
+      await kubectlAsync(["delete", "rolebinding", "e2e-view", "e2e-admin", "-n", NS]);
+    }
+  });
+
   it("every upload is on tokyo in the store its record names, byte for byte, read through the retrieval server; london's volume is untouched", async () => {
     const { rows } = await primaryDb.query<{ id: string; file_name: string; store: number }>(`SELECT id::text, file_name, store FROM uploads ORDER BY id`);
     expect(rows).toHaveLength(UPLOADS);
