@@ -127,6 +127,9 @@ class TypeFollower {
           if (type.verificationEnabled) this.verifySoon(row.modelId);
         },
         onFailed: (row, why) => this.retrySoonIfFresh(row.modelId, why.missingOnPrimary),
+        // Another claim overtook this copy and the row is pending again: copy it once more now
+        // (the pump runs an id again after its run in flight) rather than wait for the sync Job.
+        onRequeued: (row) => this.syncs.add([row.modelId]),
       });
     } catch (err) {
       // The rows stay claimed or pending; the stuck timeout and the sync Job take them from here.

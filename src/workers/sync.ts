@@ -17,6 +17,7 @@ import {
   markSynced,
   markSyncFailed,
   requeueMissingOnPrimary,
+  requestResync,
   requestResyncOfOldest,
 } from "../registry/sync-state.ts";
 import { recordLocation } from "../registry/replicas.ts";
@@ -71,6 +72,8 @@ export async function runSync(ctx: WorkerContext): Promise<WorkerSummary> {
 
 export interface SyncHooks {
   onSynced?(row: RegistryRow): void | Promise<void>;
+  /** The copy was not this claim's to complete, and the row was asked to be copied once more. */
+  onRequeued?(row: RegistryRow): void;
   onFailed?(row: RegistryRow, why: { missingOnPrimary: boolean }): void;
 }
 
@@ -127,8 +130,15 @@ export async function syncClaimedRows(
         summary.bytes += result.bytes;
         await hooks.onSynced?.(row);
       } else {
+        // A newer claim owns the row (a resync, a re-claim after the stuck timeout, another Pod),
+        // and it may already have written the newer data and marked the row synced before this
+        // older copy landed on top of it. The row must not stay synced over a copy nobody vouches
+        // for: ask for one more copy (pending again; a claim still in flight is thereby fenced
+        // out too and asks the same), which then copies the primary's current data.
         summary.requeued++;
-        log.info({ modelId: row.modelId }, "the row was resynced or claimed again during the copy; the newer claim decides");
+        await requestResync(tracking, type.schema, [row.modelId]);
+        hooks.onRequeued?.(row);
+        log.info({ modelId: row.modelId }, "the row was resynced or claimed again during the copy; asked for one more copy, as this one may have landed over the newer claim's");
       }
     } catch (err) {
       if (ctx.signal.aborted) return;
