@@ -183,6 +183,29 @@ describe("safety rails in status", () => {
     await until("Ready again once Jobs can be created", async () => conditionOf(await getJSON("rtype", "cool-widget"), "Ready")?.status === "True" || undefined);
   });
 
+  it("names a type whose registry table is missing on a secondary in the GeoSite's health, rather than dropping it from status", async () => {
+    // What a restored or hand-edited tracking database looks like to the operator (42P01). The
+    // table is set aside by renaming, not dropped, so it can come back for the tests that follow.
+    await world.dbs.tracking.query(`ALTER TABLE cool_widget_registry RENAME TO cool_widget_registry_set_aside`);
+    try {
+      const tokyo = await until("tokyo unhealthy with TablesMissing", async () => {
+        const t = await getJSON("geosite", "tokyo");
+        return (t.status?.healthReasons ?? []).some((r: string) => r.startsWith("TablesMissing")) ? t : undefined;
+      }, 60_000);
+      const missing = tokyo.status.healthReasons.find((r: string) => r.startsWith("TablesMissing"));
+      expect(missing).toMatch(/^TablesMissing: cool_widget: .*cool_widget_registry.*SchemaReady/);
+      expect(tokyo.status.health).toBe("Unhealthy");
+      expect(conditionOf(tokyo, "Healthy")).toMatchObject({ status: "False" });
+      expect(conditionOf(tokyo, "Healthy").message).toContain("TablesMissing: cool_widget:");
+    } finally {
+      await world.dbs.tracking.query(`ALTER TABLE cool_widget_registry_set_aside RENAME TO cool_widget_registry`);
+    }
+    await until("TablesMissing gone once the table is back", async () => {
+      const t = await getJSON("geosite", "tokyo");
+      return (t.status?.healthReasons ?? []).some((r: string) => r.startsWith("TablesMissing")) ? undefined : true;
+    });
+  });
+
   it("names the site a Delete-policy deletion waits for, and lets a person force it", async () => {
     await kubectlOk(["patch", "rtype", "cool-widget", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { deletionPolicy: "Delete" } })]);
     await kubectlOk(["patch", "geosite", "tokyo", "-n", ns, "--type=merge", "-p", JSON.stringify({ spec: { enabled: false } })]);
