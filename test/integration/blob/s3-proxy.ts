@@ -1,7 +1,8 @@
 /**
  * An HTTP proxy on 127.0.0.1 in front of a MinIO server, for what a healthy server will not do on
  * demand: answer with an error (503 SlowDown) before forwarding, flip a byte of a request body on
- * the way, hold a request without answering, or refuse S3's additional checksums as some
+ * the way, hold a request without answering, deliver a GET's answer late (as read when it was
+ * asked), or refuse S3's additional checksums as some
  * S3-compatible stores do; and it counts the PUT body bytes it forwarded and keeps each PUT's
  * headers. Requests are forwarded unchanged, Host header included, so their signatures still verify.
  */
@@ -25,6 +26,14 @@ export interface S3Proxy {
   /** Leave PUT requests unanswered from now on (the client sees no response). */
   holdPuts: boolean;
   /**
+   * From now on, forward each GET at once and read the server's answer in full, but give it to
+   * the client only once the returned function is called: the client then gets the object as it
+   * was when it asked, however much later (a slow reader whose source has changed since).
+   */
+  holdGets(): () => void;
+  /** GET answers read in full from the server and held from their client so far. */
+  heldGets: number;
+  /**
    * Answer like a store without S3's additional checksums (Backblaze B2's wording): a request with
    * an x-amz-checksum-* or x-amz-trailer header, or an aws-chunked body, gets 400 InvalidArgument.
    */
@@ -38,6 +47,7 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
   const upstream = new URL(target);
   const failures: { status: number; code: string; message?: string }[] = [];
   const held: IncomingMessage[] = [];
+  let getHold: Promise<void> | undefined;
   const proxy: S3Proxy = {
     endpoint: "",
     requests: [],
@@ -45,6 +55,16 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
     corruptPutByte: undefined,
     putBytes: 0,
     holdPuts: false,
+    holdGets: () => {
+      let release!: () => void;
+      const hold = new Promise<void>((resolve) => (release = resolve));
+      getHold = hold;
+      return () => {
+        if (getHold === hold) getHold = undefined;
+        release();
+      };
+    },
+    heldGets: 0,
     refuseChecksums: false,
     putHeaders: [],
     close: () =>
@@ -73,7 +93,22 @@ export async function startS3Proxy(target: string): Promise<S3Proxy> {
       held.push(req);
       return;
     }
+    const hold = req.method === "GET" ? getHold : undefined;
     const forward = request({ hostname: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      if (hold) {
+        // Read the whole answer now, so what the client gets later is what the server had when asked.
+        const chunks: Buffer[] = [];
+        answer.on("data", (chunk: Buffer) => chunks.push(chunk));
+        answer.on("error", () => res.destroy());
+        answer.on("end", () => {
+          proxy.heldGets++;
+          void hold.then(() => {
+            res.writeHead(answer.statusCode!, answer.headers);
+            res.end(Buffer.concat(chunks));
+          });
+        });
+        return;
+      }
       res.writeHead(answer.statusCode!, answer.headers);
       answer.pipe(res);
     });
