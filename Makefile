@@ -4,7 +4,7 @@ SHELL := bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 REPORTS := .test-reports
 
-.PHONY: help deps tools tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration test-faults e2e demo demo-corrupt e2e-kind bench-latency bench-blob clean
+.PHONY: help deps tools tools-all tools-node tools-node-binaries generate lint typecheck build test test-unit test-integration test-faults e2e demo demo-corrupt e2e-kind bench-latency bench-blob clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -56,11 +56,14 @@ e2e: deps tools-node tools ## End to end on a real node: image, kubelet, helm in
 	@mkdir -p $(REPORTS)
 	$(E2E_RUN)
 
-# tools-node-binaries before tools: on a cold machine its one `go build` makes every Kubernetes
-# binary, kube-apiserver and kubectl included, so their shared packages compile once. The node's
-# system packages are installed in the e2e step, so a machine that cannot have them (no root)
-# still runs the other tests, and the e2e step fails loudly.
-test: deps tools-node-binaries tools lint typecheck ## Everything: set-up, lint, typecheck, unit, integration, fault suite and real-node e2e tests
+# Tools through provision.sh: one `go build` makes every Kubernetes binary, kube-apiserver and
+# kubectl included, so their shared packages compile once, while etcd, helm and MinIO build beside
+# it. The node's system packages are installed in the e2e step, so a machine that cannot have them
+# (no root) still runs the other tests, and the e2e step fails loudly.
+tools-all: ## Everything `make test` provisions, the two Go builds side by side (hack/tools/provision.sh)
+	bash hack/tools/provision.sh
+
+test: deps tools-all lint typecheck ## Everything: set-up, lint, typecheck, unit, integration, fault suite and real-node e2e tests
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@status=0; \
 	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
