@@ -129,6 +129,14 @@ assert_no_route_out() {
   if ip -n "$NETNS" -o link show | grep -Ev ': (lo|cni0|veth[^:@]*)[@:]' | grep -q .; then
     loud "the node's network namespace has an unexpected interface:" "$(ip -n "$NETNS" -o link show)"; return 1
   fi
+  # What the kernel would do with a packet for an outside address (IPv4 and IPv6) or for an
+  # address of the host's own network: no route at all, so it cannot leave.
+  local target route
+  for target in 1.1.1.1 2606:4700:4700::1111 $(hostname -I 2>/dev/null | awk '{print $1}'); do
+    if route="$(ip -n "$NETNS" route get "$target" 2>&1)"; then
+      loud "the node's network namespace routes $target: $route"; return 1
+    fi
+  done
 }
 assert_no_route_out
 

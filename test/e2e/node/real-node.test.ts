@@ -286,6 +286,12 @@ describe("geo-operator on a real node", () => {
     const kinds = new Set(succeeded.map((p) => `${p.metadata.labels["geo.replication.dev/site"]}/${p.metadata.labels["geo.replication.dev/worker"]}`));
     for (const k of ["tokyo/sync", "tokyo/verify", "tokyo/consistency", "london/verify-primary"]) expect(kinds).toContain(k);
     expect(succeeded.every((p) => p.spec.nodeName === "geo-e2e-node")).toBe(true);
+    // Admitted under the restricted profile as what docs/installation.md says: uid 65532, a
+    // read-only root file system for every container.
+    for (const p of succeeded) {
+      expect(p.spec.securityContext?.runAsUser, p.metadata.name).toBe(65532);
+      for (const c of p.spec.containers) expect(c.securityContext?.readOnlyRootFilesystem, `${p.metadata.name}/${c.name}`).toBe(true);
+    }
     const jobs = (await json(["get", "jobs", "-n", NS, "-l", MANAGED])).items as any[];
     expect(jobs.filter((j) => j.status.succeeded > 0).length).toBeGreaterThan(0);
     expect(jobs.filter((j) => (j.status.failed ?? 0) > 0).map((j) => j.metadata.name)).toEqual([]);
