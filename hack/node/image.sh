@@ -31,4 +31,10 @@ podman "${args[@]}" "$repo" >"$tmp/build.log" 2>&1 || { tail -40 "$tmp/build.log
 id="$(podman image inspect --format '{{.Id}}' "$tag")"
 size="$(podman image inspect --format '{{.Size}}' "$tag")"
 log "built $tag ${id:0:12} in $((SECONDS - start)) s; size $((size / 1000000)) MB"
+# Issue 11's budget for a production image with Node, git and tini (installation.md says what
+# takes the space); GEO_IMAGE_MAX_MB raises it for a deliberate change.
+max_mb="${GEO_IMAGE_MAX_MB:-300}"
+if [ $((size / 1000000)) -gt "$max_mb" ]; then
+  log "the image is $((size / 1000000)) MB, over the ${max_mb} MB budget: see docs/installation.md#the-image"; exit 1
+fi
 echo "sha256:${id#sha256:}"
