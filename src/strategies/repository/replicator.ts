@@ -154,9 +154,13 @@ export class RepositoryReplicator implements Replicator {
   }
 
   async describeMismatch(record: ModelRecord, signal: AbortSignal): Promise<unknown> {
+    // The mirror's path first: an `await` inside the array below would leave the ls-remote promise
+    // without a handler meanwhile, and its rejection (the repository deleted on the primary since)
+    // would end the process as an unhandled rejection.
+    const mirrorPath = await this.mirror(this.relativePath(record));
     const [primary, mirror] = await Promise.all([
       lsRemote(this.url(record), { ...(this.credentials ? { credentials: this.credentials } : {}), signal }),
-      showRef(await this.mirror(this.relativePath(record))),
+      showRef(mirrorPath),
     ]);
     return refDifferences(primary, mirror, REF_DIFFERENCE_CAP);
   }
