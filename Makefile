@@ -81,7 +81,7 @@ demo-corrupt: deps ## In a second terminal during `make demo`: corrupt one repli
 
 # Benchmarks run on demand, never from `make test` (docs/performance.md). BENCH_ARGS=--quick is a
 # smoke run under two minutes; --help lists the options.
-bench-latency: deps tools ## Change-to-synced latency, event vs scan mode, on real servers (~20 min; BENCH_ARGS=--quick: < 2 min)
+bench-latency: deps tools ## Change-to-synced latency, event vs scan mode, on real servers (~1 h; BENCH_ARGS=--quick: < 2 min)
 	node bench/latency/run.ts $(BENCH_ARGS)
 
 .PHONY: bench-registry bench-operator
