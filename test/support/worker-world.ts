@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type pg from "pg";
 import { LABELS } from "../../src/api/v1alpha1/resources.ts";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../../src/api/v1alpha1/types.generated.ts";
@@ -180,6 +180,17 @@ export async function createRepositoryWorld(env: LocalEnvironmentInfo, mirrorRoo
 }
 
 /** Registry rows by model id. */
+/** An object's bytes, or undefined when the bucket has no such key. */
+export async function readObject(client: S3Client, bucket: string, key: string): Promise<Buffer | undefined> {
+  try {
+    const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return Buffer.from(await res.Body!.transformToByteArray());
+  } catch (err) {
+    if ((err as { name?: string }).name === "NoSuchKey") return undefined;
+    throw err;
+  }
+}
+
 export async function registryRows(db: pg.Pool, name = "cool_widget"): Promise<Map<number, Record<string, any>>> {
   const { rows } = await db.query(`SELECT * FROM ${name}_registry ORDER BY ${name}_id`);
   return new Map(rows.map((r) => [Number(r[`${name}_id`]), r]));

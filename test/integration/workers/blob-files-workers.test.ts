@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import type { GeoSite } from "../../../src/api/v1alpha1/resources.ts";
@@ -18,7 +18,7 @@ import { blobStrategy } from "../../../src/strategies/blob/definition.ts";
 import type { BlobSettings } from "../../../src/strategies/blob/settings.ts";
 import type { RunningSiteServer } from "../../../src/strategies/site-server.ts";
 import { createTestCertificates, type TestCertificates } from "../../support/tls.ts";
-import { createBlobWorld, PRIMARY_SITE_NAME, registryRows, retryNow, type World } from "../../support/worker-world.ts";
+import { createBlobWorld, PRIMARY_SITE_NAME, readObject, registryRows, retryNow, type World } from "../../support/worker-world.ts";
 
 const env = inject("env");
 const sha = (b: Buffer) => createHash("sha256").update(b).digest();
@@ -103,13 +103,7 @@ async function createFilesWorld(blob: ReplicableTypeSpec["blob"], opts: { storeC
       return existsSync(path) ? readFileSync(path) : undefined;
     },
     async secondaryObject(id) {
-      try {
-        const res = await world.secondaryS3.send(new GetObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: `${world.prefix}${await fw.key(id)}` }));
-        return Buffer.from(await res.Body!.transformToByteArray());
-      } catch (err) {
-        if ((err as { name?: string }).name === "NoSuchKey") return undefined;
-        throw err;
-      }
+      return readObject(world.secondaryS3, env.s3!.secondary.bucket, `${world.prefix}${await fw.key(id)}`);
     },
     async runOk(kind, overrides = {}) {
       const before = treeHash(primaryRoot);

@@ -3,14 +3,14 @@
  * it, against two real MinIO servers and two real PostgreSQL servers.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startMinio } from "../../../hack/localenv/minio.ts";
 import { writeHeartbeat } from "../../../src/registry/heartbeat.ts";
-import { createBlobWorld, PRIMARY_SITE_NAME, registryRows, retryNow, type World } from "../../support/worker-world.ts";
+import { createBlobWorld, PRIMARY_SITE_NAME, readObject, registryRows, retryNow, type World } from "../../support/worker-world.ts";
 
 const env = inject("env");
 let world: World;
@@ -29,14 +29,7 @@ async function addWidget(body: Buffer | null, fileName = `file-${randomBytes(3).
 
 async function secondaryObject(id: number): Promise<Buffer | undefined> {
   const { rows } = await world.dbs.primary.query<{ file_name: string }>(`SELECT file_name FROM cool_widgets WHERE id = $1`, [id]);
-  const key = `${world.prefix}cool_widgets/${id}/${rows[0]!.file_name}`;
-  try {
-    const res = await world.secondaryS3.send(new GetObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: key }));
-    return Buffer.from(await res.Body!.transformToByteArray());
-  } catch (err) {
-    if ((err as { name?: string }).name === "NoSuchKey") return undefined;
-    throw err;
-  }
+  return readObject(world.secondaryS3, env.s3!.secondary.bucket, `${world.prefix}cool_widgets/${id}/${rows[0]!.file_name}`);
 }
 
 async function runOk(kind: Parameters<World["run"]>[0]) {

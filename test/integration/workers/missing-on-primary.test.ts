@@ -5,11 +5,11 @@
  * and MinIO.
  */
 import { randomBytes } from "node:crypto";
-import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { markSynced, startSync } from "../../../src/registry/sync-state.ts";
 import { typeRuntimeConfig } from "../../../src/strategies/type-config.ts";
-import { createBlobWorld, registryRows, retryNow, type World } from "../../support/worker-world.ts";
+import { createBlobWorld, readObject, registryRows, retryNow, type World } from "../../support/worker-world.ts";
 
 const env = inject("env");
 let world: World;
@@ -26,15 +26,7 @@ async function upload(key: string, body: Buffer): Promise<void> {
   await world.primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: key, Body: body }));
 }
 
-async function secondaryObject(key: string): Promise<Buffer | undefined> {
-  try {
-    const res = await world.secondaryS3.send(new GetObjectCommand({ Bucket: env.s3!.secondary.bucket, Key: key }));
-    return Buffer.from(await res.Body!.transformToByteArray());
-  } catch (err) {
-    if ((err as { name?: string }).name === "NoSuchKey") return undefined;
-    throw err;
-  }
-}
+const secondaryObject = (key: string) => readObject(world.secondaryS3, env.s3!.secondary.bucket, key);
 
 async function runOk(kind: Parameters<World["run"]>[0]) {
   const res = await world.run(kind);
