@@ -5,7 +5,6 @@
  * the last 30 s). Exit codes: 0 stopped by SIGTERM, 2 invalid configuration.
  */
 import { Option, type Command } from "commander";
-import { Registry, collectDefaultMetrics } from "prom-client";
 import { createLogger } from "../../src/util/log.ts";
 
 interface CursorCliOptions {
@@ -28,6 +27,7 @@ export function registerCursorCommand(program: Command): void {
       const { serveCursorEndpoints } = await import("../../src/cursor/endpoints.ts");
       const { CursorMetrics } = await import("../../src/metrics/cursor-metrics.ts");
       const { ConfigurationError } = await import("../../src/util/config-env.ts");
+      const { Registry, collectDefaultMetrics } = await import("prom-client");
       const log = createLogger({ name: "cursor", level: opts.logLevel }).child({ site: opts.site });
       const registry = new Registry();
       collectDefaultMetrics({ register: registry });

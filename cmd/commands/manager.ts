@@ -2,8 +2,6 @@
 import { join } from "node:path";
 import { Option, type Command } from "commander";
 import { DEFAULT_JOB_SETTINGS } from "../../src/controllers/job-spec.ts";
-import { loadKubeConfig } from "../../src/k8s/client.ts";
-import { Manager } from "../../src/manager.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 interface ManagerCliOptions {
@@ -51,6 +49,9 @@ export function registerManagerCommand(program: Command): void {
     .option("--registry-api-cert-dir <dir>", "directory with tls.crt and tls.key, the registry API's serving certificate", "/tls")
     .option("--no-controllers", "run only the caches and the registry API (no reconciling, no leader election)")
     .action(async (opts: ManagerCliOptions) => {
+      // Loaded here, not at start-up: every command shares this binary, and the Kubernetes client
+      // and the controllers cost each worker Pod about a second of start-up they never use.
+      const [{ loadKubeConfig }, { Manager }] = await Promise.all([import("../../src/k8s/client.ts"), import("../../src/manager.ts")]);
       const log = createLogger({ name: "geo-operator", level: opts.logLevel });
       const metrics = splitAddress(opts.metricsBindAddress);
       const health = splitAddress(opts.healthProbeBindAddress);

@@ -24,6 +24,7 @@ import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { EventRecorder } from "../k8s/events.ts";
 import type { Informer } from "../k8s/informer.ts";
 import { deletionHold, releaseDeletionHold, type DeletionHold } from "../registry/deletions.ts";
+import { copiesAwaitVerification } from "../registry/verification-state.ts";
 import { ensurePrimarySideTables, ensureTrackingSideTables } from "../registry/side-tables.ts";
 import type { OperatorMetrics } from "../metrics/metrics.ts";
 import { appliedSchemaVersions, applySchema, dropSchemaForDeletedType } from "../registry/schema-manager.ts";
@@ -47,6 +48,7 @@ import {
   type SiteOutcome,
   type Settled,
 } from "./replicabletype-plan.ts";
+import { syncFinishedSinceVerify, type RunRecord } from "./schedule.ts";
 import type { SiteAccess } from "./site-access.ts";
 import { sourceProblems } from "./source-check.ts";
 import { checkTopology, duplicateTypeNames, sameDatabase, type Finding } from "./validation.ts";
@@ -125,25 +127,36 @@ export class ReplicableTypeController {
     const source = await this.checkSource(primary, managed, type);
     if (source.problems.length) return { ...seen, source };
     // Sites are independent (their own databases): read them concurrently.
-    const observed = await Promise.all(managed.map((site) => this.observeSite(rt, type, site, primary, topology.invalidSecondaries.has(site.metadata.name))));
+    const observed = await Promise.all(
+      managed.map((site) => this.observeSite(rt, type, site, primary, topology.invalidSecondaries.has(site.metadata.name), seen.runs.filter((r) => r.site === site.metadata.name))),
+    );
     return { ...seen, source, sites: observed };
   }
 
-  private async observeSite(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite, primary: GeoSite, invalid: boolean): Promise<SiteObservation> {
+  private async observeSite(rt: ReplicableType, type: TypeRuntimeConfig, site: GeoSite, primary: GeoSite, invalid: boolean, runs: RunRecord[]): Promise<SiteObservation> {
     if (site.spec.enabled === false || invalid) return { site };
     const sharedDatabase = await this.sharedDatabase(site, primary);
     if (sharedDatabase) return { site, sharedDatabase };
     const schemaVersion = this.schemaVersions.get(schemaKey(rt, site));
     let hold: DeletionHold | null | undefined;
+    let awaiting: boolean | undefined;
     if (site.spec.role === "secondary") {
       try {
-        hold = await deletionHold(await this.d.access.pool(site, "tracking"), type.name);
+        const tracking = await this.d.access.pool(site, "tracking");
+        hold = await deletionHold(tracking, type.name);
+        // Once per finished sync run: does verification have copies to look at now?
+        if (type.verificationEnabled && schemaVersion !== undefined && syncFinishedSinceVerify(runs)) awaiting = await copiesAwaitVerification(tracking, type.schema);
       } catch (err) {
         // The GeoSite's health reports an unreachable tracking database; scheduling goes on.
-        this.d.log.warn({ site: site.metadata.name, err: errorText(err) }, "could not read held deletions");
+        this.d.log.warn({ site: site.metadata.name, err: errorText(err) }, "could not read held deletions or copies awaiting verification");
       }
     }
-    return { site, ...(schemaVersion === undefined ? {} : { schemaVersion }), ...(hold === undefined ? {} : { hold }) };
+    return {
+      site,
+      ...(schemaVersion === undefined ? {} : { schemaVersion }),
+      ...(hold === undefined ? {} : { hold }),
+      ...(awaiting === undefined ? {} : { copiesAwaitVerification: awaiting }),
+    };
   }
 
   /** Checks the model table through whichever connection to the primary's data this operator has. */

@@ -51,6 +51,8 @@ export interface SiteObservation {
   schemaVersion?: number;
   /** Deletions held on a secondary: null when there is no hold, undefined when not read. */
   hold?: DeletionHold | null;
+  /** Synced copies wait for verification: read only after a sync run finished since verify started. */
+  copiesAwaitVerification?: boolean;
 }
 
 export interface Observation {
@@ -169,6 +171,7 @@ export function planReconcile(obs: Observation, now: Date): Plan {
       runs: obs.runs.filter((r) => r.site === site.metadata.name),
       now,
       triggered,
+      ...(o.copiesAwaitVerification === undefined ? {} : { copiesAwaitVerification: o.copiesAwaitVerification }),
     });
     return {
       site,

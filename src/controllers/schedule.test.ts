@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decideRuns, type RunRecord } from "./schedule.ts";
+import { decideRuns, syncFinishedSinceVerify, type RunRecord } from "./schedule.ts";
 
 const t0 = new Date("2026-01-01T00:00:00Z");
 const at = (s: number) => new Date(t0.getTime() + s * 1000);
@@ -46,5 +46,36 @@ describe("decideRuns", () => {
     const runs = [run("verify-primary", 0, "ok", 1)];
     expect(decideRuns({ kinds: ["verify-primary"], intervalsMs: intervals, runs, now: at(2), triggered: true }).start).toEqual(["verify-primary"]);
     expect(decideRuns({ kinds: ["verify-primary"], intervalsMs: intervals, runs, now: at(2), triggered: false }).start).toEqual([]);
+  });
+
+  describe("verification after a sync run", () => {
+    // Sync and verify started together at 10; verify found nothing synced yet and ended at 12;
+    // sync ended at 40 having copied. The verify interval would end at 72.
+    const runs = [run("consistency", 0, "ok", 1), run("sync", 10, "ok", 40), run("verify", 10, "ok", 12)];
+    const input = { kinds: secondary, intervalsMs: intervals, runs, now: at(41), triggered: false };
+
+    it("starts verification at once when copies wait for it", () => {
+      expect(syncFinishedSinceVerify(runs)).toBe(true);
+      expect(decideRuns({ ...input, copiesAwaitVerification: true }).start).toEqual(["verify"]);
+    });
+
+    it("keeps the verification interval when the sync left nothing to verify", () => {
+      const d = decideRuns({ ...input, copiesAwaitVerification: false });
+      expect(d.start).toEqual([]);
+      expect(d.requeueAfterMs).toBe(31_000);
+    });
+
+    it("follows a sync only once: a verification started after it waits for the next sync", () => {
+      const after = [...runs.slice(0, 2), run("verify", 41, "ok", 45)];
+      expect(syncFinishedSinceVerify(after)).toBe(false);
+      expect(decideRuns({ ...input, runs: after, now: at(46), copiesAwaitVerification: true }).start).toEqual([]);
+    });
+
+    it("does not follow a sync that failed or still runs, nor start a second verification", () => {
+      expect(syncFinishedSinceVerify([run("consistency", 0, "ok", 1), run("sync", 10, "failed", 40), run("verify", 10, "ok", 12)])).toBe(false);
+      expect(syncFinishedSinceVerify([run("consistency", 0, "ok", 1), run("sync", 10, "active"), run("verify", 10, "ok", 12)])).toBe(false);
+      const verifying = [run("consistency", 0, "ok", 1), run("sync", 10, "ok", 40), run("verify", 30, "active")];
+      expect(decideRuns({ ...input, runs: verifying, copiesAwaitVerification: true }).start).toEqual([]);
+    });
   });
 });

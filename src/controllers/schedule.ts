@@ -6,7 +6,8 @@
  * after its previous run finished (Jobs, not CronJobs: the interval counts from the end of the
  * last run, so a slow run is never overlapped or queued behind itself); sync and verify wait for
  * the first successful consistency run (before it the registry is empty); a new manual trigger
- * starts every kind that is not already running.
+ * starts every kind that is not already running; verification follows a sync run that left copies
+ * waiting for it, instead of waiting out its interval (see `copiesAwaitVerification`).
  */
 import type { WorkerKind } from "./job-spec.ts";
 
@@ -30,6 +31,13 @@ export interface ScheduleInput {
   runs: readonly RunRecord[];
   now: Date;
   triggered: boolean;
+  /**
+   * Synced copies wait for their first verification, as read from the registry after a sync run
+   * finished (only asked when `syncFinishedSinceVerify`). Verification then starts at once: a
+   * copy is verified a Pod start after it landed, not up to a whole interval later, and a sync
+   * run that copied nothing costs no extra verification run.
+   */
+  copiesAwaitVerification?: boolean;
 }
 
 export interface ScheduleDecision {
@@ -42,6 +50,14 @@ const ACTIVE_POLL_MS = 5_000;
 
 export function latestRun(runs: readonly RunRecord[], kind: WorkerKind): RunRecord | undefined {
   return runs.filter((r) => r.kind === kind).sort((a, b) => b.scheduledAt.getTime() - a.scheduledAt.getTime())[0];
+}
+
+/** A sync run succeeded after the latest verification run started (or there was none yet). */
+export function syncFinishedSinceVerify(runs: readonly RunRecord[]): boolean {
+  const sync = latestRun(runs, "sync");
+  if (!sync?.succeeded || !sync.completionTime) return false;
+  const verify = latestRun(runs, "verify");
+  return !verify || sync.completionTime.getTime() > (verify.startTime ?? verify.scheduledAt).getTime();
 }
 
 export function decideRuns(input: ScheduleInput): ScheduleDecision {
@@ -59,7 +75,8 @@ export function decideRuns(input: ScheduleInput): ScheduleDecision {
       continue;
     }
     const last = latestRun(runs, kind);
-    if (!last || input.triggered) {
+    const followsSync = kind === "verify" && !!input.copiesAwaitVerification && syncFinishedSinceVerify(input.runs);
+    if (!last || input.triggered || followsSync) {
       start.push(kind);
       requeueAfterMs = Math.min(requeueAfterMs, ACTIVE_POLL_MS);
       continue;

@@ -11,11 +11,6 @@ import { readCredentialsSecret } from "./secrets.ts";
 
 export { SecretNotOptedInError } from "./secrets.ts";
 
-/** An env var whose value the kubelet (or `resolveEnv`) reads from a Secret's key: a reference, never the value. */
-export function secretEnv(name: string, secret: string, key: string, optional = false): V1EnvVar {
-  return { name, valueFrom: { secretKeyRef: { name: secret, key, ...(optional ? { optional: true } : {}) } } };
-}
-
 /** Values of `vars`; throws SecretNotOptedInError for an unlabelled Secret, Error for a missing required one or key. */
 export async function resolveEnv(core: CoreV1Api, namespace: string, vars: readonly V1EnvVar[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};

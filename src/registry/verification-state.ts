@@ -82,6 +82,19 @@ export interface ClaimVerificationOptions extends ClockOption {
 }
 
 /**
+ * Whether synced copies wait for their first verification (verification pending). The scheduler
+ * asks after a sync run, to start verification at once; the needs_verification partial index
+ * answers it without reading the table.
+ */
+export async function copiesAwaitVerification(db: Queryable, config: ReplicableTypeSchemaConfig): Promise<boolean> {
+  const { registry } = tableRefs(config);
+  const { rows } = await db.query<{ waiting: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM ${registry} WHERE state = ${SyncState.synced} AND verification_state = ${VerificationState.pending}) AS waiting`,
+  );
+  return rows[0]?.waiting === true;
+}
+
+/**
  * Claims synced rows needing verification whose primary checksum is known,
  * moving them to verification started. Skips rows locked by other workers.
  */

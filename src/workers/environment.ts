@@ -22,7 +22,7 @@ import type { V1EnvVar } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import type { GeoSite } from "../api/v1alpha1/resources.ts";
 import type { GeoSiteSpec, ReplicableTypeSpec } from "../api/v1alpha1/types.generated.ts";
-import { secretEnv } from "../k8s/env.ts";
+import { secretEnv } from "../k8s/env-vars.ts";
 import { ConfigurationError, type Env } from "../util/config-env.ts";
 
 export { ConfigurationError, requireSecret, secretFromEnv, type Env } from "../util/config-env.ts";

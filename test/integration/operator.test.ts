@@ -127,6 +127,10 @@ beforeAll(async () => {
   for (const file of ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml"]) {
     const doc = parse(readFileSync(join(REPO_ROOT, "config/samples", file), "utf8"));
     doc.spec.intervals = fast;
+    // Repositories: verification every 10 minutes, longer than this file runs. The first
+    // verification starts beside the first sync and finds nothing synced; every repository is
+    // verified only because verification follows a sync run that left copies waiting for it.
+    if (doc.metadata.name === "design-repository") doc.spec.intervals = { ...fast, verification: "10m" };
     doc.spec.verification = { ...(doc.spec.verification ?? {}), minimumReverificationInterval: "4s" };
     doc.spec.deletionPolicy = "Delete";
     delete doc.spec.source.namespaceTable;
@@ -236,6 +240,22 @@ describe("operator", () => {
     expect(text).toMatch(/^geo_operator_jobs_total\{type="cool_widget",site="tokyo",kind="sync",result="succeeded"\} [1-9]/m);
     const bytes = Number(/^geo_operator_replicated_bytes_total\{type="cool_widget",site="tokyo"\} (\d+)/m.exec(text)?.[1]);
     expect(bytes).toBe([...bodies.values()].reduce((n, b) => n + b.length, 0));
+  });
+
+  it("verifies a new repository right after the sync run that copied it, not at the next verification interval (10 minutes here)", async () => {
+    const diskPath = `op-${run}/repo-late`;
+    const bare = join(env.git!.root, `${diskPath}.git`);
+    execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
+    const clone = join(work, "late");
+    git(["clone", "-q", bare, clone], work);
+    git(["commit", "-q", "--allow-empty", "-m", "late"], clone);
+    git(["push", "-q", "origin", "main"], clone);
+    const { rows } = await dbs.primary.query<{ id: string }>(`INSERT INTO design_repositories (namespace_id, disk_path) VALUES (1, $1) RETURNING id`, [diskPath]);
+    const id = rows[0]!.id;
+    // Every repository before this one was verified long ago: the verification interval is
+    // minutes away, so only a verification that follows the sync can reach this one in time.
+    await until("the new repository synced and verified on tokyo", async () =>
+      (await dbs.tracking.query(`SELECT 1 FROM design_repository_registry WHERE design_repository_id = $1 AND state = 2 AND verification_state = 2`, [id])).rowCount === 1 || undefined, 60_000);
   });
 
   it("shows a corrupted secondary object as a failure in status and metrics, then heals it", async () => {

@@ -8,7 +8,7 @@
  * file retrieval server), replicator.ts (copies and checksums over stores).
  */
 import type { GeoSiteSpec } from "../../api/v1alpha1/types.generated.ts";
-import { secretEnv } from "../../k8s/env.ts";
+import { secretEnv } from "../../k8s/env-vars.ts";
 import type { SecretAccess, StrategyDefinition } from "../definition.ts";
 import { blobCrd, SYNC_CAPACITY } from "./crd.ts";
 import { blobEndpointsFromEnv, blobWorkerStorage, fileStorageSharedWithPrimary, PRIMARY_FILES_KEY_ENV, s3CredentialsEnv, type BlobEndpoints } from "./endpoints.ts";

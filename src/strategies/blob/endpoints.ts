@@ -11,7 +11,7 @@
 import type { V1EnvVar } from "@kubernetes/client-node";
 import type { GeoSite } from "../../api/v1alpha1/resources.ts";
 import type { GeoSiteSpec } from "../../api/v1alpha1/types.generated.ts";
-import { secretEnv } from "../../k8s/env.ts";
+import { secretEnv } from "../../k8s/env-vars.ts";
 import { ConfigurationError, requireSecret, secretFromEnv, type Env } from "../../util/config-env.ts";
 import type { WorkerStorage } from "../definition.ts";
 import { parseSecretKey } from "./files/signing.ts";

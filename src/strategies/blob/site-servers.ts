@@ -9,7 +9,7 @@
  */
 import type { V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { GeoSite } from "../../api/v1alpha1/resources.ts";
-import { secretEnv } from "../../k8s/env.ts";
+import { secretEnv } from "../../k8s/env-vars.ts";
 import type { SiteServer } from "../site-server.ts";
 import { DEFAULT_RETRIEVAL_PORT } from "./crd.ts";
 import { HEALTH_PATH } from "./files/protocol.ts";

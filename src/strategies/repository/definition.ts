@@ -6,7 +6,7 @@
  */
 import { capacity, columnOrTemplate, matches, secretName, type JSONSchema } from "../../api/v1alpha1/common.ts";
 import { sourceFieldRules } from "../../api/v1alpha1/crds.ts";
-import { secretEnv } from "../../k8s/env.ts";
+import { secretEnv } from "../../k8s/env-vars.ts";
 import { ConfigurationError, secretFromEnv } from "../../util/config-env.ts";
 import type { StrategyDefinition } from "../definition.ts";
 import { templateColumns } from "../model-records.ts";
