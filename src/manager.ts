@@ -24,6 +24,7 @@ import { EventRecorder } from "./k8s/events.ts";
 import { changedBeyondStatus, Informer } from "./k8s/informer.ts";
 import { Priority } from "./k8s/workqueue.ts";
 import { LeaderElector } from "./k8s/leader-election.ts";
+import { requestRun } from "./registry-api/run-requests.ts";
 import { OperatorMetrics } from "./metrics/metrics.ts";
 import { RegistryApiServer } from "./registry-api/server.ts";
 import type { Logger } from "./util/log.ts";
@@ -120,6 +121,7 @@ export class Manager {
         events,
         log,
         metrics: this.metrics,
+        requestRun: (type, site, kind) => requestRun(custom, type.metadata, site, kind),
         ...opts.registryApi,
       });
     }

@@ -25,6 +25,7 @@ import type { DeletionHold } from "../registry/deletions.ts";
 import { canonicalJSON } from "../util/canonical.ts";
 import { PRIMARY_KINDS, SECONDARY_KINDS, type WorkerKind } from "../workers/kinds.ts";
 import { ConditionType, knownReason, Reason, type ReasonValue } from "./reasons.ts";
+import { requestedRuns } from "./run-requests.ts";
 import { decideRuns, latestRun, type RunRecord } from "./schedule.ts";
 import { failureReason } from "./site-access.ts";
 import type { Finding, TopologyCheck } from "./validation.ts";
@@ -172,6 +173,7 @@ export function planReconcile(obs: Observation, now: Date): Plan {
       now,
       triggered,
       ...(o.copiesAwaitVerification === undefined ? {} : { copiesAwaitVerification: o.copiesAwaitVerification }),
+      requestedAt: requestedRuns(rt, site.metadata.name),
     });
     return {
       site,

@@ -78,4 +78,29 @@ describe("decideRuns", () => {
       expect(decideRuns({ ...input, runs: verifying, copiesAwaitVerification: true }).start).toEqual([]);
     });
   });
+
+  describe("a run asked for through the registry API", () => {
+    const runs = [run("consistency", 0, "ok", 1), run("sync", 10, "ok", 20), run("verify", 10, "ok", 12)];
+    const input = { kinds: secondary, intervalsMs: intervals, runs, now: at(30), triggered: false };
+
+    it("starts the kind asked for at once, and only that kind", () => {
+      expect(decideRuns({ ...input, requestedAt: { sync: at(25) } }).start).toEqual(["sync"]);
+    });
+
+    it("is satisfied by a run scheduled after the request", () => {
+      const after = [...runs, run("sync", 26, "ok", 28)];
+      expect(decideRuns({ ...input, runs: after, requestedAt: { sync: at(25) } }).start).toEqual([]);
+      // An old request (before the latest run) starts nothing either.
+      expect(decideRuns({ ...input, requestedAt: { sync: at(5) } }).start).toEqual([]);
+    });
+
+    it("waits for a run of that kind in progress, then starts another (the rows may have changed after it claimed)", () => {
+      const busy = [run("consistency", 0, "ok", 1), run("sync", 22, "active"), run("verify", 10, "ok", 12)];
+      const d = decideRuns({ ...input, runs: busy, requestedAt: { sync: at(25) } });
+      expect(d.start).toEqual([]);
+      expect(d.requeueAfterMs).toBe(5_000);
+      const done = [run("consistency", 0, "ok", 1), { ...run("sync", 22, "ok", 29) }, run("verify", 10, "ok", 12)];
+      expect(decideRuns({ ...input, runs: done, now: at(30), requestedAt: { sync: at(25) } }).start).toEqual(["sync"]);
+    });
+  });
 });

@@ -7,7 +7,8 @@
  * last run, so a slow run is never overlapped or queued behind itself); sync and verify wait for
  * the first successful consistency run (before it the registry is empty); a new manual trigger
  * starts every kind that is not already running; verification follows a sync run that left copies
- * waiting for it, instead of waiting out its interval (see `copiesAwaitVerification`).
+ * waiting for it, instead of waiting out its interval (see `copiesAwaitVerification`); a run
+ * asked for through the registry API starts at once (`requestedAt`).
  */
 import type { WorkerKind } from "./job-spec.ts";
 
@@ -38,6 +39,11 @@ export interface ScheduleInput {
    * run that copied nothing costs no extra verification run.
    */
   copiesAwaitVerification?: boolean;
+  /**
+   * When a person last asked for each kind through the registry API (run-requests.ts). A request
+   * made after the kind's latest run was scheduled starts it at once; later runs satisfy it.
+   */
+  requestedAt?: Partial<Record<WorkerKind, Date>>;
 }
 
 export interface ScheduleDecision {
@@ -76,7 +82,9 @@ export function decideRuns(input: ScheduleInput): ScheduleDecision {
     }
     const last = latestRun(runs, kind);
     const followsSync = kind === "verify" && !!input.copiesAwaitVerification && syncFinishedSinceVerify(input.runs);
-    if (!last || input.triggered || followsSync) {
+    const requested = input.requestedAt?.[kind];
+    const asked = !!requested && (!last || requested.getTime() > last.scheduledAt.getTime());
+    if (!last || input.triggered || followsSync || asked) {
       start.push(kind);
       requeueAfterMs = Math.min(requeueAfterMs, ACTIVE_POLL_MS);
       continue;

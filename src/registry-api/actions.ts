@@ -14,6 +14,7 @@ import { countRows, existingModelIds, modelIdBatches, modelIdsOfRegistryIds, typ
 import { SyncState, VerificationState } from "../registry/states.ts";
 import { requestResync } from "../registry/sync-state.ts";
 import { typeRuntimeConfig } from "../strategies/type-config.ts";
+import type { WorkerKind } from "../workers/kinds.ts";
 import type { UserInfo } from "./front-proxy.ts";
 import { ACTION_NAMES, type RegistryActionSpec, type RegistryActionStatus } from "./group.ts";
 import type { SiteDatabases } from "./site-databases.ts";
@@ -24,6 +25,11 @@ export interface ActionContext {
   types: { list(namespace?: string): ReplicableType[] };
   databases: SiteDatabases;
   events: EventRecorder<ReasonValue>;
+  /**
+   * Asks the operator to start the run that acts on changed rows now (controllers/run-requests.ts)
+   * rather than at its next interval. Best effort: the rows are changed either way.
+   */
+  requestRun?: (type: ReplicableType, site: string, kind: WorkerKind) => Promise<void>;
 }
 
 const invalid = (message: string) => new ApiError(422, "Invalid", message);
@@ -87,6 +93,8 @@ export async function executeAction(ctx: ActionContext, namespace: string, spec:
     if (!dryRun) {
       await releaseDeletionHold(db.pool, config.name, `${user.username} (registry API)`);
       await ctx.events.record(site, "Normal", Reason.DeletionsReleased, `${user.username} released ${hold.pending} held ${config.name} deletion(s) (${hold.reason}) through the registry API`);
+      // The next complete consistency pass carries out what it still confirms: start one.
+      await ctx.requestRun?.(type, site.metadata.name, "consistency");
     }
     return done({ selected: hold.pending, changed: dryRun ? 0 : hold.pending, reason: hold.reason, pending: hold.pending });
   }
@@ -137,6 +145,7 @@ export async function executeAction(ctx: ActionContext, namespace: string, spec:
       spec.action === "resync" ? Reason.ResyncRequested : Reason.ReverifyRequested,
       `${user.username}: ${changed} of ${selected} selected ${rows} ${verb} through the registry API`,
     );
+    if (changed > 0) await ctx.requestRun?.(type, site.metadata.name, spec.action === "resync" ? "sync" : primary ? "verify-primary" : "verify");
   }
   return done({ selected, changed });
 }

@@ -21,6 +21,7 @@ import { mismatchDetails } from "../registry/replicas.ts";
 import { listRegistryRows } from "../registry/row-selection.ts";
 import { typeRuntimeConfig } from "../strategies/type-config.ts";
 import type { Logger } from "../util/log.ts";
+import type { WorkerKind } from "../workers/kinds.ts";
 import { executeAction, validateActionSpec } from "./actions.ts";
 import { Authorizer, type ResourceRequest } from "./authorizer.ts";
 import { authenticate, loadRequestHeaderSettings, Unauthenticated, type RequestHeaderSettings, type UserInfo } from "./front-proxy.ts";
@@ -54,6 +55,8 @@ export interface RegistryApiOptions {
   bindAddress?: string;
   /** How often the front-proxy CA and the serving certificate are re-read (default 60 s). */
   refreshIntervalMs?: number;
+  /** Records a run asked for by an action (controllers/run-requests.ts); failures are logged, not returned. */
+  requestRun?: (type: ReplicableType, site: string, kind: WorkerKind) => Promise<void>;
   /** Where request counts and durations go (the manager's /metrics). */
   metrics?: Pick<OperatorMetrics, "registryApiRequests" | "registryApiDuration">;
 }
@@ -345,7 +348,14 @@ export class RegistryApiServer {
     if (doc.kind !== undefined && doc.kind !== ACTION_KIND) throw new BadRequest(`expected kind ${ACTION_KIND}, got ${doc.kind}`);
     const spec = validateActionSpec(doc.spec);
     const dryRun = url.searchParams.getAll("dryRun").includes("All");
-    const status = await executeAction({ sites: this.o.sites, types: this.o.types, databases: this.databases, events: this.o.events }, namespace, spec, user, dryRun);
+    const ask = this.o.requestRun;
+    const requestRun = ask
+      ? (type: ReplicableType, site: string, kind: WorkerKind) =>
+          ask(type, site, kind).catch((err: unknown) =>
+            this.o.log.warn({ type: type.metadata.name, site, kind, err: err instanceof Error ? err.message : String(err) }, "could not ask for the run now; it comes at its interval"),
+          )
+      : undefined;
+    const status = await executeAction({ sites: this.o.sites, types: this.o.types, databases: this.databases, events: this.o.events, ...(requestRun ? { requestRun } : {}) }, namespace, spec, user, dryRun);
     const name = (typeof doc.metadata?.name === "string" && doc.metadata.name) || `${spec.action}-${randomBytes(4).toString("hex")}`;
     this.o.log.info({ namespace, user: user.username, action: spec.action, type: spec.type, site: spec.site, selected: status.selected, changed: status.changed, dryRun }, "registry action");
     return {

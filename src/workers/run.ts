@@ -57,6 +57,15 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
   const out = io.out ?? ((line: string) => process.stdout.write(line + "\n"));
   const pools: Pool[] = [];
   const abort = new AbortController();
+  // Where a run's time goes, in seconds, logged with its summary: in a Job's Pod the work itself
+  // is often the smallest part (process start, connections, schema check, storage probes).
+  const phases: Record<string, number> = { processStart: round2(process.uptime()) };
+  let phaseStart = performance.now();
+  const phaseDone = (name: string) => {
+    const now = performance.now();
+    phases[name] = round2((now - phaseStart) / 1000);
+    phaseStart = now;
+  };
   const onTerm = () => {
     log.warn("SIGTERM: stopping; unfinished items stay claimed until their timeout");
     abort.abort();
@@ -86,7 +95,11 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       trackingDb = createPool(trackingURL, { applicationName: `geo-operator worker ${kind}` });
       pools.push(trackingDb);
       await checkDatabase(trackingDb, trackingURL, "tracking database");
+      phaseDone("databases");
       await ensureTrackingSideTables(trackingDb);
+      phaseDone("sideTables");
+    } else {
+      phaseDone("databases");
     }
     const strategy = strategyFor(type.strategy);
     const endpoints = strategy.endpointsFromEnv(env, site, primary, type.settings, opts.site);
@@ -94,6 +107,7 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
     const replicator = await strategy.createReplicator({ type, siteName: opts.site, role: site.role, endpoints, log });
     try {
       await replicator.preflight(abort.signal);
+      phaseDone("storage");
       const ctx: WorkerContext = {
         type,
         siteName: opts.site,
@@ -110,11 +124,13 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
       };
       const skip = kind === "sync" && !type.replicationEnabled;
       const summary = skip ? null : await RUNNERS[kind](ctx);
+      phaseDone("run");
       if (summary) {
-        log.info({ summary }, "worker finished");
         if (trackingDb) {
           await recordWorkerRun(trackingDb, { typeName: type.name, site: opts.site, kind, claimed: summary.claimed, succeeded: summary.succeeded, failed: summary.failed, bytes: summary.bytes, seconds: summary.seconds });
         }
+        phaseDone("record");
+        log.info({ summary, phases }, "worker finished");
         out(formatSummary(summary));
       } else {
         out(`${kind} ${type.name}@${opts.site}: replication is disabled for this type; nothing to do`);
@@ -135,3 +151,4 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
   }
 }
 
+const round2 = (n: number) => Math.round(n * 100) / 100;

@@ -24,6 +24,12 @@ export const PLURALS = { GeoSite: "geosites", ReplicableType: "replicabletypes" 
 export const FINALIZER = "geo.replication.dev/finalizer";
 /** Annotation holding a timestamp; a new value runs the type's Jobs now (as VolSync's trigger.manual). */
 export const TRIGGER_ANNOTATION = "geo.replication.dev/trigger";
+/**
+ * Runs asked for through the registry API, {"<site>": {"<kind>": "<RFC 3339 time>"}}: a
+ * RegistryAction that changed rows (resync, reverify, release-deletions) starts the run that acts
+ * on them at once instead of at the next interval. Written by the operator (run-requests.ts).
+ */
+export const RUN_REQUESTS_ANNOTATION = "geo.replication.dev/run-requests";
 /** A new value lets deletions held on this type's secondaries go ahead once (see docs/reliability.md). */
 export const RELEASE_DELETIONS_ANNOTATION = "geo.replication.dev/release-deletions";
 /**

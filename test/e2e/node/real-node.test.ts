@@ -8,7 +8,7 @@
  * the three sample ReplicableTypes, among them `upload`, whose records are files on the primary's
  * volume or objects in its bucket (GitLab's `store` column), read by tokyo through the retrieval
  * server the operator runs for london. Then the checks below, in order: each builds on the
- * previous one.
+ * previous one (three of them run side by side, as marked).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { chownSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
@@ -22,14 +22,16 @@ import { startLocalEnvironment, type LocalEnvironment } from "../../../hack/loca
 import { REPO_ROOT } from "../../../hack/localenv/tools.ts";
 import { authorizationHeader } from "../../../src/strategies/blob/files/signing.ts";
 import { createTestCertificates, type TestCertificates } from "../../support/tls.ts";
-import { commandAsync, forward, helmOk, kubectl, kubectlAsync, kubectlAsyncOk, kubectlOk, requireEnv, until, type Forwarder } from "./support.ts";
+import { commandAsync, forward, helmAsyncOk, helmOk, kubectl, kubectlAsync, kubectlAsyncOk, kubectlOk, requireEnv, until, type Forwarder } from "./support.ts";
 
 const NODE_IP = requireEnv("GEO_E2E_NODE_IP");
 const IMAGE = requireEnv("GEO_E2E_IMAGE");
 const RUN_DIR = requireEnv("GEO_E2E_RUN_DIR");
 const NS = "geo-e2e";
 const RELEASE = "geo-operator";
-const BLOBS = Number(process.env.E2E_BLOBS ?? 60);
+// Enough objects that the first copy outlasts the second or two between the starts of an Indexed
+// sync Job's three Pods, so that all of them find work.
+const BLOBS = Number(process.env.E2E_BLOBS ?? 120);
 const REPOS = Number(process.env.E2E_REPOS ?? 3);
 const UPLOADS = Number(process.env.E2E_UPLOADS ?? 30);
 const LEASE_SECONDS = 15;
@@ -115,6 +117,16 @@ const volumeAndClaim = (claim: string, path: string) => [
 const holds = (holder: string | undefined, pod: string) => holder === pod || (holder?.startsWith(`${pod}-`) ?? false);
 
 beforeAll(async () => {
+  const started = Date.now();
+  // The namespace enforces the restricted profile: the operator and every worker Pod must pass it.
+  kubectlOk(["create", "namespace", NS]);
+  kubectlOk(["label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted"]);
+  // The operator needs none of the test servers until the GeoSites name them: it is installed
+  // while they start and are seeded.
+  const installed = helmAsyncOk(["install", RELEASE, join(REPO_ROOT, "charts/geo-operator"), "-n", NS, "--wait", "--timeout", "3m",
+    "--set", `image.repository=${imageRepository}`, "--set", `image.tag=${imageTag}`, "--set", "image.pullPolicy=Never",
+    "--set", "worker.image.pullPolicy=Never", "--set", "replicaCount=2", "--set", "executor=jobs",
+    "--set", "leaderElection.enabled=true", "--set", "worker.maxRunSeconds=60"]).then(() => Date.now());
   servers = await startLocalEnvironment({ components: ["postgres", "s3", "git"] });
   const { postgres, s3, git } = servers.info;
   primaryDb = new pg.Pool({ connectionString: postgres!.primaryURL });
@@ -143,9 +155,6 @@ beforeAll(async () => {
     replicaDb: await onNode(postgres!.primaryReplicaURL),
   };
 
-  // The namespace enforces the restricted profile: the operator and every worker Pod must pass it.
-  kubectlOk(["create", "namespace", NS]);
-  kubectlOk(["label", "namespace", NS, "pod-security.kubernetes.io/enforce=restricted"]);
   // The secondary's git mirrors and both sites' uploads: PersistentVolumes on the node.
   kubectlOk(["apply", "-n", NS, "-f", "-"], [
     ...volumeAndClaim("tokyo-mirrors", nodeVolume("tokyo-mirrors")),
@@ -153,10 +162,8 @@ beforeAll(async () => {
     ...volumeAndClaim("tokyo-uploads", tokyoUploads),
   ].map((d) => stringify(d)).join("---\n"));
 
-  helmOk(["install", RELEASE, join(REPO_ROOT, "charts/geo-operator"), "-n", NS, "--wait", "--timeout", "3m",
-    "--set", `image.repository=${imageRepository}`, "--set", `image.tag=${imageTag}`, "--set", "image.pullPolicy=Never",
-    "--set", "worker.image.pullPolicy=Never", "--set", "replicaCount=2", "--set", "executor=jobs",
-    "--set", "leaderElection.enabled=true", "--set", "worker.maxRunSeconds=60"]);
+  const serversReady = Date.now();
+  const ready = await installed;
 
   // The samples, pointed at the test servers. Secrets carry the label the operator requires of
   // the Secrets it may read.
@@ -181,13 +188,17 @@ beforeAll(async () => {
   // kind of store (its volume or its bucket).
   const types = ["replicabletype-cool-widget.yaml", "replicabletype-design-repository.yaml", "replicabletype-upload.yaml"].map((file) => {
     const doc = samples(file);
-    // Short enough for a test, long enough that two cores are not busy starting worker Pods only.
-    // Consistency keeps the sample's 10 minutes: after the first pass, new records arrive through
-    // the event log and the cursor Pods (checked below).
-    doc.spec.intervals = { sync: "10s", verification: "10s", primaryVerification: "10s", consistency: "10m" };
-    // Re-verification soon enough to find the corruption below, not so soon that verified rows are
-    // forever being re-verified.
-    doc.spec.verification = { ...(doc.spec.verification ?? {}), minimumReverificationInterval: "30s" };
+    // The first runs start at once and verification follows each sync that copied something, so
+    // the intervals only pace the retries: every worker Pod costs two shared cores a second or
+    // more. uploads sync every 10 s (london's retrieval server starts with the types, and rows that
+    // found it not ready yet are retried). cool_widget's two minutes are longer than the heal
+    // below waits for each step: its runs there come from the administrator's requests. Consistency keeps the sample's 10
+    // minutes: new records arrive through the event log and the cursor Pods (checked below).
+    // Re-verification keeps the sample's period too: a verified row stays verified, and the
+    // corruption below is found by the reverification an administrator asks for (the scheduled
+    // one is fault scenario 07's).
+    const every = { "cool-widget": "2m", "design-repository": "30s", upload: "30s" }[doc.metadata.name as string]!;
+    doc.spec.intervals = { sync: doc.metadata.name === "upload" ? "10s" : every, verification: every, primaryVerification: every, consistency: "10m" };
     delete doc.spec.source.namespaceTable;
     delete doc.spec.source.namespaceParentColumn;
     delete doc.spec.source.shardColumn;
@@ -204,6 +215,8 @@ beforeAll(async () => {
     secret("tokyo-files-key", { key: tokyoFilesKey }),
     london, tokyo, ...types,
   ].map((d) => stringify(d)).join("---\n"));
+  const s_ = (t: number) => ((t - started) / 1000).toFixed(1);
+  console.log(`[e2e] set-up: servers started and seeded at ${s_(serversReady)} s, operator installed and ready at ${s_(ready)} s, samples applied at ${s_(Date.now())} s`);
 }, 600_000);
 
 afterAll(async () => {
@@ -372,37 +385,6 @@ describe("geo-operator on a real node", () => {
     for (const r of inFiles) expect(readByTokyo).toContain(key(r));
   });
 
-  it("the retrieval Service, asked from a Pod, refuses requests without valid credentials (401) and serves tokyo's", async () => {
-    const { rows } = await primaryDb.query<{ id: string; file_name: string }>(`SELECT id::text, file_name FROM uploads WHERE store = $1 ORDER BY id LIMIT 1`, [FILE_STORE.local]);
-    const key = `uploads/${rows[0]!.id}/${rows[0]!.file_name}`;
-    const path = `/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`;
-    // Signed here, sent from the Pod: valid for a few minutes (the server allows 5 ahead).
-    const expires = Math.floor(Date.now() / 1000) + 280;
-    const signed = (site: string, secretKey: string) => authorizationHeader({ method: "GET", path, expires, site }, secretKey);
-    const cases = {
-      anonymous: "",
-      wrongKey: signed("tokyo", randomBytes(32).toString("hex")),
-      unknownSite: signed("paris", tokyoFilesKey),
-      tokyo: signed("tokyo", tokyoFilesKey),
-    };
-    // Through CoreDNS and kube-proxy, checking the certificate against the Service's name.
-    const script = [
-      "const https = require('node:https'); const { createHash } = require('node:crypto');",
-      "const cases = JSON.parse(process.env.CASES);",
-      "const get = (authorization) => new Promise((ok, ko) => https.get(process.env.URL, { ca: process.env.CA, agent: false, headers: authorization ? { authorization } : {} }, (r) => {",
-      "  const hash = createHash('sha256'); r.on('data', (c) => hash.update(c)); r.on('end', () => ok({ status: r.statusCode, sha256: hash.digest('hex') })); }).on('error', ko));",
-      "(async () => { const out = {};",
-      "  for (const [name, authorization] of Object.entries(cases)) {",
-      "    for (let i = 0; ; i++) { try { out[name] = await get(authorization); break; } catch (e) { if (i === 30) throw e; console.error(String(e)); await new Promise((r) => setTimeout(r, 1000)); } } }",
-      "  console.log(JSON.stringify(out)); })().catch((e) => { console.error(String(e)); process.exit(1); });",
-    ].join("\n");
-    const { phase, text } = await runScriptPod("files-client", script, { URL: `https://${FILES_HOST}:${FILES_PORT}${path}`, CA: filesTls.ca, CASES: JSON.stringify(cases) });
-    expect(phase, text).toBe("Succeeded");
-    const answers = JSON.parse(text.trim().split("\n").at(-1)!);
-    expect(answers).toMatchObject({ anonymous: { status: 401 }, wrongKey: { status: 401 }, unknownSite: { status: 401 }, tokyo: { status: 200, sha256: londonTreeBefore.get(key) } });
-    await kubectlAsyncOk(["delete", "pod", "files-client", "-n", NS, "--wait=true"]);
-  });
-
   it("kubectl logs of a worker Job shows its summary line", async () => {
     const jobs = (await json(["get", "jobs", "-n", NS, "-l", `${MANAGED},geo.replication.dev/type=design-repository,geo.replication.dev/worker=sync`])).items as any[];
     const done = jobs.find((j) => j.status.succeeded > 0);
@@ -441,7 +423,40 @@ describe("geo-operator on a real node", () => {
     expect(Number(rows[0]!.succeeded)).toBe(BLOBS);
   });
 
-  it("the metrics Service is scraped through the cluster network (CoreDNS, kube-proxy)", async () => {
+  // The next three run side by side: two wait for a Pod of their own, the third for worker Jobs.
+  // The metrics check reads the upload gauges, which the heal of a cool_widget leaves alone.
+  it.concurrent("the retrieval Service, asked from a Pod, refuses requests without valid credentials (401) and serves tokyo's", async () => {
+    const { rows } = await primaryDb.query<{ id: string; file_name: string }>(`SELECT id::text, file_name FROM uploads WHERE store = $1 ORDER BY id LIMIT 1`, [FILE_STORE.local]);
+    const key = `uploads/${rows[0]!.id}/${rows[0]!.file_name}`;
+    const path = `/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`;
+    // Signed here, sent from the Pod: valid for a few minutes (the server allows 5 ahead).
+    const expires = Math.floor(Date.now() / 1000) + 280;
+    const signed = (site: string, secretKey: string) => authorizationHeader({ method: "GET", path, expires, site }, secretKey);
+    const cases = {
+      anonymous: "",
+      wrongKey: signed("tokyo", randomBytes(32).toString("hex")),
+      unknownSite: signed("paris", tokyoFilesKey),
+      tokyo: signed("tokyo", tokyoFilesKey),
+    };
+    // Through CoreDNS and kube-proxy, checking the certificate against the Service's name.
+    const script = [
+      "const https = require('node:https'); const { createHash } = require('node:crypto');",
+      "const cases = JSON.parse(process.env.CASES);",
+      "const get = (authorization) => new Promise((ok, ko) => https.get(process.env.URL, { ca: process.env.CA, agent: false, headers: authorization ? { authorization } : {} }, (r) => {",
+      "  const hash = createHash('sha256'); r.on('data', (c) => hash.update(c)); r.on('end', () => ok({ status: r.statusCode, sha256: hash.digest('hex') })); }).on('error', ko));",
+      "(async () => { const out = {};",
+      "  for (const [name, authorization] of Object.entries(cases)) {",
+      "    for (let i = 0; ; i++) { try { out[name] = await get(authorization); break; } catch (e) { if (i === 30) throw e; console.error(String(e)); await new Promise((r) => setTimeout(r, 1000)); } } }",
+      "  console.log(JSON.stringify(out)); })().catch((e) => { console.error(String(e)); process.exit(1); });",
+    ].join("\n");
+    const { phase, text } = await runScriptPod("files-client", script, { URL: `https://${FILES_HOST}:${FILES_PORT}${path}`, CA: filesTls.ca, CASES: JSON.stringify(cases) });
+    expect(phase, text).toBe("Succeeded");
+    const answers = JSON.parse(text.trim().split("\n").at(-1)!);
+    expect(answers).toMatchObject({ anonymous: { status: 401 }, wrongKey: { status: 401 }, unknownSite: { status: 401 }, tokyo: { status: 200, sha256: londonTreeBefore.get(key) } });
+    await kubectlAsyncOk(["delete", "pod", "files-client", "-n", NS, "--wait=false"]);
+  });
+
+  it.concurrent("the metrics Service is scraped through the cluster network (CoreDNS, kube-proxy)", async () => {
     const url = `http://${RELEASE}-metrics.${NS}.svc.cluster.local:9090/metrics`;
     // Either replica may answer; only the leader exports the registry gauges, so ask until it does,
     // on a new connection each time (kube-proxy picks a backend per connection).
@@ -449,13 +464,14 @@ describe("geo-operator on a real node", () => {
       `const http = require("node:http"); const url = ${JSON.stringify(url)};`,
       "const get = () => new Promise((ok, ko) => http.get(url, { agent: false }, (r) => { let t = ''; r.on('data', (c) => (t += c)); r.on('end', () => ok(t)); }).on('error', ko));",
       "(async () => { for (let i = 0; i < 60; i++) {",
-      "  try { const t = await get(); if (/^geo_cool_widgets_synced\\{site=\"tokyo\"/m.test(t)) { console.log(t); return; } console.error('answered without the registry gauges (not the leader)'); }",
+      "  try { const t = await get(); if (/^geo_uploads_synced\\{site=\"tokyo\"/m.test(t)) { console.log(t); return; } console.error('answered without the registry gauges (not the leader)'); }",
       "  catch (e) { console.error(String(e)); }",
       "  await new Promise((r) => setTimeout(r, 500)); } process.exit(1); })();",
     ].join("\n");
     const { phase, text } = await runScriptPod("scrape", script);
     expect(phase, text).toBe("Succeeded");
-    expect(text).toMatch(new RegExp(`^geo_cool_widgets_synced\\{site="tokyo"[^}]*\\} ${BLOBS}$`, "m"));
+    expect(text).toMatch(new RegExp(`^geo_uploads_synced\\{site="tokyo"[^}]*\\} ${UPLOADS}$`, "m"));
+    expect(text).toMatch(new RegExp(`^geo_uploads_verified\\{site="tokyo"[^}]*\\} ${UPLOADS}$`, "m"));
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
     // Both replicas stand behind the Service.
     await until("two ready endpoints behind the metrics Service", async () => {
@@ -465,26 +481,39 @@ describe("geo-operator on a real node", () => {
     await kubectlAsyncOk(["delete", "pod", "scrape", "-n", NS, "--wait=false"]);
   });
 
-  it("a corrupted secondary object fails verification, then heals", async () => {
+  it.concurrent("a corrupted secondary object fails verification, then heals (kubectl geo reverify, then resync of the failed rows)", async () => {
     const bucket = servers.info.s3!.secondary.bucket;
     const { Contents } = await secondaryS3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "cool_widgets/" }));
     const key = Contents![0]!.Key!;
+    const modelId = key.split("/")[1]!;
     const original = await (await primaryS3.send(new GetObjectCommand({ Bucket: servers.info.s3!.primary.bucket, Key: key }))).Body!.transformToByteArray();
     await secondaryS3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.from("bit rot") }));
-    await until("the mismatch in status", async () => {
+    // What an administrator who suspects the copy does: the plugin, through the registry API. The
+    // operator starts the verification it asks for at once: each step below waits one minute at
+    // most, where cool_widget's interval is two.
+    const geo = async (...args: string[]) => {
+      const res = await commandAsync(process.execPath, [join(REPO_ROOT, "bin/kubectl-geo.js"), "-n", NS, ...args]);
+      expect(res.code, res.stderr).toBe(0);
+      return res.stdout;
+    };
+    expect(await geo("reverify", "cool-widget", "--site", "tokyo", "--model-id", modelId)).toMatch(/^1 cool_widget registry rows on tokyo marked for reverification/m);
+    const failed = await until("the mismatch in status", async () => {
       const t = (await json(["get", "gsite", "tokyo", "-n", NS])).status.types.find((x: any) => x.name === "cool_widget");
       return t.failedCount >= 1 || t.verificationFailedCount >= 1 ? t : undefined;
-    }, 120_000);
-    // Skip the failed row's backoff, and trigger the Jobs now rather than at the next interval.
-    await trackingDb.query(`UPDATE cool_widget_registry SET retry_at = now() WHERE state = 3`);
-    await kubectlAsyncOk(["annotate", "--overwrite", "rtype", "cool-widget", "-n", NS, `geo.replication.dev/trigger=heal-${Date.now()}`]);
-    // Healed: the primary's bytes back on the secondary, nothing failed, everything synced.
-    // (Verified drops below 100% while rows are re-verified, so it is not waited for here.)
+    }, 60_000);
+    expect(failed.syncedCount).toBe(BLOBS - 1);
+    // Failed for both sync and verification, as GitLab records a checksum mismatch.
+    const row = (await trackingDb.query(`SELECT state, verification_state, checksum_mismatch FROM cool_widget_registry WHERE cool_widget_id = $1`, [modelId])).rows[0];
+    expect(row).toEqual({ state: 3, verification_state: 3, checksum_mismatch: true });
+    // The failed row would be copied again after its backoff (16 s or more) at the next sync run;
+    // resync makes it pending and asks for the run now.
+    expect(await geo("resync", "cool-widget", "--site", "tokyo", "--state", "failed")).toMatch(/^1 cool_widget registry row\(s\) on tokyo marked for resync/m);
+    // Healed: the primary's bytes back on the secondary, synced and verified again, nothing failed.
     await until("the object healed", async () => {
       const body = await (await secondaryS3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToByteArray();
       const t = (await json(["get", "gsite", "tokyo", "-n", NS])).status.types.find((x: any) => x.name === "cool_widget");
-      return sha256(body) === sha256(original) && t.syncedCount === BLOBS && t.failedCount === 0 && t.verificationFailedCount === 0 ? true : undefined;
-    }, 240_000);
+      return sha256(body) === sha256(original) && t.syncedCount === BLOBS && t.verifiedCount === BLOBS && t.failedCount === 0 && t.verificationFailedCount === 0 ? true : undefined;
+    }, 60_000);
   });
 
   it(`killing the leader Pod hands over to a live replica within the Lease duration (${LEASE_SECONDS} s)`, async () => {
@@ -572,7 +601,8 @@ describe("geo-operator on a real node", () => {
     await until("no operator-owned Pods, Jobs, Deployments or Services", async () => {
       const jobs = (await json(["get", "jobs", "-n", NS, "-l", MANAGED])).items;
       const servers = (await json(["get", "deployments,services", "-n", NS, "-l", MANAGED])).items;
-      const pods = (await json(["get", "pods", "-n", NS])).items.filter((p: any) => p.metadata.name !== "scrape");
+      // (The test's own client Pods are not the operator's.)
+      const pods = (await json(["get", "pods", "-n", NS])).items.filter((p: any) => !["scrape", "files-client"].includes(p.metadata.name));
       return jobs.length === 0 && servers.length === 0 && pods.length === 0 ? true : undefined;
     }, 120_000);
     expect(kubectl(["get", "deployment,service", FILES_SERVER, "-n", NS]).code).not.toBe(0);

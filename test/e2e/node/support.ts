@@ -36,6 +36,13 @@ export function helmOk(args: string[]): string {
   return res.stdout;
 }
 
+/** helm without blocking the event loop: the install runs while the test servers start. */
+export async function helmAsyncOk(args: string[]): Promise<string> {
+  const res = await commandAsync(requireEnv("HELM"), args);
+  if (res.code !== 0) throw new Error(`helm ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
+  return res.stdout;
+}
+
 /** kubectl without blocking the event loop (the test's TCP forwarders run on it). */
 export function kubectlAsync(args: string[], input?: string): Promise<CommandResult> {
   return commandAsync(requireEnv("KUBECTL"), args, input);

@@ -176,6 +176,12 @@ describe("geo-operator-admin", () => {
     expect(events.items.map((e) => [e.involvedObject.kind, e.involvedObject.name, e.message])).toEqual([
       ["GeoSite", "tokyo", "adam: 4 of 4 selected cool_widget registry rows marked for resync through the registry API"],
     ]);
+    // The operator is asked to sync tokyo now, not at the next interval (controllers/run-requests.ts).
+    const rt = JSON.parse(kubectlOk(["get", "rtype", "cool-widget", "-n", world.ns, "-o", "json"])) as { metadata: { annotations?: Record<string, string> } };
+    const requested = JSON.parse(rt.metadata.annotations?.["geo.replication.dev/run-requests"] ?? "{}") as Record<string, Record<string, string>>;
+    expect(Object.keys(requested)).toEqual(["tokyo"]);
+    expect(Object.keys(requested.tokyo!)).toEqual(["sync"]);
+    expect(Date.now() - Date.parse(requested.tokyo!.sync!)).toBeLessThan(60_000);
   });
 
   it("creates a RegistryAction with kubectl and sees its result", () => {

@@ -42,13 +42,14 @@ const VERB_OF_PREFIX: Record<string, string> = {
   list: "list",
   read: "get",
   create: "create",
+  get: "get",
   replace: "update",
   patch: "patch",
   delete: "delete",
   deleteCollection: "deletecollection",
 };
 
-const CLIENT_METHOD = /\.(list|read|create|replace|patch|deleteCollection|delete)(Namespaced|Cluster)?([A-Z][A-Za-z]*?)(ForAllNamespaces)?(Status)?\(/g;
+const CLIENT_METHOD = /\.(list|read|get|create|replace|patch|deleteCollection|delete)(Namespaced|Cluster)?([A-Z][A-Za-z]*?)(ForAllNamespaces)?(Status)?\(/g;
 
 /** Repository-relative paths of the modules `entry` loads at run time (type-only imports skipped). */
 export function moduleGraph(entry: string): string[] {
@@ -60,6 +61,8 @@ export function moduleGraph(entry: string): string[] {
     for (const m of text.matchAll(/^(import|export)\s+(type\s+)?[^;]*?from\s+"(\.{1,2}\/[^"]+\.ts)";/gm)) {
       if (!m[2]) visit(relative(REPO_ROOT, resolve(dirname(join(REPO_ROOT, file)), m[3]!)));
     }
+    // Modules a command loads when it runs (`await import("...")`): as much part of the program.
+    for (const m of text.matchAll(/\bimport\(\s*"(\.{1,2}\/[^"]+\.ts)"\s*\)/g)) visit(relative(REPO_ROOT, resolve(dirname(join(REPO_ROOT, file)), m[1]!)));
   };
   visit(entry);
   return [...seen].sort();
