@@ -45,7 +45,7 @@ cannot() {
   exit 3
 }
 [ "$(id -u)" = 0 ] || cannot "they need root (network, PID and mount namespaces, containerd, iptables)"
-for c in ip unshare nsenter flock mountpoint openssl curl iptables containerd ctr runc podman go; do
+for c in ip unshare nsenter setsid flock mountpoint openssl curl iptables containerd ctr runc podman go; do
   command -v "$c" >/dev/null || cannot "'$c' is not installed (make tools-node installs the packages)"
 done
 CNI_BIN=""
@@ -150,10 +150,12 @@ teardown() {
   trap - EXIT INT TERM
   set +e
   # Interrupted while the command ran: it goes first (TERM, then KILL), so it can stop its servers.
+  # The command leads its own process group (setsid below): the whole group is signalled, so the
+  # test runner's worker processes and the servers they started end with it.
   if [ -n "$command_pid" ] && kill -0 "$command_pid" 2>/dev/null; then
-    kill -TERM "$command_pid"
-    for _ in $(seq 1 300); do kill -0 "$command_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$command_pid" 2>/dev/null
+    kill -TERM -- "-$command_pid" 2>/dev/null || kill -TERM "$command_pid"
+    for _ in $(seq 1 300); do kill -0 -- "-$command_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$command_pid" 2>/dev/null
   fi
   if [ -n "$node_pid" ]; then
     # An interface or route that appeared during the run fails the run even if the tests passed.
@@ -229,7 +231,7 @@ import "$IMAGE" "$image_id"
 # --- The command, in the node's network namespace. -------------------------------------------------
 log "running: $*"
 set +e
-nsenter --net="/run/netns/$NETNS" env KUBECONFIG="$RUN/pki/admin.kubeconfig" GEO_E2E_NODE_IP="$NODE_IP" \
+setsid -w nsenter --net="/run/netns/$NETNS" env KUBECONFIG="$RUN/pki/admin.kubeconfig" GEO_E2E_NODE_IP="$NODE_IP" \
   GEO_E2E_IMAGE="$IMAGE" GEO_E2E_IMAGE_ID="$image_id" GEO_E2E_RUN_DIR="$RUN" KUBECTL="$KUBECTL" HELM="$HELM" "$@" &
 command_pid=$!
 wait "$command_pid"

@@ -48,7 +48,7 @@ export interface Replicator {
    * Checks once per run that storage is reachable with the given credentials (bucket exists,
    * mirror root writable...). Throws an Error whose message says what to fix; the run stops.
    */
-  preflight(signal: AbortSignal): Promise<void>;
+  preflight(signal: AbortSignal, options?: PreflightOptions): Promise<void>;
   /** Checksum of the record's data on the primary. Throws MissingOnPrimaryError when absent. */
   checksumPrimary(record: ModelRecord, signal: AbortSignal): Promise<ChecksumResult>;
   /**
@@ -115,4 +115,13 @@ export class AmbiguousNotFoundError extends Error {
 /** The secondary copy exists but is not whole; verification puts the row back into sync with repair. */
 export class CopyDamagedError extends Error {
   override readonly name = "CopyDamagedError";
+}
+
+export interface PreflightOptions {
+  /**
+   * How long to wait for a primary store that does not answer yet (a retrieval server that is
+   * starting or restarting) before the run goes on without it. A sync asks for this: rows it
+   * would otherwise fail now wait for a retry with backoff.
+   */
+  waitForUnreachableMs?: number;
 }

@@ -106,7 +106,8 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
     const concurrency = kind === "sync" ? (site.capacities?.[strategy.syncCapacity.field] ?? strategy.syncCapacity.default) : verificationCapacityOf(site);
     const replicator = await strategy.createReplicator({ type, siteName: opts.site, role: site.role, endpoints, log });
     try {
-      await replicator.preflight(abort.signal);
+      // A sync reads the primary's data: it waits a little for a store that is only starting.
+      await replicator.preflight(abort.signal, kind === "sync" ? { waitForUnreachableMs: retrievalWaitSeconds(env) * 1000 } : {});
       phaseDone("storage");
       const ctx: WorkerContext = {
         type,
@@ -152,3 +153,12 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/** GEO_RETRIEVAL_WAIT_SECONDS: how long a sync waits for the primary's retrieval server at start (default 30). */
+function retrievalWaitSeconds(env: Env): number {
+  const raw = env.GEO_RETRIEVAL_WAIT_SECONDS;
+  if (raw === undefined || raw === "") return 30;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new ConfigurationError(`GEO_RETRIEVAL_WAIT_SECONDS must be a number of seconds, 0 or more; got ${JSON.stringify(raw)}`);
+  return seconds;
+}

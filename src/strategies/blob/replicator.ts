@@ -11,6 +11,7 @@
  * (refused credentials, an unavailable volume, network failures) stays an ordinary failure that
  * the row retries with backoff.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { createObjectStore } from "./object-store.ts";
 import {
   InvalidLocationError,
@@ -19,6 +20,7 @@ import {
   type ChecksumOptions,
   type ChecksumResult,
   type ModelRecord,
+  type PreflightOptions,
   type Replicator,
   type ReplicatorContext,
   type SyncResult,
@@ -124,26 +126,37 @@ export class BlobReplicator implements Replicator {
     return target;
   }
 
-  async preflight(signal: AbortSignal): Promise<void> {
+  async preflight(signal: AbortSignal, options: PreflightOptions = {}): Promise<void> {
     const stores: BlobSource[] = [...STORE_KINDS.map((k) => this.primary[k]), ...STORE_KINDS.map((k) => this.secondary?.[k])].filter((s): s is BlobSource => !!s);
+    const deadline = Date.now() + (options.waitForUnreachableMs ?? 0);
     for (const store of stores) {
-      try {
-        await store.probe(signal);
-      } catch (err) {
-        // Refused credentials fail each row with a backoff and a message on the row (a rotated
-        // key takes a minute to reach the server); they are never read as missing data.
-        if (err instanceof CredentialsRefusedError) {
-          this.log.warn({ err: err.message }, "the primary's retrieval server refuses this site's credentials; rows will fail until it accepts them");
-          continue;
+      for (let waited = false; ; waited = true) {
+        try {
+          await store.probe(signal);
+          if (waited) this.log.info("the primary's retrieval server answers");
+          break;
+        } catch (err) {
+          // Refused credentials fail each row with a backoff and a message on the row (a rotated
+          // key takes a minute to reach the server); they are never read as missing data.
+          if (err instanceof CredentialsRefusedError) {
+            this.log.warn({ err: err.message }, "the primary's retrieval server refuses this site's credentials; rows will fail until it accepts them");
+            break;
+          }
+          // Nor does an unreachable retrieval server stop the run: it is a Deployment that may be
+          // starting (the operator creates it with the sites) or restarting. A sync waits for it
+          // a little (options.waitForUnreachableMs); then rows that read it fail with a backoff,
+          // and the rest (object-stored records, consistency, verifying copies) proceed.
+          if (err instanceof StoreUnreachableError) {
+            if (Date.now() < deadline && !signal.aborted) {
+              if (!waited) this.log.info({ err: err.message, waitSeconds: Math.ceil((deadline - Date.now()) / 1000) }, "the primary's retrieval server does not answer yet; waiting for it");
+              await sleep(1000, undefined, { signal }).catch(() => undefined);
+              continue;
+            }
+            this.log.warn({ err: err.message }, "the primary's retrieval server is unreachable; rows that read it will fail and be retried");
+            break;
+          }
+          throw err;
         }
-        // Nor does an unreachable retrieval server stop the run: it is a Deployment that may be
-        // starting (the operator creates it with the sites) or restarting. Rows that read it fail
-        // with a backoff; the rest (object-stored records, consistency, verifying copies) proceed.
-        if (err instanceof StoreUnreachableError) {
-          this.log.warn({ err: err.message }, "the primary's retrieval server is unreachable; rows that read it will fail and be retried");
-          continue;
-        }
-        throw err;
       }
     }
   }

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { HeadObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
@@ -454,10 +454,39 @@ describe("blob workers reading the primary's files through its retrieval server"
     expect(readdirSync(join(fw.base, "outside-r"))).toEqual(["secret.txt"]);
   });
 
+  it("a sync waits for a retrieval server that starts late, and copies without a failed attempt", async () => {
+    const id = await fw.add(randomBytes(64), { name: "late-server.bin" });
+    const files = fw.world.primarySite.fileStorage!;
+    const target = new URL(files.retrieval!.url);
+    // The server's address as the sync sees it starts answering 2 s after the sync starts.
+    const port = await freePort();
+    const late = createServer((client) => {
+      const upstream = connect(Number(target.port), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    const opening = setTimeout(() => late.listen(port, "127.0.0.1"), 2_000);
+    try {
+      const env = { GEO_PRIMARY_SITE_SPEC: JSON.stringify({ ...fw.world.primarySite, fileStorage: { ...files, retrieval: { ...files.retrieval!, url: `https://127.0.0.1:${port}` } } }), GEO_RETRIEVAL_WAIT_SECONDS: "30" };
+      await fw.runOk("consistency", env);
+      await fw.runOk("sync", env);
+      expect((await registryRows(fw.world.dbs.tracking)).get(id)).toMatchObject({ state: 2, retry_count: 0, last_sync_failure: null });
+      expect(await fw.secondaryFile(id)).toBeDefined();
+    } finally {
+      clearTimeout(opening);
+      await new Promise<void>((done) => late.close(() => done()));
+    }
+  });
+
   it("does not stop a run while the server is unreachable (starting, restarting): rows that read it fail with a backoff, never missing, and sync once it answers", async () => {
     const id = await fw.add(randomBytes(64), { name: "while-down.bin" });
     const files = fw.world.primarySite.fileStorage!;
-    const down = { GEO_PRIMARY_SITE_SPEC: JSON.stringify({ ...fw.world.primarySite, fileStorage: { ...files, retrieval: { ...files.retrieval!, url: `https://127.0.0.1:${await freePort()}` } } }) };
+    // (No wait for the server at the start of the sync: this is the path once a wait ran out.)
+    const down = {
+      GEO_PRIMARY_SITE_SPEC: JSON.stringify({ ...fw.world.primarySite, fileStorage: { ...files, retrieval: { ...files.retrieval!, url: `https://127.0.0.1:${await freePort()}` } } }),
+      GEO_RETRIEVAL_WAIT_SECONDS: "0",
+    };
     await fw.runOk("consistency", down);
     await fw.runOk("sync", down);
     const row = (await registryRows(fw.world.dbs.tracking)).get(id)!;
