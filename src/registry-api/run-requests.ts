@@ -26,9 +26,9 @@ export async function requestRun(custom: CustomObjectsApi, type: { namespace: st
 
 async function annotateOnce(custom: CustomObjectsApi, target: { plural: string; namespace: string; name: string }, value: (rt: ReplicableType) => string): Promise<void> {
   const object = { group: GROUP, version: VERSION, plural: target.plural, namespace: target.namespace, name: target.name };
-  const rt = (await custom.getNamespacedCustomObject(object)) as ReplicableType;
+  const current: ReplicableType = await custom.getNamespacedCustomObject(object);
   await custom.patchNamespacedCustomObject(
-    { ...object, body: { metadata: { resourceVersion: rt.metadata.resourceVersion, annotations: { [RUN_REQUESTS_ANNOTATION]: value(rt) } } } },
+    { ...object, body: { metadata: { resourceVersion: current.metadata.resourceVersion, annotations: { [RUN_REQUESTS_ANNOTATION]: value(current) } } } },
     setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
   );
 }

@@ -59,7 +59,8 @@ export async function runWorker(kind: WorkerKind, opts: WorkerOptions, env: Env 
   const abort = new AbortController();
   // Where a run's time goes, in seconds, logged with its summary: in a Job's Pod the work itself
   // is often the smallest part (process start, connections, schema check, storage probes).
-  const phases: Record<string, number> = { processStart: round2(process.uptime()) };
+  // (processStart only for a process of its own: in-process runs share the manager's.)
+  const phases: Record<string, number> = io.signal ? {} : { processStart: round2(process.uptime()) };
   let phaseStart = performance.now();
   const phaseDone = (name: string) => {
     const now = performance.now();
