@@ -48,7 +48,7 @@ import {
   type SiteOutcome,
   type Settled,
 } from "./replicabletype-plan.ts";
-import { syncFinishedSinceVerify, type RunRecord } from "./schedule.ts";
+import { latestRun, syncFinishedSinceVerify, type RunRecord } from "./schedule.ts";
 import type { SiteAccess } from "./site-access.ts";
 import { sourceProblems } from "./source-check.ts";
 import { checkTopology, duplicateTypeNames, sameDatabase, type Finding } from "./validation.ts";
@@ -79,6 +79,12 @@ export class ReplicableTypeController {
    * generation) up to date: later passes skip the DDL round trip and report this version.
    */
   private readonly schemaVersions = new Map<string, number>();
+  /**
+   * Per type and site, the sync run (its completion time) after which no copies were waiting for
+   * verification: that answer stands until another sync finishes, so it is not asked again on
+   * every reconcile.
+   */
+  private readonly nothingAwaitedAfter = new Map<string, number>();
 
   constructor(deps: ReplicableTypeControllerDeps) {
     this.d = deps;
@@ -145,7 +151,12 @@ export class ReplicableTypeController {
         const tracking = await this.d.access.pool(site, "tracking");
         hold = await deletionHold(tracking, type.name);
         // Once per finished sync run: does verification have copies to look at now?
-        if (type.verificationEnabled && schemaVersion !== undefined && syncFinishedSinceVerify(runs)) awaiting = await copiesAwaitVerification(tracking, type.schema);
+        const syncDone = latestRun(runs, "sync")?.completionTime?.getTime();
+        const key = `${rt.metadata.uid}/${site.metadata.name}`;
+        if (type.verificationEnabled && schemaVersion !== undefined && syncFinishedSinceVerify(runs) && this.nothingAwaitedAfter.get(key) !== syncDone) {
+          awaiting = await copiesAwaitVerification(tracking, type.schema);
+          if (!awaiting && syncDone !== undefined) this.nothingAwaitedAfter.set(key, syncDone);
+        }
       } catch (err) {
         // The GeoSite's health reports an unreachable tracking database; scheduling goes on.
         this.d.log.warn({ site: site.metadata.name, err: errorText(err) }, "could not read held deletions or copies awaiting verification");

@@ -44,6 +44,19 @@ const s3 = (s: NonNullable<typeof env.s3>["primary"]) =>
 const git = (args: string[], cwd: string) =>
   execFileSync("git", ["-c", "user.name=Geo", "-c", "user.email=geo@example.com", "-c", "init.defaultBranch=main", ...args], { cwd, encoding: "utf8" }).trim();
 
+/** A repository on the primary's git server with one commit, and its design_repositories row; returns the row's id. */
+async function addRepository(name: string): Promise<string> {
+  const diskPath = `op-${run}/${name}`;
+  const bare = join(env.git!.root, `${diskPath}.git`);
+  execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
+  const clone = join(work, name);
+  git(["clone", "-q", bare, clone], work);
+  git(["commit", "-q", "--allow-empty", "-m", name], clone);
+  git(["push", "-q", "origin", "main"], clone);
+  const { rows } = await dbs.primary.query<{ id: string }>(`INSERT INTO design_repositories (namespace_id, disk_path) VALUES (1, $1) RETURNING id`, [diskPath]);
+  return rows[0]!.id;
+}
+
 /** A kubeconfig whose server goes through the proxy, so the test can cut the manager's connections. */
 function proxiedKubeConfig(port: number): KubeConfig {
   const doc = parse(readFileSync(process.env.KUBECONFIG!, "utf8"));
@@ -83,16 +96,7 @@ beforeAll(async () => {
     bodies.set(Number(rows[0]!.id), body);
     await primaryS3.send(new PutObjectCommand({ Bucket: env.s3!.primary.bucket, Key: `${prefix}cool_widgets/${rows[0]!.id}/w${i}.bin`, Body: body }));
   }
-  for (let i = 0; i < REPOS; i++) {
-    const diskPath = `op-${run}/repo-${i}`;
-    const bare = join(env.git!.root, `${diskPath}.git`);
-    execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
-    const clone = join(work, `c${i}`);
-    git(["clone", "-q", bare, clone], work);
-    git(["commit", "-q", "--allow-empty", "-m", `commit ${i}`], clone);
-    git(["push", "-q", "origin", "main"], clone);
-    await dbs.primary.query(`INSERT INTO design_repositories (namespace_id, disk_path) VALUES (1, $1)`, [diskPath]);
-  }
+  for (let i = 0; i < REPOS; i++) await addRepository(`repo-${i}`);
 
   const secrets = [
     { name: "primary-main-db", data: { url: dbs.primaryUrl } },
@@ -243,15 +247,7 @@ describe("operator", () => {
   });
 
   it("verifies a new repository right after the sync run that copied it, not at the next verification interval (10 minutes here)", async () => {
-    const diskPath = `op-${run}/repo-late`;
-    const bare = join(env.git!.root, `${diskPath}.git`);
-    execFileSync("git", ["init", "-q", "--bare", "-b", "main", bare]);
-    const clone = join(work, "late");
-    git(["clone", "-q", bare, clone], work);
-    git(["commit", "-q", "--allow-empty", "-m", "late"], clone);
-    git(["push", "-q", "origin", "main"], clone);
-    const { rows } = await dbs.primary.query<{ id: string }>(`INSERT INTO design_repositories (namespace_id, disk_path) VALUES (1, $1) RETURNING id`, [diskPath]);
-    const id = rows[0]!.id;
+    const id = await addRepository("repo-late");
     // Every repository before this one was verified long ago: the verification interval is
     // minutes away, so only a verification that follows the sync can reach this one in time.
     await until("the new repository synced and verified on tokyo", async () =>

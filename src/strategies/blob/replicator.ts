@@ -129,34 +129,34 @@ export class BlobReplicator implements Replicator {
   async preflight(signal: AbortSignal, options: PreflightOptions = {}): Promise<void> {
     const stores: BlobSource[] = [...STORE_KINDS.map((k) => this.primary[k]), ...STORE_KINDS.map((k) => this.secondary?.[k])].filter((s): s is BlobSource => !!s);
     const deadline = Date.now() + (options.waitForUnreachableMs ?? 0);
-    for (const store of stores) {
-      for (let waited = false; ; waited = true) {
-        try {
-          await store.probe(signal);
-          if (waited) this.log.info("the primary's retrieval server answers");
-          break;
-        } catch (err) {
-          // Refused credentials fail each row with a backoff and a message on the row (a rotated
-          // key takes a minute to reach the server); they are never read as missing data.
-          if (err instanceof CredentialsRefusedError) {
-            this.log.warn({ err: err.message }, "the primary's retrieval server refuses this site's credentials; rows will fail until it accepts them");
-            break;
-          }
-          // Nor does an unreachable retrieval server stop the run: it is a Deployment that may be
-          // starting (the operator creates it with the sites) or restarting. A sync waits for it
-          // a little (options.waitForUnreachableMs); then rows that read it fail with a backoff,
-          // and the rest (object-stored records, consistency, verifying copies) proceed.
-          if (err instanceof StoreUnreachableError) {
-            if (Date.now() < deadline && !signal.aborted) {
-              if (!waited) this.log.info({ err: err.message, waitSeconds: Math.ceil((deadline - Date.now()) / 1000) }, "the primary's retrieval server does not answer yet; waiting for it");
-              await sleep(1000, undefined, { signal }).catch(() => undefined);
-              continue;
-            }
-            this.log.warn({ err: err.message }, "the primary's retrieval server is unreachable; rows that read it will fail and be retried");
-            break;
-          }
-          throw err;
+    for (const store of stores) await this.probeStore(store, signal, deadline);
+  }
+
+  /** Probes one store, waiting until `deadline` for one that does not answer yet. */
+  private async probeStore(store: BlobSource, signal: AbortSignal, deadline: number): Promise<void> {
+    for (let waited = false; ; waited = true) {
+      try {
+        await store.probe(signal);
+        if (waited) this.log.info("the primary's retrieval server answers");
+        return;
+      } catch (err) {
+        // Refused credentials fail each row with a backoff and a message on the row (a rotated
+        // key takes a minute to reach the server); they are never read as missing data.
+        if (err instanceof CredentialsRefusedError) {
+          this.log.warn({ err: err.message }, "the primary's retrieval server refuses this site's credentials; rows will fail until it accepts them");
+          return;
         }
+        if (!(err instanceof StoreUnreachableError)) throw err;
+        // Nor does an unreachable retrieval server stop the run: it is a Deployment that may be
+        // starting (the operator creates it with the sites) or restarting. A sync waits for it a
+        // little (PreflightOptions.waitForUnreachableMs); then rows that read it fail with a
+        // backoff, and the rest (object-stored records, consistency, verifying copies) proceed.
+        if (Date.now() >= deadline || signal.aborted) {
+          this.log.warn({ err: err.message }, "the primary's retrieval server is unreachable; rows that read it will fail and be retried");
+          return;
+        }
+        if (!waited) this.log.info({ err: err.message, waitSeconds: Math.ceil((deadline - Date.now()) / 1000) }, "the primary's retrieval server does not answer yet; waiting for it");
+        await sleep(1000, undefined, { signal }).catch(() => undefined);
       }
     }
   }
