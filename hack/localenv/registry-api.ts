@@ -41,7 +41,11 @@ export async function startRegistryApi(opts: { stateDir: string; kubeconfig: str
   kubectl(["apply", "--server-side", "-f", join(REPO_ROOT, "crds")]);
   kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd/geosites.geo.replication.dev", "crd/replicabletypes.geo.replication.dev"]);
 
-  const [port, healthPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  // Three different ports: each free port is released before the next is asked for, so the
+  // kernel can hand the same one out twice (seen in CI: the registry API and /readyz on one port).
+  const ports = new Set<number>();
+  while (ports.size < 3) ports.add(await freePort());
+  const [port, healthPort, metricsPort] = [...ports] as [number, number, number];
   const proc = new ManagedProcess({
     name: "geo-registry-api",
     command: process.execPath,
