@@ -50,7 +50,7 @@ test-faults: deps tools ## The fault suite (test/faults/): one table of scenario
 # The real-node end to end (hack/node/run.sh): builds the image, starts a single-node cluster in a
 # network namespace with no route out, runs test/e2e inside it and tears it down. Needs root; where
 # it cannot run it fails loudly (exit 3), it never passes silently.
-E2E_RUN = bash hack/node/run.sh -- vitest run --project e2e --reporter=default --reporter=json --outputFile.json=$(REPORTS)/e2e.json
+E2E_RUN = bash hack/node/run.sh -- vitest run --project e2e --reporter=default --reporter=json --reporter=./hack/vitest-unhandled-errors.ts --outputFile.json=$(REPORTS)/e2e.json
 
 e2e: deps tools-node tools ## End to end on a real node: image, kubelet, helm install, real Pods (root)
 	@mkdir -p $(REPORTS)
@@ -66,9 +66,9 @@ tools-all: ## Everything `make test` provisions, the two Go builds side by side 
 test: deps tools-all lint typecheck ## Everything: set-up, lint, typecheck, unit, integration, fault suite and real-node e2e tests
 	@rm -rf $(REPORTS) && mkdir -p $(REPORTS)
 	@status=0; \
-	vitest run --project unit --reporter=default --reporter=json --outputFile.json=$(REPORTS)/unit.json || status=1; \
-	vitest run --project integration --reporter=default --reporter=json --outputFile.json=$(REPORTS)/integration.json || status=1; \
-	vitest run --project faults --reporter=default --reporter=json --outputFile.json=$(REPORTS)/faults.json || status=1; \
+	vitest run --project unit --reporter=default --reporter=json --reporter=./hack/vitest-unhandled-errors.ts --outputFile.json=$(REPORTS)/unit.json || status=1; \
+	vitest run --project integration --reporter=default --reporter=json --reporter=./hack/vitest-unhandled-errors.ts --outputFile.json=$(REPORTS)/integration.json || status=1; \
+	vitest run --project faults --reporter=default --reporter=json --reporter=./hack/vitest-unhandled-errors.ts --outputFile.json=$(REPORTS)/faults.json || status=1; \
 	{ bash hack/tools/ensure-system.sh --node && $(E2E_RUN); } || status=1; \
 	node hack/test-summary.ts $(REPORTS)/unit.json $(REPORTS)/integration.json $(REPORTS)/faults.json $(REPORTS)/e2e.json || status=1; \
 	exit $$status

@@ -86,6 +86,8 @@ export function forward(host: string, targetPort: number): Promise<Forwarder> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, host, () => {
+      // Once listening, a failed accept is the connecting Pod's problem (it retries), not the test's.
+      server.off("error", reject).on("error", (err) => console.error(`[e2e] forwarder ${host} -> ${targetPort}: ${err.message}`));
       const address = server.address();
       if (address === null || typeof address === "string") return reject(new Error("no port"));
       resolve({
