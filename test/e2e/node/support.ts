@@ -17,12 +17,11 @@ export function requireEnv(name: string): string {
 
 export type { CommandResult };
 
-function run(binary: string, args: string[], input?: string, timeoutMs = 120_000): CommandResult {
-  const res = spawnSync(binary, args, { input, encoding: "utf8", timeout: timeoutMs });
+/** kubectl, blocking: for the set-up steps, which run before any Pod uses the forwarders. */
+function kubectl(args: string[], input?: string): CommandResult {
+  const res = spawnSync(requireEnv("KUBECTL"), args, { input, encoding: "utf8", timeout: 120_000 });
   return { code: res.status ?? -1, stdout: res.stdout ?? "", stderr: (res.stderr ?? "") + (res.error ? String(res.error) : "") };
 }
-
-export const kubectl = (args: string[], input?: string): CommandResult => run(requireEnv("KUBECTL"), args, input);
 
 export function kubectlOk(args: string[], input?: string): string {
   const res = kubectl(args, input);
@@ -30,13 +29,7 @@ export function kubectlOk(args: string[], input?: string): string {
   return res.stdout;
 }
 
-export function helmOk(args: string[]): string {
-  const res = run(requireEnv("HELM"), args, undefined, 300_000);
-  if (res.code !== 0) throw new Error(`helm ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
-  return res.stdout;
-}
-
-/** helm without blocking the event loop: the install runs while the test servers start. */
+/** helm without blocking the event loop: the install runs while the test servers start, and the forwarders serve Pods throughout. */
 export async function helmAsyncOk(args: string[]): Promise<string> {
   const res = await commandAsync(requireEnv("HELM"), args);
   if (res.code !== 0) throw new Error(`helm ${args.join(" ")} failed (${res.code}): ${res.stderr}`);
