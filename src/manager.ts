@@ -24,8 +24,8 @@ import { EventRecorder } from "./k8s/events.ts";
 import { changedBeyondStatus, Informer } from "./k8s/informer.ts";
 import { Priority } from "./k8s/workqueue.ts";
 import { LeaderElector } from "./k8s/leader-election.ts";
-import { requestRun } from "./registry-api/run-requests.ts";
 import { OperatorMetrics } from "./metrics/metrics.ts";
+import { requestRun } from "./registry-api/run-requests.ts";
 import { RegistryApiServer } from "./registry-api/server.ts";
 import type { Logger } from "./util/log.ts";
 

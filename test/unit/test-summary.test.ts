@@ -2,7 +2,7 @@
 // awaited. A real vitest run, with the project's reporter, on a test that passes but leaves a
 // rejection behind.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -17,7 +17,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function runVitest(name: string, source: string): string {
   const root = join(dir, name);
   const report = join(dir, `${name}.json`);
-  spawnSync("mkdir", ["-p", root]);
+  mkdirSync(root, { recursive: true });
   writeFileSync(join(root, "vitest.config.mjs"), "export default { test: { include: ['*.check.mjs'], globals: true } };\n");
   writeFileSync(join(root, "case.check.mjs"), source);
   const res = spawnSync(process.execPath, [join(REPO, "node_modules/vitest/vitest.mjs"), "run", "--root", root,
